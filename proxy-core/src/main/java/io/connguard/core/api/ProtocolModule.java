@@ -1,0 +1,20 @@
+package io.connguard.core.api;
+
+/**
+ * A wire protocol connguard can guard, found through {@link java.util.ServiceLoader}.
+ *
+ * <p>One instance exists per running proxy; state it shares between its sessions (cancel-key routes,
+ * connection-id maps, a cached server greeting) lives in its fields and must be thread-safe, because
+ * sessions run on different event loops. Everything else a session owns is confined to its event loop.
+ */
+public interface ProtocolModule {
+
+    /** The value of a listener's {@code protocol} key, e.g. {@code postgres}. */
+    String id();
+
+    /**
+     * The protocol half of a new client session. Called on the session's event loop right after the
+     * client connected, before any byte was read.
+     */
+    ProtocolSession newSession(SessionContext context);
+}

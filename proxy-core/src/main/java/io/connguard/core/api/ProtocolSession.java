@@ -1,0 +1,47 @@
+package io.connguard.core.api;
+
+import io.netty.buffer.ByteBuf;
+
+/**
+ * The protocol half of one client session: it reads the handshake, scans both byte streams for message
+ * boundaries and reports what it sees to core through its {@link SessionContext}. Core decides (caps,
+ * timers, kills, metrics) and asks it for its protocol's error packets.
+ *
+ * <p>Every method is called on the session's event loop, so an implementation needs no locks.
+ * Ownership of a {@link ByteBuf} passed in moves to the session: it forwards it with
+ * {@link SessionContext#toUpstream} / {@link SessionContext#toClient} or releases it.
+ */
+public interface ProtocolSession {
+
+    /** Bytes read from the client. */
+    void onClientBytes(ByteBuf bytes);
+
+    /** Bytes read from the upstream server (already decrypted when upstream TLS is on). */
+    void onUpstreamBytes(ByteBuf bytes);
+
+    /**
+     * The client was admitted and the upstream TCP connection is open: the session now speaks to the
+     * server (upstream TLS, startup or handshake response) and from then on relays.
+     */
+    void onUpstreamConnected();
+
+    /**
+     * The packet that tells the client why core is ending the session, in this protocol's own form.
+     * Returns {@code null} when nothing can be sent safely (for example in the middle of a server
+     * message, where an inserted packet would corrupt the stream); core then just closes.
+     */
+    ByteBuf clientError(ProxyError error);
+
+    /**
+     * The packet that ends the session politely on the server (PostgreSQL Terminate, MySQL COM_QUIT),
+     * sent before core closes the upstream connection, so the server rolls back at once.
+     * Returns {@code null} when there is nothing to send or the client stream is mid-message.
+     */
+    ByteBuf upstreamGoodbye();
+
+    /** The last statement the client sent, as a fingerprint (literals replaced by {@code ?}); "" if none. */
+    String lastStatement();
+
+    /** The session has ended: release every buffer still held. Called exactly once. */
+    void close();
+}

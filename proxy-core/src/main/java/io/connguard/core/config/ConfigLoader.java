@@ -1,0 +1,332 @@
+package io.connguard.core.config;
+
+import io.connguard.core.api.ListenerInfo.UpstreamTlsMode;
+import io.connguard.core.config.ClientsConfig.IdentityField;
+import io.connguard.core.config.ListenerConfig.ClientTls;
+import io.connguard.core.config.ListenerConfig.ClientTlsMode;
+import io.connguard.core.config.ListenerConfig.UpstreamTls;
+import org.yaml.snakeyaml.LoaderOptions;
+import org.yaml.snakeyaml.Yaml;
+import org.yaml.snakeyaml.constructor.SafeConstructor;
+import org.yaml.snakeyaml.error.MarkedYAMLException;
+import org.yaml.snakeyaml.error.YAMLException;
+import org.yaml.snakeyaml.nodes.Node;
+import org.yaml.snakeyaml.nodes.ScalarNode;
+
+import java.io.IOException;
+import java.io.StringReader;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.Function;
+import java.util.regex.PatternSyntaxException;
+
+/**
+ * Reads a configuration file into an immutable {@link ProxyConfig}, checking every key against the
+ * schema of DESIGN.md and reporting every error at once, each with its key path and line.
+ */
+public final class ConfigLoader {
+
+    private static final Set<String> TOP = Set.of("admin", "listeners", "clients", "shutdown", "logging");
+    private static final Set<String> ADMIN = Set.of("listen", "token");
+    private static final Set<String> LISTENER = Set.of("name", "protocol", "listen", "upstream",
+            "maxUpstreamConnections", "connectTimeout", "handshakeTimeout", "upstreamTls", "clientTls");
+    private static final Set<String> UPSTREAM_TLS = Set.of("mode", "caFile");
+    private static final Set<String> CLIENT_TLS = Set.of("mode");
+    private static final Set<String> CLIENTS = Set.of("identity", "maxTrackedClients", "defaults", "rules");
+    private static final Set<String> LIMITS = Set.of("maxConnections", "queueTimeout", "maxQueued",
+            "idleInTransactionTimeout", "idleTimeout", "leakDetectionThreshold", "maxSessionLifetime");
+    private static final Set<String> RULE = union(LIMITS, Set.of("match"));
+    private static final Set<String> MATCH = Set.of("user", "database", "application", "address", "listener");
+    private static final Set<String> SHUTDOWN = Set.of("minDrainDelay", "drainTimeout");
+    private static final Set<String> LOGGING = Set.of("format", "level");
+
+    static final HostPort DEFAULT_ADMIN = new HostPort("127.0.0.1", 9633);
+    static final Duration DEFAULT_CONNECT_TIMEOUT = Duration.ofSeconds(5);
+    static final Duration DEFAULT_HANDSHAKE_TIMEOUT = Duration.ofSeconds(10);
+    static final List<IdentityField> DEFAULT_IDENTITY =
+            List.of(IdentityField.USER, IdentityField.DATABASE, IdentityField.APPLICATION);
+    static final int DEFAULT_MAX_TRACKED_CLIENTS = 500;
+    static final Duration DEFAULT_MIN_DRAIN_DELAY = Duration.ZERO;
+    static final Duration DEFAULT_DRAIN_TIMEOUT = Duration.ofSeconds(25);
+
+    private final Function<String, String> environment;
+    private final Set<String> protocols;
+
+    /**
+     * @param environment where {@code ${NAME}} is looked up (usually {@code System::getenv})
+     * @param protocols   the protocol ids that are installed (the {@code protocol} key must name one)
+     */
+    public ConfigLoader(Function<String, String> environment, Set<String> protocols) {
+        this.environment = environment;
+        this.protocols = Set.copyOf(protocols);
+    }
+
+    public ProxyConfig load(Path file) throws ConfigException {
+        String text;
+        try {
+            text = Files.readString(file);
+        } catch (IOException e) {
+            throw new ConfigException(List.of(new ConfigError("", 0,
+                    "cannot read " + file + ": " + e.getClass().getSimpleName() + " " + e.getMessage())));
+        }
+        return parse(text);
+    }
+
+    public ProxyConfig parse(String text) throws ConfigException {
+        List<ConfigError> errors = new ArrayList<>();
+        Node root;
+        try {
+            LoaderOptions options = new LoaderOptions();
+            options.setAllowRecursiveKeys(false);
+            options.setMaxAliasesForCollections(50);
+            options.setCodePointLimit(4 * 1024 * 1024);
+            root = new Yaml(new SafeConstructor(options)).compose(new StringReader(text));
+        } catch (MarkedYAMLException e) {
+            int line = e.getProblemMark() != null ? e.getProblemMark().getLine() + 1 : 0;
+            throw new ConfigException(List.of(new ConfigError("", line, "not valid YAML: " + e.getProblem())));
+        } catch (YAMLException e) {
+            throw new ConfigException(List.of(new ConfigError("", 0, "not valid YAML: " + e.getMessage())));
+        }
+        YamlFields top = YamlFields.of("", root, TOP, errors, environment);
+        AdminConfig admin = admin(top.mapping("admin", ADMIN));
+        List<ListenerConfig> listeners = listeners(top, errors);
+        ClientsConfig clients = clients(top.mapping("clients", CLIENTS));
+        ShutdownConfig shutdown = shutdown(top.mapping("shutdown", SHUTDOWN));
+        LoggingConfig logging = logging(top.mapping("logging", LOGGING));
+        if (!errors.isEmpty()) {
+            throw new ConfigException(errors);
+        }
+        return new ProxyConfig(admin, listeners, clients, shutdown, logging);
+    }
+
+    private AdminConfig admin(YamlFields f) {
+        HostPort listen = f.hostPort("listen", DEFAULT_ADMIN);
+        String token = f.string("token", "");
+        if (token.isEmpty() && !listen.isLoopback()) {
+            f.error(f.has("token") ? "token" : "listen",
+                    "admin.listen " + listen + " is not a loopback address, so admin.token is required");
+        }
+        return new AdminConfig(listen, token);
+    }
+
+    private List<ListenerConfig> listeners(YamlFields top, List<ConfigError> errors) {
+        List<Node> items = top.sequence("listeners");
+        if (items.isEmpty()) {
+            top.error("listeners", "at least one listener is required");
+        }
+        List<ListenerConfig> result = new ArrayList<>();
+        Map<String, String> names = new HashMap<>();
+        Map<String, String> addresses = new HashMap<>();
+        for (int i = 0; i < items.size(); i++) {
+            String path = "listeners[" + i + "]";
+            YamlFields f = YamlFields.of(path, items.get(i), LISTENER, errors, environment);
+            ListenerConfig listener = listener(f);
+            if (listener == null) {
+                continue;
+            }
+            String previous = names.putIfAbsent(listener.name(), path);
+            if (previous != null) {
+                f.error("name", "duplicate listener name '" + listener.name() + "' (also " + previous + ")");
+            }
+            if (listener.listen().port() != 0) {
+                String address = listener.listen().toString();
+                String other = addresses.putIfAbsent(address, path);
+                if (other != null) {
+                    f.error("listen", "duplicate listen address " + address + " (also " + other + ")");
+                }
+            }
+            result.add(listener);
+        }
+        for (ListenerConfig listener : result) {
+            for (ListenerConfig other : result) {
+                if (listener != other && listener.listen().port() != 0
+                        && listener.listen().port() == other.listen().port()
+                        && !listener.listen().host().equals(other.listen().host())
+                        && (isWildcard(listener.listen().host()) || isWildcard(other.listen().host()))) {
+                    errors.add(new ConfigError("listeners", 0, "listeners '" + listener.name() + "' and '"
+                            + other.name() + "' both use port " + listener.listen().port()
+                            + " and one of them binds every address"));
+                }
+            }
+        }
+        return result;
+    }
+
+    private ListenerConfig listener(YamlFields f) {
+        String name = f.required("name");
+        String protocol = f.required("protocol");
+        if (protocol != null && !protocols.contains(protocol)) {
+            f.error("protocol", "unknown protocol '" + protocol + "' (installed: "
+                    + String.join(", ", protocols.stream().sorted().toList()) + ")");
+        }
+        HostPort listen = f.has("listen") ? f.hostPort("listen", null) : null;
+        if (!f.has("listen")) {
+            f.required("listen");
+        }
+        HostPort upstream = f.has("upstream") ? f.hostPort("upstream", null) : null;
+        if (!f.has("upstream")) {
+            f.required("upstream");
+        } else if (upstream != null && upstream.port() == 0) {
+            f.error("upstream", "upstream port must not be 0");
+        }
+        int maxUpstream = f.integer("maxUpstreamConnections", 0, 0, 1_000_000);
+        Duration connectTimeout = positive(f, "connectTimeout", DEFAULT_CONNECT_TIMEOUT);
+        Duration handshakeTimeout = positive(f, "handshakeTimeout", DEFAULT_HANDSHAKE_TIMEOUT);
+        YamlFields tls = f.mapping("upstreamTls", UPSTREAM_TLS);
+        UpstreamTlsMode mode = tls.enumValue("mode", UpstreamTlsMode.class, UpstreamTlsMode.DISABLE);
+        String caFile = tls.string("caFile");
+        Path ca = null;
+        if (caFile != null) {
+            ca = Path.of(caFile);
+            if (!Files.isReadable(ca)) {
+                tls.error("caFile", "cannot read CA file " + caFile);
+            }
+        } else if (mode == UpstreamTlsMode.VERIFY_CA || mode == UpstreamTlsMode.VERIFY_FULL) {
+            tls.error("caFile", "mode " + mode.name().toLowerCase().replace('_', '-') + " needs a caFile");
+        }
+        YamlFields client = f.mapping("clientTls", CLIENT_TLS);
+        ClientTlsMode clientTls = client.enumValue("mode", ClientTlsMode.class, ClientTlsMode.DISABLE);
+        if (name == null || protocol == null || listen == null || upstream == null) {
+            return null;
+        }
+        return new ListenerConfig(name, protocol, listen, upstream, maxUpstream, connectTimeout, handshakeTimeout,
+                new UpstreamTls(mode, ca), new ClientTls(clientTls));
+    }
+
+    private ClientsConfig clients(YamlFields f) {
+        List<IdentityField> identity = DEFAULT_IDENTITY;
+        if (f.has("identity")) {
+            List<IdentityField> fields = new ArrayList<>();
+            List<Node> items = f.sequence("identity");
+            for (int i = 0; i < items.size(); i++) {
+                Node item = items.get(i);
+                String path = f.child("identity") + "[" + i + "]";
+                IdentityField field = item instanceof ScalarNode s ? identityField(s.getValue()) : null;
+                if (field == null) {
+                    f.error(path, item, "expected one of user, database, application, address");
+                } else if (fields.contains(field)) {
+                    f.error(path, item, "duplicate identity field " + field.key());
+                } else {
+                    fields.add(field);
+                }
+            }
+            if (fields.isEmpty() && items.size() > 0) {
+                fields = DEFAULT_IDENTITY;
+            } else if (items.isEmpty() && f.node("identity") != null) {
+                f.error("identity", "must name at least one of user, database, application, address");
+            }
+            identity = fields.isEmpty() ? DEFAULT_IDENTITY : EnumSet.copyOf(fields).stream().toList();
+        }
+        int maxTracked = f.integer("maxTrackedClients", DEFAULT_MAX_TRACKED_CLIENTS, 1, 1_000_000);
+        Limits defaults = limits(f.mapping("defaults", LIMITS), Limits.DEFAULTS);
+        List<Rule> rules = new ArrayList<>();
+        List<Node> items = f.sequence("rules");
+        for (int i = 0; i < items.size(); i++) {
+            YamlFields r = YamlFields.of(f.child("rules") + "[" + i + "]", items.get(i), RULE, f.errors(), environment);
+            Rule rule = rule(r);
+            if (rule != null) {
+                rules.add(rule);
+            }
+        }
+        return new ClientsConfig(identity, maxTracked, defaults, rules);
+    }
+
+    private static IdentityField identityField(String text) {
+        for (IdentityField field : IdentityField.values()) {
+            if (field.key().equals(text)) {
+                return field;
+            }
+        }
+        return null;
+    }
+
+    private Limits limits(YamlFields f, Limits base) {
+        return new Limits(
+                f.integer("maxConnections", base.maxConnections(), 0, 1_000_000),
+                f.duration("queueTimeout", base.queueTimeout()),
+                f.integer("maxQueued", base.maxQueued(), 0, 1_000_000),
+                f.duration("idleInTransactionTimeout", base.idleInTransactionTimeout()),
+                f.duration("idleTimeout", base.idleTimeout()),
+                f.duration("leakDetectionThreshold", base.leakDetectionThreshold()),
+                f.duration("maxSessionLifetime", base.maxSessionLifetime()));
+    }
+
+    private Rule rule(YamlFields f) {
+        if (!f.has("match")) {
+            f.required("match");
+        }
+        YamlFields m = f.mapping("match", MATCH);
+        Match match = new Match(glob(m, "user"), glob(m, "database"), glob(m, "application"), address(m),
+                glob(m, "listener"));
+        return new Rule(match,
+                f.integer("maxConnections", null, 0, 1_000_000),
+                f.duration("queueTimeout", null),
+                f.integer("maxQueued", null, 0, 1_000_000),
+                f.duration("idleInTransactionTimeout", null),
+                f.duration("idleTimeout", null),
+                f.duration("leakDetectionThreshold", null),
+                f.duration("maxSessionLifetime", null));
+    }
+
+    private static Match.Pattern glob(YamlFields f, String key) {
+        String text = f.string(key);
+        if (text == null) {
+            return null;
+        }
+        try {
+            return Glob.compile(text);
+        } catch (PatternSyntaxException e) {
+            f.error(key, "not a valid pattern: " + e.getDescription());
+            return null;
+        }
+    }
+
+    private static Match.Pattern address(YamlFields f) {
+        String text = f.string("address");
+        if (text == null || text.indexOf('/') < 0) {
+            return glob(f, "address");
+        }
+        try {
+            return Cidr.parse(text);
+        } catch (IllegalArgumentException e) {
+            f.error("address", e.getMessage());
+            return null;
+        }
+    }
+
+    private ShutdownConfig shutdown(YamlFields f) {
+        return new ShutdownConfig(f.duration("minDrainDelay", DEFAULT_MIN_DRAIN_DELAY),
+                f.duration("drainTimeout", DEFAULT_DRAIN_TIMEOUT));
+    }
+
+    private LoggingConfig logging(YamlFields f) {
+        return new LoggingConfig(f.enumValue("format", LoggingConfig.Format.class, LoggingConfig.Format.TEXT),
+                f.enumValue("level", LoggingConfig.Level.class, LoggingConfig.Level.INFO));
+    }
+
+    private static Duration positive(YamlFields f, String key, Duration fallback) {
+        Duration value = f.duration(key, fallback);
+        if (value.isZero() && f.has(key)) {
+            f.error(key, "must be greater than 0");
+            return fallback;
+        }
+        return value;
+    }
+
+    private static boolean isWildcard(String host) {
+        return host.equals("0.0.0.0") || host.equals("::") || host.equals("*");
+    }
+
+    private static Set<String> union(Set<String> a, Set<String> b) {
+        Set<String> all = new java.util.HashSet<>(a);
+        all.addAll(b);
+        return Set.copyOf(all);
+    }
+}

@@ -1,0 +1,23 @@
+package io.connguard.core.config;
+
+import java.time.Duration;
+
+/**
+ * A {@code clients.rules} entry: when {@link #match} matches a client, the non-null fields replace the
+ * defaults (first matching rule wins).
+ */
+public record Rule(Match match, Integer maxConnections, Duration queueTimeout, Integer maxQueued,
+                   Duration idleInTransactionTimeout, Duration idleTimeout, Duration leakDetectionThreshold,
+                   Duration maxSessionLifetime) {
+
+    public Limits applyTo(Limits base) {
+        return new Limits(
+                maxConnections != null ? maxConnections : base.maxConnections(),
+                queueTimeout != null ? queueTimeout : base.queueTimeout(),
+                maxQueued != null ? maxQueued : base.maxQueued(),
+                idleInTransactionTimeout != null ? idleInTransactionTimeout : base.idleInTransactionTimeout(),
+                idleTimeout != null ? idleTimeout : base.idleTimeout(),
+                leakDetectionThreshold != null ? leakDetectionThreshold : base.leakDetectionThreshold(),
+                maxSessionLifetime != null ? maxSessionLifetime : base.maxSessionLifetime());
+    }
+}
