@@ -2,6 +2,8 @@ package io.connguard.mysql;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.connguard.core.testing.TestProxy;
+import io.connguard.core.testing.LeakGuard;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -15,6 +17,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 /** Authentication through the proxy: plugins, TLS requests on the plaintext leg, COM_CHANGE_USER. */
+@ExtendWith(LeakGuard.class)
 class MySqlAuthIT {
 
     private static TestProxy proxy;

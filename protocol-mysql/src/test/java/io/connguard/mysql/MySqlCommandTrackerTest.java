@@ -3,6 +3,8 @@ package io.connguard.mysql;
 import io.connguard.core.api.ClientIdentity;
 import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.SessionState;
+import io.connguard.core.testing.LeakGuard;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -34,6 +36,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * and then report {@code idle} or {@code idle_in_transaction} from its status flags. Each exchange is
  * also replayed with the server's bytes cut at every offset.
  */
+@ExtendWith(LeakGuard.class)
 class MySqlCommandTrackerTest {
 
     private static final int AUTOCOMMIT = 0x0002;

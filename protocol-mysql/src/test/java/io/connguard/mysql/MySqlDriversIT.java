@@ -1,6 +1,8 @@
 package io.connguard.mysql;
 
 import io.connguard.core.testing.TestProxy;
+import io.connguard.core.testing.LeakGuard;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -28,6 +30,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
  * MySQL Connector/J and MariaDB Connector/J through the proxy, each feature the way an application turns
  * it on, against the real server: the driver must not notice the proxy.
  */
+@ExtendWith(LeakGuard.class)
 class MySqlDriversIT {
 
     /** The two drivers and how each spells the options under test. */

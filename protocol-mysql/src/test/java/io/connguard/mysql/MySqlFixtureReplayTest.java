@@ -1,6 +1,8 @@
 package io.connguard.mysql;
 
 import io.connguard.core.api.SessionState;
+import io.connguard.core.testing.LeakGuard;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -19,6 +21,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * out unchanged on the other side, the states must be the same however the bytes were cut, and every
  * buffer must be released.
  */
+@ExtendWith(LeakGuard.class)
 class MySqlFixtureReplayTest {
 
     /** Chunks of a fixture after its handshake (greeting, response, any auth exchange, OK). */

@@ -5,6 +5,8 @@ import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.ProxyError;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
+import io.connguard.core.testing.LeakGuard;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.Test;
 
 import java.nio.charset.StandardCharsets;
@@ -15,6 +17,7 @@ import static io.connguard.mysql.Packets.payload;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /** The connection phase: the proxy's own greeting, the identity before admission, the auth switch upstream. */
+@ExtendWith(LeakGuard.class)
 class MySqlHandshakeTest {
 
     private final MySqlModule module = Conversation.moduleWithGreeting();

@@ -1,6 +1,8 @@
 package io.connguard.mysql;
 
 import io.connguard.core.api.ListenerInfo;
+import io.connguard.core.testing.LeakGuard;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.Test;
 
 import java.util.Arrays;
@@ -15,6 +17,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * KILL from any session of the same proxy reaches the real thread behind the connection id the proxy
  * handed out, which is what Connector/J's {@code Statement.cancel()} sends from a second connection.
  */
+@ExtendWith(LeakGuard.class)
 class MySqlKillRewriterTest {
 
     private final MySqlModule module = Conversation.moduleWithGreeting();

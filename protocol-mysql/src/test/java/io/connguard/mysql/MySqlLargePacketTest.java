@@ -3,6 +3,8 @@ package io.connguard.mysql;
 import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.SessionState;
 import io.netty.buffer.ByteBuf;
+import io.connguard.core.testing.LeakGuard;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -20,6 +22,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * arrive in; the scanner must neither take a continuation for a new command or response nor an empty
  * continuation for the end of LOCAL INFILE data.
  */
+@ExtendWith(LeakGuard.class)
 class MySqlLargePacketTest {
 
     private static final int MAX = 0xFFFFFF;

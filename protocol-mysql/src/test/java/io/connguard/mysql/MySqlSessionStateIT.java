@@ -2,6 +2,8 @@ package io.connguard.mysql;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.connguard.core.testing.TestProxy;
+import io.connguard.core.testing.LeakGuard;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -16,6 +18,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 /** What an operator sees in {@code /sessions} while an application works through the proxy. */
+@ExtendWith(LeakGuard.class)
 class MySqlSessionStateIT {
 
     private static TestProxy proxy;

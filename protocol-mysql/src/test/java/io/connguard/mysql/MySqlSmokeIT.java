@@ -1,6 +1,8 @@
 package io.connguard.mysql;
 
 import io.connguard.core.testing.TestProxy;
+import io.connguard.core.testing.LeakGuard;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.Test;
 
 import java.sql.Connection;
@@ -9,6 +11,7 @@ import java.sql.Statement;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+@ExtendWith(LeakGuard.class)
 class MySqlSmokeIT {
 
     @Test

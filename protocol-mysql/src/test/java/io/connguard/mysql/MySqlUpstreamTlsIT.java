@@ -1,6 +1,8 @@
 package io.connguard.mysql;
 
 import io.connguard.core.testing.TestProxy;
+import io.connguard.core.testing.LeakGuard;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -15,6 +17,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * (SSL request, TLS handshake, sequence ids shifted for the client). Needs the server's TLS that
  * {@code .ci/setup-mariadb.sh} turns on, and its CA for the verifying modes.
  */
+@ExtendWith(LeakGuard.class)
 class MySqlUpstreamTlsIT {
 
     @ParameterizedTest
