@@ -30,7 +30,7 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
 
     private enum Phase { FIRST, COLUMN_DEFS, METADATA_EOF, ROWS, PARAM_DEFS, PARAMS_EOF, PREPARED_COLUMNS, COLUMNS_EOF, INFILE }
 
-    private static final int NO_STATUS = -1;
+    private static final int NO_STATUS = MySqlStatus.NONE;
 
     private final SessionContext context;
     private boolean deprecateEof;
@@ -46,10 +46,12 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
     private SessionState reported;
     private boolean lost;
     private int nextSequenceId = 1;
+    private ClientIdentity identity;
     private ClientIdentity changeUserIdentity;
 
-    MySqlCommandTracker(SessionContext context) {
+    MySqlCommandTracker(SessionContext context, ClientIdentity identity) {
         this.context = context;
+        this.identity = identity;
     }
 
     /** Authentication succeeded with these negotiated capabilities and the OK's status flags. */
@@ -112,7 +114,7 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
             }
             return;
         }
-        if (first == MySqlWire.ERR && isProgress(prefix, prefixLength)) {
+        if (first == MySqlWire.ERR && MySqlStatus.isProgress(prefix, prefixLength)) {
             return;
         }
         switch (phase) {
@@ -145,7 +147,7 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
             }
             case COLUMNS_EOF -> {
                 if (expectEof(first)) {
-                    end(eofStatus(prefix, prefixLength));
+                    end(MySqlStatus.eof(prefix, prefixLength));
                 }
             }
             case INFILE -> loseSync("server packet 0x" + Integer.toHexString(first) + " during LOCAL INFILE");
@@ -157,9 +159,9 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
         switch (shape) {
             case MySqlCommand.SIMPLE -> {
                 if (first == MySqlWire.OK) {
-                    end(okStatus(prefix, prefixLength));
+                    end(MySqlStatus.ok(prefix, prefixLength));
                 } else if (first == MySqlWire.EOF) {
-                    end(terminatorStatus(prefix, prefixLength));
+                    end(MySqlStatus.terminator(prefix, prefixLength, deprecateEof));
                 } else if (first == MySqlWire.ERR) {
                     end(NO_STATUS);
                 } else {
@@ -171,7 +173,7 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
             case MySqlCommand.PREPARE -> onPrepareOk(first, length, prefix, prefixLength);
             case MySqlCommand.CHANGE_USER -> {
                 if (first == MySqlWire.OK) {
-                    end(okStatus(prefix, prefixLength));
+                    end(MySqlStatus.ok(prefix, prefixLength));
                 } else if (first == MySqlWire.ERR) {
                     end(NO_STATUS);
                 } else {
@@ -184,7 +186,7 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
 
     private void onResultStart(int first, int length, byte[] prefix, int prefixLength) {
         switch (first) {
-            case MySqlWire.OK -> endOrNextResult(okStatus(prefix, prefixLength));
+            case MySqlWire.OK -> endOrNextResult(MySqlStatus.ok(prefix, prefixLength));
             case MySqlWire.ERR -> end(NO_STATUS);
             case MySqlWire.LOCAL_INFILE -> {
                 phase = Phase.INFILE;
@@ -208,7 +210,7 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
         if (first == MySqlWire.ERR) {
             end(NO_STATUS);
         } else if (expectEof(first)) {
-            int status = eofStatus(prefix, prefixLength);
+            int status = MySqlStatus.eof(prefix, prefixLength);
             boolean cursorOpened = pending[head] == MySqlCommand.EXECUTE_CURSOR && status != NO_STATUS
                     && (status & SERVER_STATUS_CURSOR_EXISTS) != 0;
             if (cursorOpened) {
@@ -223,7 +225,7 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
         if (first == MySqlWire.ERR) {
             end(NO_STATUS);
         } else if (first == MySqlWire.EOF && length < (deprecateEof ? MySqlWire.MAX_PAYLOAD : 9)) {
-            endOrNextResult(terminatorStatus(prefix, prefixLength));
+            endOrNextResult(MySqlStatus.terminator(prefix, prefixLength, deprecateEof));
         } else {
             phase = Phase.ROWS;
         }
@@ -284,7 +286,8 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
         if (shape == MySqlCommand.CHANGE_USER) {
             clientMode = ClientMode.COMMANDS;
             if (status != NO_STATUS && changeUserIdentity != null) {
-                context.identified(changeUserIdentity);
+                identity = changeUserIdentity;
+                context.identified(identity);
             }
             changeUserIdentity = null;
         }
@@ -306,31 +309,6 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
         count++;
     }
 
-    /** OK packet: header, affected rows, last insert id, then the status flags. */
-    private static int okStatus(byte[] prefix, int prefixLength) {
-        int i = 1;
-        for (int field = 0; field < 2; field++) {
-            if (i >= prefixLength || MySqlWire.lenencSize(prefix[i] & 0xFF) < 0) {
-                return NO_STATUS;
-            }
-            i += MySqlWire.lenencSize(prefix[i] & 0xFF);
-        }
-        return i + 2 <= prefixLength ? MySqlWire.readInt2(prefix, i) : NO_STATUS;
-    }
-
-    /** EOF packet: header, warnings, then the status flags. */
-    private static int eofStatus(byte[] prefix, int prefixLength) {
-        return prefixLength >= 5 ? MySqlWire.readInt2(prefix, 3) : NO_STATUS;
-    }
-
-    private int terminatorStatus(byte[] prefix, int prefixLength) {
-        return deprecateEof ? okStatus(prefix, prefixLength) : eofStatus(prefix, prefixLength);
-    }
-
-    private static boolean isProgress(byte[] prefix, int prefixLength) {
-        return prefixLength >= 3 && MySqlWire.readInt2(prefix, 1) == MySqlWire.PROGRESS_CODE;
-    }
-
     private SessionState idleState() {
         return inTransaction ? SessionState.IDLE_IN_TRANSACTION : SessionState.IDLE;
     }
@@ -348,6 +326,11 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
             reported = SessionState.UNKNOWN;
             context.lostSync(reason);
         }
+    }
+
+    /** Who the session is now: the handshake's identity, or the last accepted COM_CHANGE_USER's. */
+    ClientIdentity identity() {
+        return identity;
     }
 
     ClientMode clientMode() {

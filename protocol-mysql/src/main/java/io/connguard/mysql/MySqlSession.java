@@ -29,7 +29,6 @@ final class MySqlSession implements ProtocolSession {
     private MySqlPacketScanner responses;
     private long capabilities;
     private int charset;
-    private ClientIdentity identity;
     private boolean closed;
 
     MySqlSession(MySqlModule module, SessionContext context) {
@@ -74,8 +73,7 @@ final class MySqlSession implements ProtocolSession {
     private void authenticated(MySqlHandshake.Result result) {
         capabilities = result.capabilities();
         charset = result.charset();
-        identity = result.identity();
-        tracker = new MySqlCommandTracker(context);
+        tracker = new MySqlCommandTracker(context, result.identity());
         responses = new MySqlPacketScanner();
         commands = new MySqlCommandScanner(context.alloc(), tracker, new MySqlKillRewriter(module::realThreadId),
                 capture, this::rewriteChangeUser, context::toUpstream);
@@ -91,9 +89,9 @@ final class MySqlSession implements ProtocolSession {
     private ByteBuf rewriteChangeUser(ByteBuf buf, int payloadIndex, int payloadLength) {
         try {
             MySqlChangeUser changeUser = MySqlChangeUser.decode(buf, payloadIndex, payloadLength, capabilities);
-            String application = changeUser.programName() != null ? changeUser.programName() : identity.application();
-            identity = new ClientIdentity(changeUser.user(), changeUser.database(), application);
-            tracker.expectChangeUser(identity);
+            String application = changeUser.programName() != null ? changeUser.programName()
+                    : tracker.identity().application();
+            tracker.expectChangeUser(new ClientIdentity(changeUser.user(), changeUser.database(), application));
             return changeUser.encodeForSwitch(context.alloc(), capabilities, charset);
         } catch (MalformedPacketException e) {
             context.violation("malformed COM_CHANGE_USER: " + e.getMessage());
