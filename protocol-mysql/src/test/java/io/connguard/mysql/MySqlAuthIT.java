@@ -27,6 +27,11 @@ class MySqlAuthIT {
         proxy = MySqlIt.proxy();
     }
 
+    @org.junit.jupiter.api.AfterEach
+    void trackerStayedInSync() {
+        MySqlIt.assertTrackerInSync(proxy);
+    }
+
     @AfterAll
     static void stop() {
         proxy.close();

@@ -32,6 +32,11 @@ class MySqlCommandLineIT {
         proxy = MySqlIt.proxy();
     }
 
+    @org.junit.jupiter.api.AfterEach
+    void trackerStayedInSync() {
+        MySqlIt.assertTrackerInSync(proxy);
+    }
+
     @AfterAll
     static void stop() {
         proxy.close();

@@ -65,6 +65,11 @@ class MySqlDriversIT {
         proxy = MySqlIt.proxy();
     }
 
+    @org.junit.jupiter.api.AfterEach
+    void trackerStayedInSync() {
+        MySqlIt.assertTrackerInSync(proxy);
+    }
+
     @AfterAll
     static void stop() {
         proxy.close();

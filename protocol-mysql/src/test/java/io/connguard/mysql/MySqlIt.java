@@ -123,6 +123,17 @@ final class MySqlIt {
         return DriverManager.getConnection(url, properties);
     }
 
+    /**
+     * The tracker followed every response of the traffic so far: no session of the proxy lost sync
+     * (which would show it as {@code unknown} and stop enforcing its limits).
+     */
+    static void assertTrackerInSync(TestProxy proxy) {
+        java.util.regex.Matcher lost = java.util.regex.Pattern
+                .compile("(?m)^connguard_listener_lost_sync_total\\{[^}]*\\} (\\S+)$").matcher(proxy.metrics());
+        org.assertj.core.api.Assertions.assertThat(lost.find()).as("the lost-sync counter in /metrics").isTrue();
+        org.assertj.core.api.Assertions.assertThat(Double.parseDouble(lost.group(1))).as("sessions that lost sync").isZero();
+    }
+
     static boolean localCaReadable() {
         return Files.isReadable(LOCAL_CA);
     }

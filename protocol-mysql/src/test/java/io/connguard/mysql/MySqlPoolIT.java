@@ -77,6 +77,7 @@ class MySqlPoolIT {
                 await().atMost(Duration.ofSeconds(10)).untilAsserted(() ->
                         assertThat(proxy.sessions().size()).isEqualTo(SESSIONS));
                 assertThat(proxy.metrics()).contains("connguard_client_connections{application=\"cg-my-pool\"");
+                MySqlIt.assertTrackerInSync(proxy);
             } finally {
                 threads.shutdownNow();
             }

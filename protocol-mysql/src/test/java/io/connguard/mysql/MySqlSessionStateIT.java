@@ -28,6 +28,11 @@ class MySqlSessionStateIT {
         proxy = MySqlIt.proxy();
     }
 
+    @org.junit.jupiter.api.AfterEach
+    void trackerStayedInSync() {
+        MySqlIt.assertTrackerInSync(proxy);
+    }
+
     @AfterAll
     static void stop() {
         proxy.close();

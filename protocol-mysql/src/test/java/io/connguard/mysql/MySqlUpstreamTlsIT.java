@@ -48,6 +48,7 @@ class MySqlUpstreamTlsIT {
             } catch (java.sql.SQLException denied) {
                 assertThat(denied.getErrorCode()).isEqualTo(1045);
             }
+            MySqlIt.assertTrackerInSync(proxy);
         }
     }
 }
