@@ -55,6 +55,13 @@ public final class Logging {
         root.addAppender(async);
     }
 
+    /** Writes out queued lines and stops logging; call last before the process exits. */
+    public static void shutdown() {
+        if (LoggerFactory.getILoggerFactory() instanceof LoggerContext context) {
+            context.stop();
+        }
+    }
+
     private static Encoder<ILoggingEvent> encoder(LoggingConfig.Format format, LoggerContext context) {
         if (format == LoggingConfig.Format.JSON) {
             JsonLineEncoder encoder = new JsonLineEncoder();
