@@ -83,7 +83,7 @@ final class AdminHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
                         "{\"status\":\"draining\"}"));
             });
             default -> {
-                if (path.startsWith("/sessions/")) {
+                if (path.startsWith("/sessions/") && path.indexOf('/', "/sessions/".length()) < 0) {
                     mutate(ctx, request, HttpMethod.DELETE, () -> kill(path.substring("/sessions/".length())));
                 } else {
                     respond(ctx, request, HttpResponseStatus.NOT_FOUND, TEXT, "not found\n", true);

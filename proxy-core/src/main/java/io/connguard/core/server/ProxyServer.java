@@ -85,6 +85,7 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
     private volatile ClientPolicy policy;
     private volatile boolean bound;
     private ConfigWatcher watcher;
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
     private ProxyServer(ProxyConfig config, Options options) {
         this.config = config;
@@ -274,13 +275,16 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
         if (next.equals(config)) {
             return ReloadResult.unchanged();
         }
+        boolean loggingChanged = !next.logging().equals(config.logging());
         config = next;
         policy = new ClientPolicy(next.clients());
         metrics.maxTrackedClients(next.clients().maxTrackedClients());
         for (ListenerConfig lc : next.listeners()) {
             listeners.get(lc.name()).update(lc, contexts.get(lc.name()));
         }
-        Logging.configure(next.logging());
+        if (loggingChanged) {
+            Logging.configure(next.logging());
+        }
         registry.all().forEach(session -> session.refresh());
         LOG.info("configuration reloaded and applied to {} open session(s)", registry.size());
         return ReloadResult.applied();
@@ -326,6 +330,9 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
     /** Stops at once: closes the listeners, the admin endpoint and every connection. */
     @Override
     public void close() {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
         bound = false;
         if (watcher != null) {
             watcher.close();
