@@ -88,9 +88,14 @@ final class MySqlIt {
         return proxy("", "");
     }
 
-    /** A proxy with one listener "my"; {@code listenerExtra} and {@code defaultsExtra} are indented YAML lines. */
-    static TestProxy proxy(String listenerExtra, String defaultsExtra) {
+    /**
+     * A proxy with one listener "my"; {@code listenerExtra} are listener lines (indented 4), {@code defaults}
+     * replace the client defaults (indented 4; empty: no caps, no timers).
+     */
+    static TestProxy proxy(String listenerExtra, String defaults) {
         Database db = database();
+        String clientDefaults = defaults.isEmpty()
+                ? "    maxConnections: 0\n    idleInTransactionTimeout: 0\n    leakDetectionThreshold: 0\n" : defaults;
         return TestProxy.start("""
                 listeners:
                   - name: my
@@ -101,11 +106,8 @@ final class MySqlIt {
                 %s
                 clients:
                   defaults:
-                    maxConnections: 0
-                    idleInTransactionTimeout: 0
-                    leakDetectionThreshold: 0
                 %s
-                """.formatted(db.hostPort(), listenerExtra, defaultsExtra));
+                """.formatted(db.hostPort(), listenerExtra, clientDefaults));
     }
 
     static String mysqlUrl(TestProxy proxy, String parameters) {
