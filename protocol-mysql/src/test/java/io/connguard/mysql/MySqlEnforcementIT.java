@@ -15,7 +15,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowableOfType;
 import static org.awaitility.Awaitility.await;
 
-/** When core ends a session, the driver reads connguard's ERR packet, not a broken connection. */
+/**
+ * When core ends or refuses a session, the driver reads connguard's ERR packet. The idle-transaction kill
+ * is checked with MariaDB Connector/J: MySQL Connector/J skips bytes that arrive while it is idle
+ * ({@code NativeProtocol.clearInputStream} before each command) and reports a communications failure
+ * instead (see README, limitations).
+ */
 @ExtendWith(LeakGuard.class)
 class MySqlEnforcementIT {
 
