@@ -114,6 +114,19 @@ final class MySqlSession implements ProtocolSession {
                 (capabilities & CLIENT_PROTOCOL_41) != 0);
     }
 
+    /**
+     * MySQL Connector/J skips whatever is readable before it sends a command, so the ERR of a kill sent
+     * while it was idle never reaches it; the same ERR, as the response to its next command (sequence id
+     * 1), does.
+     */
+    @Override
+    public ByteBuf errorForNextRequest(ProxyError error) {
+        if (closed || tracker == null || !tracker.idle() || !responses.atBoundary()) {
+            return null;
+        }
+        return MySqlErrorWriter.write(context.alloc(), error, 1, (capabilities & CLIENT_PROTOCOL_41) != 0);
+    }
+
     @Override
     public ByteBuf upstreamGoodbye() {
         if (closed || commands == null || !commands.atBoundary()

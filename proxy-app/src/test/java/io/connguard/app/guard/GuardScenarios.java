@@ -143,20 +143,28 @@ abstract class GuardScenarios {
                     await().atMost(5, TimeUnit.SECONDS).until(() -> proxy.clients().findValues("queued").stream()
                             .mapToInt(JsonNode::asInt).sum() == 2);
                     pool.evictConnection(leaked.remove(0));
-                    int admitted = 0;
+                    // Hold what the waiters got until both have an answer: closing one would let the other in.
+                    List<Connection> admitted = new ArrayList<>();
                     int rejected = 0;
-                    for (Future<Connection> attempt : tries) {
-                        try (Connection c = attempt.get(10, TimeUnit.SECONDS)) {
-                            assertThat(selectOne(c)).isEqualTo(1);
-                            admitted++;
-                        } catch (java.util.concurrent.ExecutionException e) {
-                            assertThat(((SQLException) e.getCause()).getSQLState())
-                                    .isEqualTo(target.tooManyConnectionsState());
-                            rejected++;
+                    try {
+                        for (Future<Connection> attempt : tries) {
+                            try {
+                                Connection c = attempt.get(10, TimeUnit.SECONDS);
+                                admitted.add(c);
+                                assertThat(selectOne(c)).isEqualTo(1);
+                            } catch (java.util.concurrent.ExecutionException e) {
+                                assertThat(((SQLException) e.getCause()).getSQLState())
+                                        .isEqualTo(target.tooManyConnectionsState());
+                                rejected++;
+                            }
+                        }
+                        assertThat(admitted).as("closing one leaked connection lets exactly one waiter in").hasSize(1);
+                        assertThat(rejected).isEqualTo(1);
+                    } finally {
+                        for (Connection c : admitted) {
+                            c.close();
                         }
                     }
-                    assertThat(admitted).as("closing one leaked connection lets exactly one waiter in").isEqualTo(1);
-                    assertThat(rejected).isEqualTo(1);
                 } finally {
                     waiters.shutdownNow();
                 }

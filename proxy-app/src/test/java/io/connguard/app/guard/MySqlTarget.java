@@ -79,10 +79,20 @@ final class MySqlTarget implements GuardTarget {
         return "08004";
     }
 
+    /**
+     * The proxy answers with ERR 4031 HY000. MySQL Connector/J turns exactly that error into a
+     * CommunicationsException carrying the server's message (NativeProtocol.checkErrorMessage, as for
+     * MySQL's own wait_timeout disconnects); MariaDB Connector/J keeps the code.
+     */
     @Override
     public void assertIdleInTransactionKill(SQLException e) {
-        assertThat(e.getErrorCode()).as("error code of %s", e).isEqualTo(4031);
-        assertThat(e.getSQLState()).isEqualTo("HY000");
+        if (e instanceof com.mysql.cj.jdbc.exceptions.CommunicationsException) {
+            assertThat(e.getMessage()).as("message of %s", e)
+                    .startsWith("terminating connection due to idle-in-transaction timeout");
+        } else {
+            assertThat(e.getErrorCode()).as("error code of %s", e).isEqualTo(4031);
+            assertThat(e.getSQLState()).isEqualTo("HY000");
+        }
     }
 
     @Override

@@ -33,6 +33,18 @@ public interface ProtocolSession {
     ByteBuf clientError(ProxyError error);
 
     /**
+     * For a session ended while it waited for the client: the packet that answers the client's next
+     * request, or {@code null}. Some drivers throw away bytes that arrive while they are idle (MySQL
+     * Connector/J skips whatever is readable before it sends a command), so they never see the error
+     * {@link #clientError} sent. When this returns a packet, core closes the upstream at once (the
+     * database rolls back), keeps the client connection open for a while, and answers the client's next
+     * bytes with this packet before closing. Called right after {@link #clientError}.
+     */
+    default ByteBuf errorForNextRequest(ProxyError error) {
+        return null;
+    }
+
+    /**
      * The packet that ends the session politely on the server (PostgreSQL Terminate, MySQL COM_QUIT),
      * sent before core closes the upstream connection, so the server rolls back at once.
      * Returns {@code null} when there is nothing to send or the client stream is mid-message.

@@ -51,6 +51,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
 
     /** How long a closing channel may take to flush what is queued to a peer that does not read. */
     private static final long CLOSE_LINGER_SECONDS = 10;
+    /** How long a killed idle client's connection stays open to answer its next request with the error. */
+    static final long ANSWER_LINGER_SECONDS = 300;
 
     private final long id;
     private final Listener listener;
@@ -86,6 +88,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     private long connectStartedAt;
     private ScheduledFuture<?> handshakeTimer;
     private ScheduledFuture<?> queueTimer;
+    /** After a kill: the error that answers the client's next request (see ProtocolSession#errorForNextRequest). */
+    private ByteBuf pendingAnswer;
 
     Session(Listener listener, ProxyServices services, Channel client) {
         this.id = services.registry().nextId();
@@ -114,6 +118,11 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     void read(boolean fromClient, ByteBuf bytes) {
         if (phase == Phase.CLOSED) {
             bytes.release();
+            if (fromClient && pendingAnswer != null) {
+                ByteBuf answer = pendingAnswer;
+                pendingAnswer = null;
+                finish(client, answer);
+            }
             return;
         }
         reading = true;
@@ -134,6 +143,9 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         reading = false;
         flushDirty();
         if (phase == Phase.CLOSED) {
+            if (fromClient && pendingAnswer != null) {
+                client.read();
+            }
             return;
         }
         if (fromClient) {
@@ -163,6 +175,9 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     void channelClosed(boolean clientSide) {
         if (!clientSide) {
             listener.meters().upstreamClosed();
+        } else if (pendingAnswer != null) {
+            pendingAnswer.release();
+            pendingAnswer = null;
         }
         close(clientSide ? CloseReason.CLIENT : CloseReason.UPSTREAM, null);
     }
@@ -604,10 +619,14 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         }
         ByteBuf packet = null;
         ByteBuf goodbye = null;
+        ByteBuf answer = null;
         if (protocol != null) {
             try {
                 if (error != null && client.isActive()) {
                     packet = protocol.clientError(error);
+                    if (packet != null) {
+                        answer = protocol.errorForNextRequest(error);
+                    }
                 }
                 if (upstream != null && upstream.isActive() && reason != CloseReason.UPSTREAM) {
                     goodbye = protocol.upstreamGoodbye();
@@ -621,7 +640,11 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                 log.at(Level.WARN).setCause(e).log("protocol failed to release its buffers");
             }
         }
-        finish(client, packet);
+        if (answer != null) {
+            lingerForNextRequest(packet, answer);
+        } else {
+            finish(client, packet);
+        }
         if (upstream != null) {
             finish(upstream, goodbye);
         }
@@ -629,6 +652,23 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         if (reason == CloseReason.CLIENT || reason == CloseReason.UPSTREAM) {
             log.debug("session closed by the {}", reason.tag());
         }
+    }
+
+    /**
+     * Sends the error now and keeps the client connection open, reading, so that its next request can be
+     * answered with {@code answer}; closes after {@link #ANSWER_LINGER_SECONDS} if none comes.
+     */
+    private void lingerForNextRequest(ByteBuf packet, ByteBuf answer) {
+        pendingAnswer = answer;
+        client.writeAndFlush(packet);
+        client.read();
+        loop.schedule(() -> {
+            if (pendingAnswer != null) {
+                pendingAnswer.release();
+                pendingAnswer = null;
+                client.close();
+            }
+        }, ANSWER_LINGER_SECONDS, TimeUnit.SECONDS);
     }
 
     /** Writes the last packet (if any), flushes, and closes; a peer that will not read is cut after a linger. */
