@@ -87,11 +87,11 @@ final class PgTestContext implements SessionContext {
     /** Ends the session as core does and checks that every buffer is back. */
     void closeAndCheckBuffers() {
         closeSession();
-        inputAlloc.assertAllReleased();
-        sessionAlloc.assertAllReleased();
         for (EmbeddedChannel channel : asideChannels) {
             channel.finishAndReleaseAll();
         }
+        inputAlloc.assertAllReleased();
+        sessionAlloc.assertAllReleased();
     }
 
     private void closeSession() {
