@@ -33,19 +33,19 @@ import java.util.regex.PatternSyntaxException;
  */
 public final class ConfigLoader {
 
-    private static final Set<String> TOP = Set.of("admin", "listeners", "clients", "shutdown", "logging");
-    private static final Set<String> ADMIN = Set.of("listen", "token");
-    private static final Set<String> LISTENER = Set.of("name", "protocol", "listen", "upstream",
+    private static final Set<String> TOP = keys("admin", "listeners", "clients", "shutdown", "logging");
+    private static final Set<String> ADMIN = keys("listen", "token");
+    private static final Set<String> LISTENER = keys("name", "protocol", "listen", "upstream",
             "maxUpstreamConnections", "connectTimeout", "handshakeTimeout", "upstreamTls", "clientTls");
-    private static final Set<String> UPSTREAM_TLS = Set.of("mode", "caFile");
-    private static final Set<String> CLIENT_TLS = Set.of("mode");
-    private static final Set<String> CLIENTS = Set.of("identity", "maxTrackedClients", "defaults", "rules");
-    private static final Set<String> LIMITS = Set.of("maxConnections", "queueTimeout", "maxQueued",
+    private static final Set<String> UPSTREAM_TLS = keys("mode", "caFile");
+    private static final Set<String> CLIENT_TLS = keys("mode");
+    private static final Set<String> CLIENTS = keys("identity", "maxTrackedClients", "defaults", "rules");
+    private static final Set<String> LIMITS = keys("maxConnections", "queueTimeout", "maxQueued",
             "idleInTransactionTimeout", "idleTimeout", "leakDetectionThreshold", "maxSessionLifetime");
-    private static final Set<String> RULE = union(LIMITS, Set.of("match"));
-    private static final Set<String> MATCH = Set.of("user", "database", "application", "address", "listener");
-    private static final Set<String> SHUTDOWN = Set.of("minDrainDelay", "drainTimeout");
-    private static final Set<String> LOGGING = Set.of("format", "level");
+    private static final Set<String> RULE = union(keys("match"), LIMITS);
+    private static final Set<String> MATCH = keys("user", "database", "application", "address", "listener");
+    private static final Set<String> SHUTDOWN = keys("minDrainDelay", "drainTimeout");
+    private static final Set<String> LOGGING = keys("format", "level");
 
     static final HostPort DEFAULT_ADMIN = new HostPort("127.0.0.1", 9633);
     static final Duration DEFAULT_CONNECT_TIMEOUT = Duration.ofSeconds(5);
@@ -324,9 +324,14 @@ public final class ConfigLoader {
         return host.equals("0.0.0.0") || host.equals("::") || host.equals("*");
     }
 
+    /** The keys of a mapping in the order DESIGN.md documents them (error messages list them so). */
+    private static Set<String> keys(String... keys) {
+        return java.util.Collections.unmodifiableSet(new java.util.LinkedHashSet<>(List.of(keys)));
+    }
+
     private static Set<String> union(Set<String> a, Set<String> b) {
-        Set<String> all = new java.util.HashSet<>(a);
+        Set<String> all = new java.util.LinkedHashSet<>(a);
         all.addAll(b);
-        return Set.copyOf(all);
+        return java.util.Collections.unmodifiableSet(all);
     }
 }

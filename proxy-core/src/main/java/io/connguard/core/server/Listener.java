@@ -1,0 +1,76 @@
+package io.connguard.core.server;
+
+import io.connguard.core.admission.Admission;
+import io.connguard.core.api.ListenerInfo;
+import io.connguard.core.api.ProtocolModule;
+import io.connguard.core.config.ListenerConfig;
+import io.connguard.core.metrics.ListenerMeters;
+import io.netty.channel.Channel;
+
+/**
+ * One listener at run time: its configuration (replaced on reload), the protocol it speaks, its
+ * admission and meters, and its bound server channel.
+ */
+public final class Listener {
+
+    private final String name;
+    private final ProtocolModule module;
+    private final Admission admission;
+    private final ListenerMeters meters;
+    private volatile ListenerConfig config;
+    private volatile ListenerInfo info;
+    private volatile UpstreamTlsContext tls;
+    private volatile Channel serverChannel;
+
+    Listener(ListenerConfig config, ProtocolModule module, ListenerMeters meters, UpstreamTlsContext tls) {
+        this.name = config.name();
+        this.module = module;
+        this.meters = meters;
+        this.admission = new Admission(config.maxUpstreamConnections());
+        update(config, tls);
+    }
+
+    void update(ListenerConfig config, UpstreamTlsContext tls) {
+        this.config = config;
+        this.info = config.info();
+        this.tls = tls;
+        admission.updateListenerCap(config.maxUpstreamConnections());
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public ProtocolModule module() {
+        return module;
+    }
+
+    public ListenerConfig config() {
+        return config;
+    }
+
+    public ListenerInfo info() {
+        return info;
+    }
+
+    /** The upstream TLS context, or null when {@code upstreamTls.mode} is disable. */
+    public UpstreamTlsContext tls() {
+        return tls;
+    }
+
+    public Admission admission() {
+        return admission;
+    }
+
+    public ListenerMeters meters() {
+        return meters;
+    }
+
+    public Channel serverChannel() {
+        return serverChannel;
+    }
+
+    void serverChannel(Channel channel) {
+        this.serverChannel = channel;
+    }
+}

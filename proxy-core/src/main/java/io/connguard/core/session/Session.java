@@ -1,0 +1,727 @@
+package io.connguard.core.session;
+
+import io.connguard.core.admission.Admission;
+import io.connguard.core.admission.Admission.Rejection;
+import io.connguard.core.admission.ClientKey;
+import io.connguard.core.admission.ClientPolicy;
+import io.connguard.core.api.ClientIdentity;
+import io.connguard.core.api.ListenerInfo;
+import io.connguard.core.api.ProtocolSession;
+import io.connguard.core.api.ProxyError;
+import io.connguard.core.api.SessionContext;
+import io.connguard.core.api.SessionLog;
+import io.connguard.core.api.SessionState;
+import io.connguard.core.config.Limits;
+import io.connguard.core.metrics.ClientSeries;
+import io.connguard.core.metrics.CloseReason;
+import io.connguard.core.metrics.Outcome;
+import io.connguard.core.server.Listener;
+import io.connguard.core.timers.SessionTimers;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandler;
+import io.netty.channel.EventLoop;
+import io.netty.util.ReferenceCountUtil;
+import io.netty.util.concurrent.Future;
+import io.netty.util.concurrent.ScheduledFuture;
+import org.slf4j.event.Level;
+
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * One client connection and, once admitted, its upstream connection: the protocol-neutral state machine
+ * HANDSHAKE → (QUEUED) → CONNECTING → CONNECTED → CLOSED that turns the protocol's reports into
+ * admission, timers, metrics and kills, and moves bytes between the two channels with read-after-write
+ * backpressure (a side is read only while the other side's outbound buffer is under its high water
+ * mark; writes are flushed once per read batch).
+ *
+ * <p>Everything here runs on the client channel's event loop, which the upstream channel shares; only
+ * {@link #kill}, {@link #refresh} and the admission grant arrive from elsewhere, and they hop onto the loop.
+ */
+public final class Session implements SessionContext, SessionTimers.Actions, Admission.Grantee {
+
+    private enum Phase { HANDSHAKE, QUEUED, CONNECTING, CONNECTED, CLOSED }
+
+    /** How long a closing channel may take to flush what is queued to a peer that does not read. */
+    private static final long CLOSE_LINGER_SECONDS = 10;
+
+    private final long id;
+    private final Listener listener;
+    private final ProxyServices services;
+    private final Channel client;
+    private final EventLoop loop;
+    private final InetSocketAddress clientAddress;
+    private final String address;
+    private final long openedNanos = System.nanoTime();
+    private final Instant openedAt = Instant.now();
+    private final SessionLogger log = new SessionLogger(this);
+
+    private ProtocolSession protocol;
+    private Phase phase = Phase.HANDSHAKE;
+    private Channel upstream;
+    private ClientIdentity identity;
+    private ClientKey key;
+    private Limits limits;
+    private Admission.Ticket ticket;
+    private ClientSeries series;
+    private SessionTimers timers;
+    private SessionState state = SessionState.ACTIVE;
+    private long stateSince;
+    private boolean inTransaction;
+    private boolean authenticated;
+    private boolean leakSuspect;
+    private boolean reading;
+    private boolean clientDirty;
+    private boolean upstreamDirty;
+    private long bytesIn;
+    private long bytesOut;
+    private long queuedAt;
+    private long connectStartedAt;
+    private ScheduledFuture<?> handshakeTimer;
+    private ScheduledFuture<?> queueTimer;
+
+    Session(Listener listener, ProxyServices services, Channel client) {
+        this.id = services.registry().nextId();
+        this.listener = listener;
+        this.services = services;
+        this.client = client;
+        this.loop = client.eventLoop();
+        this.clientAddress = (InetSocketAddress) client.remoteAddress();
+        this.address = clientAddress == null || clientAddress.getAddress() == null
+                ? "" : clientAddress.getAddress().getHostAddress();
+    }
+
+    // ------------------------------------------------------------------ channel events (RelayHandler)
+
+    void start() {
+        services.registry().add(this);
+        protocol = listener.module().newSession(this);
+        armHandshakeTimer();
+        client.read();
+    }
+
+    void upstreamActive() {
+        listener.meters().upstreamOpened(System.nanoTime() - connectStartedAt);
+    }
+
+    void read(boolean fromClient, ByteBuf bytes) {
+        if (phase == Phase.CLOSED) {
+            bytes.release();
+            return;
+        }
+        reading = true;
+        try {
+            if (fromClient) {
+                bytesIn += bytes.readableBytes();
+                protocol.onClientBytes(bytes);
+            } else {
+                protocol.onUpstreamBytes(bytes);
+            }
+        } catch (RuntimeException e) {
+            log.at(Level.WARN).setCause(e).log("protocol tracker failed; closing the session");
+            close(CloseReason.PROTOCOL_ERROR, null);
+        }
+    }
+
+    void readComplete(boolean fromClient) {
+        reading = false;
+        flushDirty();
+        if (phase == Phase.CLOSED) {
+            return;
+        }
+        if (fromClient) {
+            // Before an upstream exists, keep reading: the protocol bounds what it holds, and a read is how
+            // a queued client's disconnect is noticed at once.
+            if (upstream == null || upstream.isWritable()) {
+                client.read();
+            }
+        } else if (client.isWritable()) {
+            upstream.read();
+        }
+    }
+
+    void writabilityChanged(boolean clientSide) {
+        if (phase != Phase.CONNECTED) {
+            return;
+        }
+        if (clientSide) {
+            if (client.isWritable()) {
+                upstream.read();
+            }
+        } else if (upstream.isWritable()) {
+            client.read();
+        }
+    }
+
+    void channelClosed(boolean clientSide) {
+        if (!clientSide) {
+            listener.meters().upstreamClosed();
+        }
+        close(clientSide ? CloseReason.CLIENT : CloseReason.UPSTREAM, null);
+    }
+
+    void channelFailed(boolean clientSide, Throwable cause) {
+        log.debug("{} connection failed: {}", clientSide ? "client" : "upstream", cause.toString());
+        close(clientSide ? CloseReason.CLIENT : CloseReason.UPSTREAM, null);
+    }
+
+    // ------------------------------------------------------------------ SessionContext
+
+    @Override
+    public long id() {
+        return id;
+    }
+
+    @Override
+    public ListenerInfo listener() {
+        return listener.info();
+    }
+
+    @Override
+    public InetSocketAddress clientAddress() {
+        return clientAddress;
+    }
+
+    @Override
+    public ByteBufAllocator alloc() {
+        return client.alloc();
+    }
+
+    @Override
+    public EventLoop eventLoop() {
+        return loop;
+    }
+
+    @Override
+    public SessionLog log() {
+        return log;
+    }
+
+    @Override
+    public void identified(ClientIdentity who) {
+        if (phase == Phase.CLOSED) {
+            return;
+        }
+        if (identity == null) {
+            admit(who);
+        } else if (phase == Phase.CONNECTED && !who.equals(identity)) {
+            rekey(who);
+        }
+    }
+
+    @Override
+    public void stateChanged(SessionState reported) {
+        if (phase != Phase.CONNECTED || state == SessionState.UNKNOWN) {
+            return;
+        }
+        long now = System.nanoTime();
+        if (!authenticated && reported != SessionState.ACTIVE) {
+            authenticated = true;
+            cancel(handshakeTimer);
+        }
+        boolean tx = switch (reported) {
+            case IDLE -> false;
+            case IDLE_IN_TRANSACTION -> true;
+            case ACTIVE, UNKNOWN -> inTransaction;
+        };
+        if (reported != state || tx != inTransaction) {
+            series.change(state, inTransaction, reported, tx);
+        }
+        if (reported != state || reported != SessionState.ACTIVE) {
+            stateSince = now;
+        }
+        if (reported == SessionState.ACTIVE && leakSuspect) {
+            leakSuspect = false;
+            series.leakSuspectDelta(-1);
+            log.debug("leak suspect in use again");
+        }
+        state = reported;
+        inTransaction = tx;
+        timers.state(reported, now);
+    }
+
+    @Override
+    public void lostSync(String reason) {
+        if (phase == Phase.CLOSED || state == SessionState.UNKNOWN) {
+            return;
+        }
+        listener.meters().lostSync();
+        log.at(Level.WARN).addKeyValue("reason", reason)
+                .log("protocol tracker lost sync; relaying on without enforcing limits: {}", reason);
+        if (phase == Phase.CONNECTED) {
+            stateChanged(SessionState.UNKNOWN);
+        } else {
+            state = SessionState.UNKNOWN;
+        }
+    }
+
+    @Override
+    public void violation(String reason) {
+        log.at(Level.INFO).addKeyValue("reason", "protocol_error").log("protocol violation: {}", reason);
+        close(CloseReason.PROTOCOL_ERROR, new ProxyError(ProxyError.Kind.PROTOCOL_VIOLATION,
+                "protocol violation: " + reason, ""));
+    }
+
+    @Override
+    public void upstreamFailed(String reason) {
+        if (phase == Phase.CLOSED) {
+            return;
+        }
+        listener.meters().connectError();
+        log.at(Level.WARN).addKeyValue("reason", "upstream").log("cannot use upstream {}: {}",
+                listener.config().upstream(), reason);
+        close(CloseReason.UPSTREAM, new ProxyError(ProxyError.Kind.UPSTREAM_UNAVAILABLE,
+                "connguard could not use the database server " + listener.config().upstream() + ": " + reason, ""));
+    }
+
+    @Override
+    public void toClient(ByteBuf bytes) {
+        if (phase == Phase.CLOSED || !client.isActive()) {
+            bytes.release();
+            return;
+        }
+        bytesOut += bytes.readableBytes();
+        client.write(bytes, client.voidPromise());
+        if (reading) {
+            clientDirty = true;
+        } else {
+            client.flush();
+        }
+    }
+
+    @Override
+    public void toUpstream(ByteBuf bytes) {
+        if (phase == Phase.CLOSED || upstream == null || !upstream.isActive()) {
+            bytes.release();
+            return;
+        }
+        upstream.write(bytes, upstream.voidPromise());
+        if (reading) {
+            upstreamDirty = true;
+        } else {
+            upstream.flush();
+        }
+    }
+
+    @Override
+    public Future<Channel> startUpstreamTls() {
+        if (upstream == null) {
+            return loop.newFailedFuture(new IllegalStateException("no upstream connection yet"));
+        }
+        upstream.flush();
+        return UpstreamConnector.startTls(upstream, listener).addListener(done -> {
+            if (!done.isSuccess()) {
+                upstreamFailed(UpstreamConnector.describeTlsFailure(done.cause(), listener));
+            } else if (phase == Phase.CONNECTED) {
+                upstream.read();
+            }
+        });
+    }
+
+    @Override
+    public Future<Channel> connectAside(InetSocketAddress target, ChannelHandler handler) {
+        return UpstreamConnector.connectAside(loop, target, handler, listener, services);
+    }
+
+    @Override
+    public void close() {
+        close(CloseReason.CLIENT, null);
+    }
+
+    // ------------------------------------------------------------------ admission
+
+    private void admit(ClientIdentity who) {
+        identity = who;
+        cancel(handshakeTimer);
+        ClientPolicy policy = services.policy();
+        key = policy.key(listener.name(), who, address);
+        limits = policy.limits(listener.name(), who, address);
+        series = services.metrics().acquire(key);
+        series.maxConnections(limits.maxConnections());
+        ticket = new Admission.Ticket(key, limits, loop, this);
+        switch (listener.admission().request(ticket)) {
+            case ADMITTED -> {
+                series.admission(Outcome.ADMITTED);
+                connect();
+            }
+            case QUEUED -> {
+                phase = Phase.QUEUED;
+                queuedAt = System.nanoTime();
+                series.admission(Outcome.QUEUED);
+                series.queuedDelta(1);
+                queueTimer = loop.schedule(this::queueExpired, limits.queueTimeout().toNanos(), TimeUnit.NANOSECONDS);
+                log.debug("queued for a slot");
+            }
+            case REJECTED -> reject(ticket.rejection());
+        }
+    }
+
+    @Override
+    public void admitted() {
+        if (phase != Phase.QUEUED) {
+            return;
+        }
+        cancel(queueTimer);
+        leaveQueue();
+        series.admission(Outcome.ADMITTED);
+        connect();
+    }
+
+    @Override
+    public void rejected(Rejection why) {
+        if (phase != Phase.QUEUED) {
+            return;
+        }
+        cancel(queueTimer);
+        leaveQueue();
+        reject(why);
+    }
+
+    private void queueExpired() {
+        Rejection why = listener.admission().expire(ticket);
+        if (why != null && phase == Phase.QUEUED) {
+            leaveQueue();
+            reject(why);
+        }
+    }
+
+    private void leaveQueue() {
+        series.queuedDelta(-1);
+        series.queueWait(System.nanoTime() - queuedAt);
+        phase = Phase.HANDSHAKE;
+    }
+
+    private void reject(Rejection why) {
+        series.admission(switch (why) {
+            case QUEUE_TIMEOUT -> Outcome.REJECTED_QUEUE_TIMEOUT;
+            case QUEUE_FULL -> Outcome.REJECTED_QUEUE_FULL;
+            case LISTENER_CAP -> Outcome.REJECTED_LISTENER_CAP;
+            case DRAINING -> Outcome.REJECTED_DRAINING;
+        });
+        ProxyError error = Messages.rejection(why, this);
+        log.at(Level.INFO).addKeyValue("reason", why.name().toLowerCase(java.util.Locale.ROOT))
+                .log("connection rejected: {}", error.message());
+        close(null, error);
+    }
+
+    private void rekey(ClientIdentity who) {
+        ClientPolicy policy = services.policy();
+        ClientKey newKey = policy.key(listener.name(), who, address);
+        Limits newLimits = policy.limits(listener.name(), who, address);
+        identity = who;
+        limits = newLimits;
+        timers.limits(newLimits, System.nanoTime());
+        listener.admission().rekey(ticket, newKey, newLimits);
+        if (!newKey.equals(key)) {
+            ClientSeries next = services.metrics().acquire(newKey);
+            series.leave(state, inTransaction);
+            next.enter(state, inTransaction);
+            if (leakSuspect) {
+                series.leakSuspectDelta(-1);
+                next.leakSuspectDelta(1);
+            }
+            services.metrics().release(series);
+            series = next;
+            key = newKey;
+        }
+        series.maxConnections(newLimits.maxConnections());
+        log.info("client identity changed; accounting moved to the new client");
+    }
+
+    /** Re-reads the limits in force from the current policy (after a reload). Call from any thread. */
+    public void refresh() {
+        loop.execute(() -> {
+            if (identity == null || phase == Phase.CLOSED) {
+                return;
+            }
+            limits = services.policy().limits(listener.name(), identity, address);
+            series.maxConnections(limits.maxConnections());
+            if (timers != null) {
+                timers.limits(limits, System.nanoTime());
+            }
+            listener.admission().update(ticket, limits);
+        });
+    }
+
+    // ------------------------------------------------------------------ upstream
+
+    private void connect() {
+        phase = Phase.CONNECTING;
+        long now = System.nanoTime();
+        stateSince = now;
+        state = SessionState.ACTIVE;
+        series.enter(state, false);
+        timers = new SessionTimers(System::nanoTime,
+                (task, delay) -> {
+                    ScheduledFuture<?> f = loop.schedule(task, delay, TimeUnit.NANOSECONDS);
+                    return () -> f.cancel(false);
+                },
+                this, now, limits, identity.replication());
+        connectStartedAt = now;
+        UpstreamConnector.connect(this, listener, services).addListener(done -> {
+            Channel channel = (Channel) done.getNow();
+            if (!done.isSuccess()) {
+                listener.meters().connectError();
+                String reason = UpstreamConnector.describeConnectFailure(done.cause());
+                log.at(Level.WARN).addKeyValue("reason", "upstream")
+                        .log("cannot connect to upstream {}: {}", listener.config().upstream(), reason);
+                close(CloseReason.UPSTREAM, new ProxyError(ProxyError.Kind.UPSTREAM_UNAVAILABLE,
+                        "connguard could not connect to the database server " + listener.config().upstream()
+                                + ": " + reason, ""));
+                return;
+            }
+            if (phase != Phase.CONNECTING) {
+                channel.close();
+                return;
+            }
+            upstream = channel;
+            phase = Phase.CONNECTED;
+            armHandshakeTimer();
+            upstream.read();
+            try {
+                protocol.onUpstreamConnected();
+            } catch (RuntimeException e) {
+                log.at(Level.WARN).setCause(e).log("protocol failed to open the upstream session");
+                close(CloseReason.PROTOCOL_ERROR, null);
+            }
+        });
+    }
+
+    RelayHandler upstreamHandler() {
+        return new RelayHandler(this, false);
+    }
+
+    // ------------------------------------------------------------------ timers
+
+    private void armHandshakeTimer() {
+        long timeout = listener.config().handshakeTimeout().toNanos();
+        handshakeTimer = loop.schedule(this::handshakeExpired, timeout, TimeUnit.NANOSECONDS);
+    }
+
+    private void handshakeExpired() {
+        if (phase == Phase.CLOSED || authenticated || phase == Phase.QUEUED) {
+            return;
+        }
+        Duration timeout = listener.config().handshakeTimeout();
+        log.at(Level.INFO).addKeyValue("reason", "handshake_timeout")
+                .log("handshake not finished within handshakeTimeout {}", Messages.duration(timeout));
+        close(identity == null ? null : CloseReason.CLIENT, new ProxyError(ProxyError.Kind.PROTOCOL_VIOLATION,
+                "handshake not completed within the proxy's handshakeTimeout", "connguard: listener "
+                + listener.name() + " handshakeTimeout " + Messages.duration(timeout)));
+    }
+
+    @Override
+    public void expired(SessionTimers.Expiry expiry) {
+        CloseReason reason = switch (expiry) {
+            case IDLE_IN_TRANSACTION -> CloseReason.IDLE_IN_TRANSACTION;
+            case IDLE -> CloseReason.IDLE;
+            case LIFETIME -> CloseReason.LIFETIME;
+        };
+        ProxyError error = Messages.expiry(expiry, this);
+        log.at(Level.WARN).addKeyValue("reason", reason.tag()).addKeyValue("lastStatement", lastStatement())
+                .log("session killed: {}", error.detail());
+        close(reason, error);
+    }
+
+    @Override
+    public void leakSuspected(long idleNanos) {
+        if (phase != Phase.CONNECTED || leakSuspect) {
+            return;
+        }
+        leakSuspect = true;
+        series.leakSuspectDelta(1);
+        log.at(Level.WARN).addKeyValue("reason", "leak_suspect")
+                .addKeyValue("client", key.describe(services.policy().identity()))
+                .addKeyValue("idle", Messages.duration(Duration.ofNanos(idleNanos)))
+                .addKeyValue("age", Messages.duration(Duration.ofNanos(System.nanoTime() - openedNanos)))
+                .addKeyValue("lastStatement", lastStatement())
+                .log("connection leak suspected: session {} of client {} from {} idle for {} (open {}), last statement: {}",
+                        id, key.describe(services.policy().identity()), address,
+                        Messages.duration(Duration.ofNanos(idleNanos)),
+                        Messages.duration(Duration.ofNanos(System.nanoTime() - openedNanos)), lastStatement());
+    }
+
+    /** Ends the session as the admin API or a drain asks (reason ADMIN or SHUTDOWN). Call from any thread. */
+    public void kill(CloseReason reason) {
+        loop.execute(() -> {
+            if (phase == Phase.CLOSED) {
+                return;
+            }
+            ProxyError error = reason == CloseReason.SHUTDOWN
+                    ? new ProxyError(ProxyError.Kind.SHUTDOWN, "terminating connection due to administrator command",
+                    "connguard is shutting down and its drainTimeout has passed")
+                    : new ProxyError(ProxyError.Kind.ADMIN_KILL, "terminating connection due to administrator command",
+                    "connguard: session " + id + " was killed through the admin API");
+            log.at(Level.INFO).addKeyValue("reason", reason.tag()).addKeyValue("lastStatement", lastStatement())
+                    .log("session killed: {}", error.detail());
+            close(identity == null ? null : reason, error);
+        });
+    }
+
+    // ------------------------------------------------------------------ closing
+
+    /**
+     * Ends the session once: gives the permit back, settles the metrics, tells the client why (when
+     * {@code error} is set and the protocol can), says goodbye upstream, and closes both channels after
+     * flushing what was queued. {@code reason} null: the session was never admitted, nothing is counted.
+     */
+    private void close(CloseReason reason, ProxyError error) {
+        if (phase == Phase.CLOSED) {
+            return;
+        }
+        Phase was = phase;
+        phase = Phase.CLOSED;
+        cancel(handshakeTimer);
+        cancel(queueTimer);
+        if (timers != null) {
+            timers.stop();
+        }
+        if (ticket != null) {
+            listener.admission().release(ticket);
+        }
+        if (series != null) {
+            if (was == Phase.QUEUED) {
+                series.queuedDelta(-1);
+                series.queueWait(System.nanoTime() - queuedAt);
+            }
+            if (was == Phase.CONNECTING || was == Phase.CONNECTED) {
+                series.leave(state, inTransaction);
+                if (leakSuspect) {
+                    series.leakSuspectDelta(-1);
+                }
+                if (reason != null) {
+                    series.closed(reason);
+                }
+            }
+            services.metrics().release(series);
+        }
+        ByteBuf packet = null;
+        ByteBuf goodbye = null;
+        if (protocol != null) {
+            try {
+                if (error != null && client.isActive()) {
+                    packet = protocol.clientError(error);
+                }
+                if (upstream != null && upstream.isActive() && reason != CloseReason.UPSTREAM) {
+                    goodbye = protocol.upstreamGoodbye();
+                }
+            } catch (RuntimeException e) {
+                log.at(Level.WARN).setCause(e).log("protocol failed to write its closing packets");
+            }
+            try {
+                protocol.close();
+            } catch (RuntimeException e) {
+                log.at(Level.WARN).setCause(e).log("protocol failed to release its buffers");
+            }
+        }
+        finish(client, packet);
+        if (upstream != null) {
+            finish(upstream, goodbye);
+        }
+        services.registry().remove(this);
+        if (reason == CloseReason.CLIENT || reason == CloseReason.UPSTREAM) {
+            log.debug("session closed by the {}", reason.tag());
+        }
+    }
+
+    /** Writes the last packet (if any), flushes, and closes; a peer that will not read is cut after a linger. */
+    private void finish(Channel channel, ByteBuf last) {
+        if (!channel.isActive()) {
+            ReferenceCountUtil.release(last);
+            channel.close();
+            return;
+        }
+        ChannelFuture written = channel.writeAndFlush(last != null ? last : Unpooled.EMPTY_BUFFER);
+        written.addListener(ChannelFutureListener.CLOSE);
+        if (!written.isDone()) {
+            loop.schedule(() -> channel.close(), CLOSE_LINGER_SECONDS, TimeUnit.SECONDS);
+        }
+    }
+
+    private void flushDirty() {
+        if (clientDirty) {
+            clientDirty = false;
+            client.flush();
+        }
+        if (upstreamDirty) {
+            upstreamDirty = false;
+            if (upstream != null) {
+                upstream.flush();
+            }
+        }
+    }
+
+    private static void cancel(ScheduledFuture<?> timer) {
+        if (timer != null) {
+            timer.cancel(false);
+        }
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /** This session as {@code /sessions} shows it, or null before admission. Call on the event loop. */
+    SessionSnapshot snapshot() {
+        if (identity == null || phase == Phase.HANDSHAKE || phase == Phase.QUEUED || phase == Phase.CLOSED) {
+            return null;
+        }
+        long now = System.nanoTime();
+        Instant wallNow = Instant.now();
+        return new SessionSnapshot(id, listener.name(), identity.user(), identity.database(), identity.application(),
+                address, state.label(), wallNow.minusNanos(now - stateSince), openedAt, inTransaction, leakSuspect,
+                lastStatement(), bytesIn, bytesOut, key);
+    }
+
+    String lastStatement() {
+        if (protocol == null) {
+            return "";
+        }
+        try {
+            return protocol.lastStatement();
+        } catch (RuntimeException e) {
+            return "";
+        }
+    }
+
+    String listenerName() {
+        return listener.name();
+    }
+
+    String address() {
+        return address;
+    }
+
+    ClientIdentity identity() {
+        return identity;
+    }
+
+    ClientKey key() {
+        return key;
+    }
+
+    Limits limits() {
+        return limits;
+    }
+
+    String describeClient() {
+        return key == null ? "" : key.describe(services.policy().identity());
+    }
+
+    Listener runtimeListener() {
+        return listener;
+    }
+
+    Channel clientChannel() {
+        return client;
+    }
+
+    boolean perUser() {
+        return services.policy().perUser();
+    }
+}

@@ -1,0 +1,181 @@
+package io.connguard.core.timers;
+
+import io.connguard.core.api.SessionState;
+import io.connguard.core.config.Limits;
+
+import java.time.Duration;
+import java.util.function.LongSupplier;
+
+/**
+ * The idle-in-transaction, idle, lifetime and leak timers of one session, owned by its event loop.
+ *
+ * <p>A state change only records when the state began; at most one check is scheduled, at the earliest
+ * deadline, and it is moved only when a deadline comes earlier than the pending one. An autocommit
+ * session going idle → active → idle therefore schedules nothing per query: the pending check fires,
+ * finds the session was busy in between, and re-arms for the new deadline. A limit of 0 never
+ * schedules anything. No timer fires while a request is in flight (state ACTIVE) or for a session in
+ * state UNKNOWN or a replication session.
+ */
+public final class SessionTimers {
+
+    /** Runs a task after a delay on the session's event loop. */
+    public interface Scheduler {
+        Cancellable schedule(Runnable task, long delayNanos);
+    }
+
+    /** A scheduled task that can be withdrawn. */
+    public interface Cancellable {
+        void cancel();
+    }
+
+    /** What the session does when a timer is due. */
+    public interface Actions {
+        /** End the session for this reason. */
+        void expired(Expiry expiry);
+
+        /** The session has been idle past {@code leakDetectionThreshold}: warn once and flag it. */
+        void leakSuspected(long idleNanos);
+    }
+
+    /** Which limit ended a session. */
+    public enum Expiry { IDLE_IN_TRANSACTION, IDLE, LIFETIME }
+
+    private static final long NEVER = Long.MAX_VALUE;
+
+    private final LongSupplier clock;
+    private final Scheduler scheduler;
+    private final Actions actions;
+    private final long openedAt;
+    private final boolean exempt;
+    private Limits limits;
+    private SessionState state = SessionState.ACTIVE;
+    private long stateSince;
+    private boolean leakFlagged;
+    private boolean stopped;
+    private long scheduledAt = NEVER;
+    private Cancellable pending;
+
+    /**
+     * @param openedAt when the session opened, on {@code clock}
+     * @param exempt   a replication session: no idle timer ever fires
+     */
+    public SessionTimers(LongSupplier clock, Scheduler scheduler, Actions actions, long openedAt, Limits limits,
+                         boolean exempt) {
+        this.clock = clock;
+        this.scheduler = scheduler;
+        this.actions = actions;
+        this.openedAt = openedAt;
+        this.limits = limits;
+        this.exempt = exempt;
+        this.stateSince = openedAt;
+    }
+
+    /** The session reported {@code newState} at {@code now}; a repeated idle report restarts the idle clock. */
+    public void state(SessionState newState, long now) {
+        if (newState == state && newState == SessionState.ACTIVE) {
+            return;
+        }
+        state = newState;
+        stateSince = now;
+        leakFlagged = false;
+        arm(now);
+    }
+
+    /** The limits changed (reload): deadlines follow the new values at once. */
+    public void limits(Limits newLimits, long now) {
+        this.limits = newLimits;
+        arm(now);
+    }
+
+    public void stop() {
+        stopped = true;
+        if (pending != null) {
+            pending.cancel();
+            pending = null;
+        }
+        scheduledAt = NEVER;
+    }
+
+    /** The deadline of the next check, or {@link Long#MAX_VALUE} when none is due; for tests. */
+    public long nextDeadline() {
+        if (exempt || stopped) {
+            return NEVER;
+        }
+        return switch (state) {
+            case IDLE_IN_TRANSACTION -> after(stateSince, limits.idleInTransactionTimeout());
+            case IDLE -> Math.min(after(stateSince, limits.idleTimeout()),
+                    Math.min(leakFlagged ? NEVER : after(stateSince, limits.leakDetectionThreshold()),
+                            lifetimeDeadline()));
+            case ACTIVE, UNKNOWN -> NEVER;
+        };
+    }
+
+    private long lifetimeDeadline() {
+        long end = after(openedAt, limits.maxSessionLifetime());
+        return end == NEVER ? NEVER : Math.max(end, stateSince);
+    }
+
+    private void arm(long now) {
+        long next = nextDeadline();
+        if (next >= scheduledAt) {
+            return;
+        }
+        if (pending != null) {
+            pending.cancel();
+        }
+        scheduledAt = next;
+        pending = scheduler.schedule(this::fire, Math.max(0, next - now));
+    }
+
+    private void fire() {
+        pending = null;
+        scheduledAt = NEVER;
+        if (stopped || exempt) {
+            return;
+        }
+        long now = clock.getAsLong();
+        switch (state) {
+            case IDLE_IN_TRANSACTION -> {
+                if (due(stateSince, limits.idleInTransactionTimeout(), now)) {
+                    actions.expired(Expiry.IDLE_IN_TRANSACTION);
+                    return;
+                }
+            }
+            case IDLE -> {
+                if (due(stateSince, limits.idleTimeout(), now)) {
+                    actions.expired(Expiry.IDLE);
+                    return;
+                }
+                if (lifetimeDeadline() <= now) {
+                    actions.expired(Expiry.LIFETIME);
+                    return;
+                }
+                if (!leakFlagged && due(stateSince, limits.leakDetectionThreshold(), now)) {
+                    leakFlagged = true;
+                    actions.leakSuspected(now - stateSince);
+                }
+            }
+            case ACTIVE, UNKNOWN -> {
+                return;
+            }
+        }
+        if (!stopped) {
+            arm(now);
+        }
+    }
+
+    private static boolean due(long since, Duration limit, long now) {
+        long deadline = after(since, limit);
+        return deadline != NEVER && deadline <= now;
+    }
+
+    private static long after(long since, Duration limit) {
+        if (limit.isZero()) {
+            return NEVER;
+        }
+        // Limits beyond ~100 years are "never" (and would overflow nanoseconds).
+        long nanos = limit.getSeconds() >= 3_153_600_000L ? Long.MAX_VALUE / 4 : limit.toNanos();
+        long deadline = since + nanos;
+        return deadline < since ? NEVER : deadline;
+    }
+}

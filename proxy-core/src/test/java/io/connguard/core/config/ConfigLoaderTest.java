@@ -1,0 +1,344 @@
+package io.connguard.core.config;
+
+import io.connguard.core.api.ListenerInfo.UpstreamTlsMode;
+import io.connguard.core.config.ClientsConfig.IdentityField;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+class ConfigLoaderTest {
+
+    private static final String MINIMAL = """
+            listeners:
+              - name: pg
+                protocol: postgres
+                listen: 127.0.0.1:6432
+                upstream: db.internal:5432
+            """;
+
+    private final ConfigLoader loader = new ConfigLoader(Map.of("TOKEN", "s3cret", "PORT", "7000")::get,
+            Set.of("postgres", "mysql"));
+
+    private List<String> errors(String yaml) {
+        try {
+            loader.parse(yaml);
+        } catch (ConfigException e) {
+            return e.errors().stream().map(ConfigError::toString).toList();
+        }
+        throw new AssertionError("expected configuration errors for:\n" + yaml);
+    }
+
+    @Test
+    void minimalFileGetsEveryDefault() throws Exception {
+        ProxyConfig config = loader.parse(MINIMAL);
+        assertThat(config.admin().listen()).isEqualTo(new HostPort("127.0.0.1", 9633));
+        assertThat(config.admin().hasToken()).isFalse();
+        ListenerConfig pg = config.listeners().get(0);
+        assertThat(pg.maxUpstreamConnections()).isZero();
+        assertThat(pg.connectTimeout()).isEqualTo(Duration.ofSeconds(5));
+        assertThat(pg.handshakeTimeout()).isEqualTo(Duration.ofSeconds(10));
+        assertThat(pg.upstreamTls().mode()).isEqualTo(UpstreamTlsMode.DISABLE);
+        assertThat(pg.clientTls().mode()).isEqualTo(ListenerConfig.ClientTlsMode.DISABLE);
+        assertThat(config.clients().identity())
+                .containsExactly(IdentityField.USER, IdentityField.DATABASE, IdentityField.APPLICATION);
+        assertThat(config.clients().maxTrackedClients()).isEqualTo(500);
+        assertThat(config.clients().defaults()).isEqualTo(new Limits(20, Duration.ofSeconds(5), 100,
+                Duration.ofSeconds(60), Duration.ZERO, Duration.ofMinutes(10), Duration.ZERO));
+        assertThat(config.clients().rules()).isEmpty();
+        assertThat(config.shutdown()).isEqualTo(new ShutdownConfig(Duration.ZERO, Duration.ofSeconds(25)));
+        assertThat(config.logging()).isEqualTo(new LoggingConfig(LoggingConfig.Format.TEXT, LoggingConfig.Level.INFO));
+    }
+
+    @Test
+    void fullExampleFromDesignLoads(@TempDir Path dir) throws Exception {
+        Path ca = Files.writeString(dir.resolve("ca.pem"), "-----BEGIN CERTIFICATE-----\n");
+        ProxyConfig config = loader.parse("""
+                admin:
+                  listen: 127.0.0.1:9633
+                  token: ${TOKEN}
+                listeners:
+                  - name: orders-pg
+                    protocol: postgres
+                    listen: 127.0.0.1:6432
+                    upstream: orders-db.internal:5432
+                    maxUpstreamConnections: 100
+                    connectTimeout: 5s
+                    handshakeTimeout: 10s
+                    upstreamTls:
+                      mode: verify-full
+                      caFile: %s
+                    clientTls:
+                      mode: disable
+                  - name: orders-my
+                    protocol: mysql
+                    listen: "[::1]:${PORT}"
+                    upstream: orders-mysql.internal:3306
+                clients:
+                  identity: [user, database, application]
+                  maxTrackedClients: 500
+                  defaults:
+                    maxConnections: 20
+                    queueTimeout: 5s
+                    maxQueued: 100
+                    idleInTransactionTimeout: 60s
+                    idleTimeout: 0
+                    leakDetectionThreshold: 10m
+                    maxSessionLifetime: 0
+                  rules:
+                    - match: { user: reporting }
+                      maxConnections: 5
+                    - match: { application: "batch-*" }
+                      idleInTransactionTimeout: 10m
+                shutdown:
+                  minDrainDelay: 0s
+                  drainTimeout: 25s
+                logging:
+                  format: json
+                  level: info
+                """.formatted(ca));
+        assertThat(config.admin().token()).isEqualTo("s3cret");
+        assertThat(config.listeners()).hasSize(2);
+        ListenerConfig pg = config.listeners().get(0);
+        assertThat(pg.maxUpstreamConnections()).isEqualTo(100);
+        assertThat(pg.upstreamTls()).isEqualTo(new ListenerConfig.UpstreamTls(UpstreamTlsMode.VERIFY_FULL, ca));
+        assertThat(config.listeners().get(1).listen()).isEqualTo(new HostPort("::1", 7000));
+        assertThat(config.listeners().get(1).listen().toString()).isEqualTo("[::1]:7000");
+        assertThat(config.clients().rules()).hasSize(2);
+        Rule reporting = config.clients().rules().get(0);
+        assertThat(reporting.match().matches("orders-pg", "reporting", "orders", "x", "10.0.0.1")).isTrue();
+        assertThat(reporting.match().matches("orders-pg", "app", "orders", "x", "10.0.0.1")).isFalse();
+        assertThat(reporting.applyTo(config.clients().defaults()).maxConnections()).isEqualTo(5);
+        Rule batch = config.clients().rules().get(1);
+        assertThat(batch.match().matches("orders-pg", "app", "orders", "batch-nightly", "")).isTrue();
+        assertThat(batch.applyTo(config.clients().defaults()).idleInTransactionTimeout())
+                .isEqualTo(Duration.ofMinutes(10));
+        assertThat(config.logging().format()).isEqualTo(LoggingConfig.Format.JSON);
+    }
+
+    @Test
+    void unknownKeysAreErrorsWithPathAndLine() {
+        assertThat(errors("""
+                listeners:
+                  - name: pg
+                    protocol: postgres
+                    listen: 127.0.0.1:6432
+                    upstream: db:5432
+                    maxUpstreamConnection: 10
+                clients:
+                  defaults:
+                    idleTimeOut: 5s
+                bogus: 1
+                """)).containsExactlyInAnyOrder(
+                "listeners[0].maxUpstreamConnection (line 6): unknown key (expected one of name, protocol, listen, "
+                        + "upstream, maxUpstreamConnections, connectTimeout, handshakeTimeout, upstreamTls, clientTls)",
+                "clients.defaults.idleTimeOut (line 9): unknown key (expected one of maxConnections, queueTimeout, "
+                        + "maxQueued, idleInTransactionTimeout, idleTimeout, leakDetectionThreshold, maxSessionLifetime)",
+                "bogus (line 10): unknown key (expected one of admin, listeners, clients, shutdown, logging)");
+    }
+
+    @Test
+    void badDurationsNameTheKey() {
+        assertThat(errors(MINIMAL + """
+                clients:
+                  defaults:
+                    queueTimeout: 5 seconds
+                    idleInTransactionTimeout: -1s
+                    leakDetectionThreshold: 10
+                shutdown:
+                  drainTimeout: 1.5s
+                """)).containsExactlyInAnyOrder(
+                "clients.defaults.queueTimeout (line 8): expected a duration such as 250ms, 5s, 10m, 1h or 0, got '5 seconds'",
+                "clients.defaults.idleInTransactionTimeout (line 9): expected a duration such as 250ms, 5s, 10m, 1h or 0, got '-1s'",
+                "clients.defaults.leakDetectionThreshold (line 10): expected a duration such as 250ms, 5s, 10m, 1h or 0, got '10'",
+                "shutdown.drainTimeout (line 12): expected a duration such as 250ms, 5s, 10m, 1h or 0, got '1.5s'");
+    }
+
+    @Test
+    void durationsParseEveryUnit() {
+        assertThat(YamlFields.parseDuration("250ms")).isEqualTo(Duration.ofMillis(250));
+        assertThat(YamlFields.parseDuration("5s")).isEqualTo(Duration.ofSeconds(5));
+        assertThat(YamlFields.parseDuration("10m")).isEqualTo(Duration.ofMinutes(10));
+        assertThat(YamlFields.parseDuration("1h")).isEqualTo(Duration.ofHours(1));
+        assertThat(YamlFields.parseDuration("2d")).isEqualTo(Duration.ofDays(2));
+        assertThat(YamlFields.parseDuration("0")).isEqualTo(Duration.ZERO);
+        assertThat(YamlFields.parseDuration("0s")).isEqualTo(Duration.ZERO);
+        assertThat(YamlFields.parseDuration("5")).isNull();
+        assertThat(YamlFields.parseDuration("1h30m")).isNull();
+    }
+
+    @Test
+    void duplicateListenerNamesAndPortsAreErrors() {
+        assertThat(errors("""
+                listeners:
+                  - name: pg
+                    protocol: postgres
+                    listen: 127.0.0.1:6432
+                    upstream: db:5432
+                  - name: pg
+                    protocol: mysql
+                    listen: 127.0.0.1:6432
+                    upstream: db:3306
+                """)).containsExactlyInAnyOrder(
+                "listeners[1].name (line 6): duplicate listener name 'pg' (also listeners[0])",
+                "listeners[1].listen (line 8): duplicate listen address 127.0.0.1:6432 (also listeners[0])");
+    }
+
+    @Test
+    void wildcardAndSpecificAddressOnOnePortConflict() {
+        assertThat(errors("""
+                listeners:
+                  - name: a
+                    protocol: postgres
+                    listen: 0.0.0.0:6432
+                    upstream: db:5432
+                  - name: b
+                    protocol: postgres
+                    listen: 127.0.0.1:6432
+                    upstream: db:5432
+                """)).anySatisfy(e -> assertThat(e).contains("both use port 6432"));
+    }
+
+    @Test
+    void missingUpstreamAndOtherRequiredKeys() {
+        assertThat(errors("""
+                listeners:
+                  - name: pg
+                    protocol: postgres
+                    listen: 127.0.0.1:6432
+                  - protocol: cobol
+                    listen: nowhere
+                    upstream: db:5432
+                """)).containsExactlyInAnyOrder(
+                "listeners[0].upstream (line 2): missing (required)",
+                "listeners[1].name (line 5): missing (required)",
+                "listeners[1].protocol (line 5): unknown protocol 'cobol' (installed: mysql, postgres)",
+                "listeners[1].listen (line 6): expected host:port, got 'nowhere'");
+    }
+
+    @Test
+    void noListenersIsAnError() {
+        assertThat(errors("clients:\n  maxTrackedClients: 10\n"))
+                .containsExactly("listeners (line 1): at least one listener is required");
+        assertThat(errors("")).containsExactly("listeners: at least one listener is required");
+    }
+
+    @Test
+    void unsetEnvironmentVariableIsAnError() {
+        assertThat(errors(MINIMAL + "admin:\n  token: ${UNSET_TOKEN}\n"))
+                .containsExactly("admin.token (line 7): environment variable UNSET_TOKEN is not set");
+    }
+
+    @Test
+    void environmentDefaultsMakeAVariableOptional() throws Exception {
+        ProxyConfig config = loader.parse(MINIMAL + "admin:\n  token: ${UNSET_TOKEN:-}\n");
+        assertThat(config.admin().hasToken()).isFalse();
+    }
+
+    @Test
+    void nonLoopbackAdminNeedsAToken() throws Exception {
+        assertThat(errors(MINIMAL + "admin:\n  listen: 0.0.0.0:9633\n")).containsExactly(
+                "admin.listen (line 7): admin.listen 0.0.0.0:9633 is not a loopback address, so admin.token is required");
+        assertThat(loader.parse(MINIMAL + "admin:\n  listen: 0.0.0.0:9633\n  token: ${TOKEN}\n").admin().token())
+                .isEqualTo("s3cret");
+        assertThat(loader.parse(MINIMAL + "admin:\n  listen: localhost:9633\n").admin().hasToken()).isFalse();
+    }
+
+    @Test
+    void wrongTypesAndRangesAreErrors() {
+        assertThat(errors("""
+                listeners:
+                  - name: pg
+                    protocol: postgres
+                    listen: 127.0.0.1:99999
+                    upstream: db:5432
+                    maxUpstreamConnections: many
+                    connectTimeout: 0
+                    upstreamTls:
+                      mode: sometimes
+                clients:
+                  identity: [user, hostname]
+                  maxTrackedClients: 0
+                  defaults: [1, 2]
+                logging:
+                  format: xml
+                  level: loud
+                """)).containsExactlyInAnyOrder(
+                "listeners[0].listen (line 4): port must be a number from 0 to 65535, got 99999",
+                "listeners[0].maxUpstreamConnections (line 6): expected a whole number, got 'many'",
+                "listeners[0].connectTimeout (line 7): must be greater than 0",
+                "listeners[0].upstreamTls.mode (line 9): expected one of disable, require, verify-ca, verify-full, got 'sometimes'",
+                "clients.identity[1] (line 11): expected one of user, database, application, address",
+                "clients.maxTrackedClients (line 12): must be between 1 and 1000000, got 0",
+                "clients.defaults (line 13): expected a mapping of maxConnections, queueTimeout, maxQueued, "
+                        + "idleInTransactionTimeout, idleTimeout, leakDetectionThreshold, maxSessionLifetime",
+                "logging.format (line 15): expected one of text, json, got 'xml'",
+                "logging.level (line 16): expected one of trace, debug, info, warn, error, got 'loud'");
+    }
+
+    @Test
+    void verifyModesNeedAReadableCaFile() {
+        assertThat(errors(MINIMAL + """
+                    upstreamTls:
+                      mode: verify-ca
+                """)).containsExactly("listeners[0].upstreamTls.caFile (line 7): mode verify-ca needs a caFile");
+        assertThat(errors(MINIMAL + """
+                    upstreamTls:
+                      mode: verify-full
+                      caFile: /nonexistent/ca.pem
+                """)).containsExactly("listeners[0].upstreamTls.caFile (line 8): cannot read CA file /nonexistent/ca.pem");
+    }
+
+    @Test
+    void rulesNeedAMatchAndValidPatterns() throws Exception {
+        assertThat(errors(MINIMAL + """
+                clients:
+                  rules:
+                    - maxConnections: 5
+                    - match: { host: x }
+                    - match: { address: 10.0.0.0/40 }
+                """)).containsExactlyInAnyOrder(
+                "clients.rules[0].match (line 8): missing (required)",
+                "clients.rules[1].match.host (line 9): unknown key (expected one of "
+                        + "user, database, application, address, listener)",
+                "clients.rules[2].match.address (line 10): prefix length out of range in '10.0.0.0/40'");
+        ProxyConfig config = loader.parse(MINIMAL + """
+                clients:
+                  rules:
+                    - match: { address: 10.0.0.0/8, listener: "p?" }
+                      maxConnections: 3
+                """);
+        Match match = config.clients().rules().get(0).match();
+        assertThat(match.matches("pg", "u", "d", "a", "10.1.2.3")).isTrue();
+        assertThat(match.matches("pg", "u", "d", "a", "11.1.2.3")).isFalse();
+        assertThat(match.matches("pgx", "u", "d", "a", "10.1.2.3")).isFalse();
+    }
+
+    @Test
+    void invalidYamlIsReportedWithLine() {
+        assertThat(errors("listeners:\n  - name: [unclosed\n")).singleElement()
+                .satisfies(e -> assertThat(e).startsWith("(file) (line ").contains("not valid YAML"));
+    }
+
+    @Test
+    void loadedConfigurationIsImmutable() throws Exception {
+        ProxyConfig config = loader.parse(MINIMAL);
+        assertThatThrownBy(() -> config.listeners().add(config.listeners().get(0)))
+                .isInstanceOf(UnsupportedOperationException.class);
+        assertThatThrownBy(() -> config.clients().rules().clear()).isInstanceOf(UnsupportedOperationException.class);
+    }
+
+    @Test
+    void unreadableFileIsAConfigurationError(@TempDir Path dir) {
+        assertThatThrownBy(() -> loader.load(dir.resolve("missing.yaml")))
+                .isInstanceOf(ConfigException.class).hasMessageContaining("cannot read");
+    }
+}
