@@ -1,5 +1,7 @@
 package io.connguard.postgres;
 
+import io.connguard.core.testing.LeakGuard;
+import org.junit.jupiter.api.extension.ExtendWith;
 import io.connguard.core.api.ProxyError;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
@@ -20,6 +22,7 @@ import static io.connguard.postgres.PgMessages.startup;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /** CancelRequest: routed by backend key to the upstream that owns it, never counted or queued. */
+@ExtendWith(LeakGuard.class)
 class PgCancelTest {
 
     private final PgModule module = new PgModule();

@@ -1,5 +1,7 @@
 package io.connguard.postgres;
 
+import io.connguard.core.testing.LeakGuard;
+import org.junit.jupiter.api.extension.ExtendWith;
 import io.connguard.core.api.ProxyError;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
@@ -12,6 +14,7 @@ import java.util.Map;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+@ExtendWith(LeakGuard.class)
 class PgErrorWriterTest {
 
     private static Map<Character, String> write(ProxyError error) {

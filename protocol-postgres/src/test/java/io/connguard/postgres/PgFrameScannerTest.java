@@ -1,5 +1,7 @@
 package io.connguard.postgres;
 
+import io.connguard.core.testing.LeakGuard;
+import org.junit.jupiter.api.extension.ExtendWith;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import org.junit.jupiter.api.Test;
@@ -17,6 +19,7 @@ import static io.connguard.postgres.PgMessages.query;
 import static io.connguard.postgres.PgMessages.readyForQuery;
 import static org.assertj.core.api.Assertions.assertThat;
 
+@ExtendWith(LeakGuard.class)
 class PgFrameScannerTest {
 
     /** Writes down what the scanner reports, asking for the first 3 bytes of every body. */

@@ -1,5 +1,7 @@
 package io.connguard.postgres;
 
+import io.connguard.core.testing.LeakGuard;
+import org.junit.jupiter.api.extension.ExtendWith;
 import io.connguard.core.api.ProtocolModule;
 import org.junit.jupiter.api.Test;
 
@@ -7,6 +9,7 @@ import java.util.ServiceLoader;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+@ExtendWith(LeakGuard.class)
 class PgModuleTest {
 
     @Test

@@ -1,5 +1,7 @@
 package io.connguard.postgres;
 
+import io.connguard.core.testing.LeakGuard;
+import org.junit.jupiter.api.extension.ExtendWith;
 import io.connguard.core.api.ClientIdentity;
 import io.connguard.core.api.SessionState;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -20,6 +22,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * session: every byte must come out unchanged on the other side, and the reported states must be the
  * ones the conversation shows, however the bytes are cut.
  */
+@ExtendWith(LeakGuard.class)
 class PgSessionReplayTest {
 
     private static List<SessionState> idleThenQueries(int queries) {

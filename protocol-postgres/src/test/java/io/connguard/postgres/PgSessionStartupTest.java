@@ -1,5 +1,7 @@
 package io.connguard.postgres;
 
+import io.connguard.core.testing.LeakGuard;
+import org.junit.jupiter.api.extension.ExtendWith;
 import io.connguard.core.api.ClientIdentity;
 import io.connguard.core.api.ListenerInfo.UpstreamTlsMode;
 import io.connguard.core.api.ProxyError;
@@ -23,6 +25,7 @@ import static io.connguard.postgres.PgMessages.startup;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /** The start-up phase: encryption requests, the StartupMessage, admission, upstream TLS. */
+@ExtendWith(LeakGuard.class)
 class PgSessionStartupTest {
 
     private final PgModule module = new PgModule();

@@ -1,5 +1,7 @@
 package io.connguard.postgres;
 
+import io.connguard.core.testing.LeakGuard;
+import org.junit.jupiter.api.extension.ExtendWith;
 import io.connguard.core.api.ProxyError;
 import io.connguard.core.api.SessionState;
 import io.netty.buffer.ByteBuf;
@@ -36,6 +38,7 @@ import static io.connguard.postgres.PgMessages.terminate;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /** Hand-built sequences for what the tracker must decide, and what it must survive. */
+@ExtendWith(LeakGuard.class)
 class PgSessionTrackingTest {
 
     private static PgTestContext loggedIn() {

@@ -1,5 +1,7 @@
 package io.connguard.postgres;
 
+import io.connguard.core.testing.LeakGuard;
+import org.junit.jupiter.api.extension.ExtendWith;
 import io.connguard.core.api.ClientIdentity;
 import io.netty.buffer.ByteBuf;
 import org.junit.jupiter.api.AfterEach;
@@ -25,6 +27,7 @@ import static io.connguard.postgres.PgMessages.sslRequest;
 import static io.connguard.postgres.PgMessages.startup;
 import static org.assertj.core.api.Assertions.assertThat;
 
+@ExtendWith(LeakGuard.class)
 class PgStartupParserTest {
 
     private final TrackingAllocator alloc = new TrackingAllocator();
