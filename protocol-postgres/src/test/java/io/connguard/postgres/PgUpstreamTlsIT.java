@@ -86,6 +86,23 @@ class PgUpstreamTlsIT {
     }
 
     @Test
+    void scramWorksWhenTheServerOffersChannelBindingOnlyToTheProxysTlsLeg() throws Exception {
+        requireRole("cg_scram");
+        // Over TLS the server offers SCRAM-SHA-256-PLUS too; the client, on plaintext, picks plain SCRAM.
+        try (TestProxy proxy = TestProxy.start(config("verify-full", tls.resolve("ca.crt"), PgIt.db().hostPort()))) {
+            for (String binding : new String[] {"prefer", "disable"}) {
+                java.util.Properties props = PgIt.props(unique("tlsscram"), "channelBinding", binding);
+                props.setProperty("user", "cg_scram");
+                props.setProperty("password", "cg_scram_pw");
+                try (Connection c = java.sql.DriverManager.getConnection(PgIt.jdbcUrl(proxy), props)) {
+                    assertThat(stringValue(c, "SELECT current_user")).isEqualTo("cg_scram");
+                    assertThat(sslOf(c)).startsWith("true");
+                }
+            }
+        }
+    }
+
+    @Test
     void requireEncryptsWithoutCheckingTheCertificate() throws Exception {
         try (TestProxy proxy = TestProxy.start(config("require", null, PgIt.db().hostPort()));
              Connection c = connect(proxy, unique("require"))) {
