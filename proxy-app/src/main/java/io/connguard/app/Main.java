@@ -115,6 +115,8 @@ public final class Main {
             return CONFIG_ERROR;
         }
         Signals.install(server);
-        return server.terminated().join();
+        int exitCode = server.terminated().join();
+        Logging.shutdown();
+        return exitCode;
     }
 }

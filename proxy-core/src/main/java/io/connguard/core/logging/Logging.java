@@ -1,5 +1,6 @@
 package io.connguard.core.logging;
 
+import ch.qos.logback.classic.AsyncAppender;
 import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.LoggerContext;
 import ch.qos.logback.classic.encoder.PatternLayoutEncoder;
@@ -14,11 +15,16 @@ import org.slf4j.LoggerFactory;
  * Applies {@code logging} to Logback: the root level and one console appender writing either text
  * lines or one JSON object a line. Key-value pairs attached to an event (session id, listener, client,
  * reason) appear in both formats.
+ *
+ * <p>Lines are written by a background thread: event loops log kills and rejections, and a stdout pipe
+ * that blocks (a stalled log collector) must not stall the relay. When its queue of {@value #QUEUE}
+ * lines is full, lines are dropped rather than waited for.
  */
 public final class Logging {
 
     static final String TEXT_PATTERN = "%d{yyyy-MM-dd'T'HH:mm:ss.SSSXXX,UTC} %-5level %logger{0} - %msg %kvp{NONE}%n%ex";
     private static final String APPENDER = "connguard-console";
+    static final int QUEUE = 8192;
 
     private Logging() {
     }
@@ -36,8 +42,24 @@ public final class Logging {
         appender.setName(APPENDER);
         appender.setEncoder(encoder(config.format(), context));
         appender.start();
+        AsyncAppender async = new AsyncAppender();
+        async.setContext(context);
+        async.setName(APPENDER + "-async");
+        async.setQueueSize(QUEUE);
+        async.setDiscardingThreshold(0);
+        async.setNeverBlock(true);
+        async.setIncludeCallerData(false);
+        async.addAppender(appender);
+        async.start();
         root.detachAndStopAllAppenders();
-        root.addAppender(appender);
+        root.addAppender(async);
+    }
+
+    /** Writes out queued lines and stops logging; call last before the process exits. */
+    public static void shutdown() {
+        if (LoggerFactory.getILoggerFactory() instanceof LoggerContext context) {
+            context.stop();
+        }
     }
 
     private static Encoder<ILoggingEvent> encoder(LoggingConfig.Format format, LoggerContext context) {

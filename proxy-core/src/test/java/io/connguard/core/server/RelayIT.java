@@ -137,6 +137,31 @@ class RelayIT {
     }
 
     @Test
+    void aClientThatNeverFinishesItsHandshakeIsClosedWithoutAnUpstreamConnection() throws Exception {
+        try (TestProxy proxy = TestProxy.start("""
+                listeners:
+                  - name: relay
+                    protocol: line
+                    listen: 127.0.0.1:0
+                    upstream: 127.0.0.1:%d
+                    handshakeTimeout: 500ms
+                """.formatted(upstreams.echo().getPort()));
+             LineClient silent = new LineClient(proxy.port("relay"));
+             LineClient slowloris = new LineClient(proxy.port("relay"))) {
+            int before = upstreams.openConnections();
+            slowloris.send("HEL");
+            Thread.sleep(200);
+            slowloris.send("LO");
+            assertThat(silent.readLine()).startsWith("ERROR PROTOCOL_VIOLATION handshake not completed");
+            assertThat(silent.closedByPeer()).isTrue();
+            assertThat(slowloris.readLine()).startsWith("ERROR PROTOCOL_VIOLATION handshake not completed");
+            assertThat(upstreams.openConnections()).as("no upstream connection was opened").isEqualTo(before);
+            assertThat(proxy.scrape().sum("connguard_client_sessions_closed_total"))
+                    .as("sessions that never identified are not counted").isZero();
+        }
+    }
+
+    @Test
     void clientCloseClosesUpstreamAndUpstreamCloseClosesClient() throws Exception {
         try (TestProxy proxy = proxy(upstreams.echo())) {
             int before = upstreams.openConnections();

@@ -125,6 +125,15 @@ public final class TestProxy implements AutoCloseable {
         return get("/metrics").body();
     }
 
+    /** {@code GET /metrics}, parsed. */
+    public PrometheusScrape scrape() {
+        var response = get("/metrics");
+        if (response.statusCode() != 200) {
+            throw new IllegalStateException("/metrics answered " + response.statusCode());
+        }
+        return PrometheusScrape.parse(response.body());
+    }
+
     private static JsonNode json(HttpResponse<String> response) {
         if (response.statusCode() != 200) {
             throw new IllegalStateException("admin API answered " + response.statusCode() + ": " + response.body());

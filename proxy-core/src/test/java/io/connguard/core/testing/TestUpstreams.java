@@ -99,6 +99,16 @@ public final class TestUpstreams implements AutoCloseable {
         });
     }
 
+    /** Reads and discards everything and never answers: a query that runs for ever. */
+    public InetSocketAddress sink() {
+        return start(() -> new ChannelInboundHandlerAdapter() {
+            @Override
+            public void channelRead(ChannelHandlerContext ctx, Object msg) {
+                ((ByteBuf) msg).release();
+            }
+        });
+    }
+
     /** Connections open now on all servers. */
     public int openConnections() {
         return open.get();

@@ -1,0 +1,65 @@
+package io.connguard.app.guard;
+
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+import io.connguard.core.testing.Database;
+
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.sql.Statement;
+
+/**
+ * What the guard scenarios need to know about one database: how to reach it through the proxy and
+ * directly, how it names the proxy's errors, and how it shows its own connections. One implementation
+ * per protocol; the scenarios are the same for both.
+ */
+interface GuardTarget {
+
+    String PASSWORD = "guard-pw";
+
+    Database database();
+
+    /** The listener's {@code protocol}. */
+    String protocol();
+
+    /** A connection through the proxy as {@code user}, announcing {@code application}. */
+    Connection open(int port, String user, String application) throws SQLException;
+
+    /** An application's pool through the proxy, as HikariCP would be configured in production. */
+    default HikariDataSource pool(int port, String user, String application, int size, long connectionTimeoutMillis) {
+        HikariConfig config = new HikariConfig();
+        config.setJdbcUrl(url(port, application));
+        config.setUsername(user);
+        config.setPassword(PASSWORD);
+        config.setMaximumPoolSize(size);
+        config.setMinimumIdle(0);
+        config.setConnectionTimeout(connectionTimeoutMillis);
+        config.setInitializationFailTimeout(-1);
+        config.setPoolName("guard-" + user);
+        return new HikariDataSource(config);
+    }
+
+    /** The JDBC URL through the proxy, with the application name set. */
+    String url(int port, String application);
+
+    /** Creates the user (idempotent) with {@link #PASSWORD} and rights on the scenario table. */
+    void ensureUser(String user) throws SQLException;
+
+    /** Creates the scenario table {@code cg_guard_rows(id int primary key, v int)} with rows 1..10, v = 0. */
+    void resetTable() throws SQLException;
+
+    /** Connections the database itself has open for {@code user}, counted on the server. */
+    int serverConnections(String user) throws SQLException;
+
+    /** The SQLState of "too many connections" for a client cap (53300 / 08004). */
+    String tooManyConnectionsState();
+
+    /** Asserts that {@code e} is the driver's report of the idle-in-transaction kill (25P03 / 4031). */
+    void assertIdleInTransactionKill(SQLException e);
+
+    /** Makes lock waits on this direct connection fail after a second instead of waiting. */
+    void shortLockWait(Statement statement) throws SQLException;
+
+    /** A statement that keeps the server busy for {@code seconds}. */
+    String sleep(double seconds);
+}
