@@ -74,7 +74,7 @@ final class PgSessionTracker {
         }
     }
 
-    void lose(String reason) {
+    private void lose(String reason) {
         if (!lost) {
             lost = true;
             reported = SessionState.UNKNOWN;
