@@ -1,6 +1,7 @@
 package io.connguard.postgres;
 
 import io.connguard.core.testing.LeakGuard;
+import io.connguard.core.testing.LogCapture;
 import io.connguard.core.testing.TestProxy;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -199,10 +200,14 @@ class PgJdbcIT {
     }
 
     @Test
-    void directTlsIsClosedAndTheClientToldItFailed() {
-        assertThatThrownBy(() -> connect(proxy, unique("direct"), "sslmode", "require", "sslNegotiation", "direct",
-                "connectTimeout", "10").close())
-                .isInstanceOf(SQLException.class);
+    void directTlsIsClosedWithAClearLogLine() {
+        try (LogCapture log = new LogCapture("io.connguard.session")) {
+            assertThatThrownBy(() -> connect(proxy, unique("direct"), "sslmode", "require", "sslNegotiation", "direct",
+                    "connectTimeout", "10").close())
+                    .isInstanceOf(SQLException.class);
+            await().atMost(5, TimeUnit.SECONDS).until(() ->
+                    !log.lines("INFO", "client opened with a TLS handshake (sslnegotiation=direct)").isEmpty());
+        }
     }
 
     @Test

@@ -2,6 +2,7 @@ package io.connguard.postgres;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.connguard.core.testing.LeakGuard;
+import io.connguard.core.testing.LogCapture;
 import io.connguard.core.testing.TestProxy;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -76,7 +77,7 @@ class PgSessionStateIT {
     void aTransactionLeftIdleIsKilledWith25P03AndRolledBack() throws Exception {
         String table = unique("killed");
         try (TestProxy proxy = TestProxy.start(PgIt.config("idleInTransactionTimeout: 1s"));
-             Connection setup = direct()) {
+             Connection setup = direct(); LogCapture log = new LogCapture("io.connguard.session")) {
             execute(setup, "CREATE TABLE " + table + " (id int PRIMARY KEY, n int)");
             execute(setup, "INSERT INTO " + table + " VALUES (1, 0)");
             try (Connection c = connect(proxy, unique("killed"))) {
@@ -87,6 +88,9 @@ class PgSessionStateIT {
                         .isInstanceOf(SQLException.class)
                         .satisfies(e -> assertThat(((SQLException) e).getSQLState()).isEqualTo("25P03"));
                 assertThat(longValue(setup, "SELECT n FROM " + table + " WHERE id = 1")).as("rolled back").isZero();
+                assertThat(log.lines("WARN", "session killed")).singleElement()
+                        .satisfies(line -> assertThat(line.field("lastStatement"))
+                                .isEqualTo("UPDATE " + table + " SET n = ? WHERE id = ?"));
             } finally {
                 execute(setup, "DROP TABLE " + table);
             }
