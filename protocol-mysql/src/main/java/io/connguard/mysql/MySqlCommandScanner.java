@@ -1,0 +1,202 @@
+package io.connguard.mysql;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+
+import java.util.function.Consumer;
+
+/**
+ * Finds command boundaries in the client's stream during the command phase and forwards the client's own
+ * buffers, reading headers at their indexes. The few commands the proxy may rewrite (a short COM_QUERY
+ * that might be a KILL, COM_PROCESS_KILL, COM_CHANGE_USER) are looked at whole before they leave; only
+ * when such a start, or a packet header, is split across reads are those few bytes held back in a small
+ * buffer until the rest arrives. LOCAL INFILE data and authentication data pass as packets, not commands.
+ *
+ * @see <a href="https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_command_phase.html">Command phase</a>
+ */
+final class MySqlCommandScanner {
+
+    /** Rewrites a whole COM_CHANGE_USER packet (at index, with header), or returns null to forward it. */
+    interface ChangeUserRewriter {
+        ByteBuf rewrite(ByteBuf buf, int payloadIndex, int payloadLength);
+    }
+
+    private static final int CHANGE_USER_MAX = 64 * 1024;
+
+    private final ByteBufAllocator alloc;
+    private final MySqlCommandTracker tracker;
+    private final MySqlKillRewriter killRewriter;
+    private final MySqlStatementCapture capture;
+    private final ChangeUserRewriter changeUserRewriter;
+    private final Consumer<ByteBuf> upstream;
+    private ByteBuf held;
+    private int remaining;
+    private boolean continues;
+    private boolean capturing;
+
+    MySqlCommandScanner(ByteBufAllocator alloc, MySqlCommandTracker tracker, MySqlKillRewriter killRewriter,
+                        MySqlStatementCapture capture, ChangeUserRewriter changeUserRewriter,
+                        Consumer<ByteBuf> upstream) {
+        this.alloc = alloc;
+        this.tracker = tracker;
+        this.killRewriter = killRewriter;
+        this.capture = capture;
+        this.changeUserRewriter = changeUserRewriter;
+        this.upstream = upstream;
+    }
+
+    /** Scans and forwards {@code in}; takes ownership of it. */
+    void scan(ByteBuf in) {
+        try {
+            int i = in.readerIndex();
+            int end = in.writerIndex();
+            if (held != null) {
+                i = completeHeld(in, i, end);
+                if (held != null) {
+                    return;
+                }
+            }
+            int run = i;
+            while (i < end) {
+                if (remaining > 0) {
+                    int n = Math.min(remaining, end - i);
+                    if (capturing) {
+                        capture.append(in, i, n);
+                    }
+                    i += n;
+                    remaining -= n;
+                    capturing &= remaining > 0;
+                    continue;
+                }
+                int need = needed(in, i, end);
+                if (need > end - i) {
+                    forward(in, run, i);
+                    held = alloc.heapBuffer(Math.max(need, 16)).writeBytes(in, i, end - i);
+                    return;
+                }
+                ByteBuf replacement = start(in, i, need);
+                if (replacement != null) {
+                    forward(in, run, i);
+                    upstream.accept(replacement);
+                    run = i + need;
+                }
+                i += need;
+            }
+            forward(in, run, end);
+        } finally {
+            in.release();
+        }
+    }
+
+    /** Tops the held bytes up from {@code in} until they can be decided; returns where {@code in} goes on. */
+    private int completeHeld(ByteBuf in, int i, int end) {
+        while (true) {
+            int need = needed(held, held.readerIndex(), held.writerIndex());
+            int have = held.readableBytes();
+            if (have >= need) {
+                ByteBuf packetStart = held;
+                held = null;
+                ByteBuf replacement = start(packetStart, packetStart.readerIndex(), need);
+                if (replacement != null) {
+                    packetStart.release();
+                    upstream.accept(replacement);
+                } else {
+                    upstream.accept(packetStart);
+                }
+                return i;
+            }
+            if (i == end) {
+                return i;
+            }
+            int n = Math.min(need - have, end - i);
+            held.writeBytes(in, i, n);
+            i += n;
+        }
+    }
+
+    /** How many bytes from a packet start at {@code i} must be present before it can be handled. */
+    private int needed(ByteBuf buf, int i, int end) {
+        if (end - i < MySqlWire.HEADER_SIZE) {
+            return MySqlWire.HEADER_SIZE;
+        }
+        int length = buf.getUnsignedMediumLE(i);
+        if (!isCommand(length, buf.getUnsignedByte(i + 3))) {
+            return MySqlWire.HEADER_SIZE;
+        }
+        if (end - i < MySqlWire.HEADER_SIZE + 1) {
+            return MySqlWire.HEADER_SIZE + 1;
+        }
+        int whole = MySqlWire.HEADER_SIZE + length;
+        return switch (buf.getUnsignedByte(i + MySqlWire.HEADER_SIZE)) {
+            case MySqlCommand.COM_QUERY -> length <= MySqlKillRewriter.MAX_KILL_LENGTH + 1 ? whole : 5;
+            case MySqlCommand.COM_PROCESS_KILL -> length == 5 ? whole : 5;
+            case MySqlCommand.COM_CHANGE_USER -> length <= CHANGE_USER_MAX ? whole : 5;
+            case MySqlCommand.COM_STMT_EXECUTE -> MySqlWire.HEADER_SIZE + Math.min(length, 6);
+            default -> 5;
+        };
+    }
+
+    private boolean isCommand(int length, int sequenceId) {
+        return !continues && length > 0 && sequenceId == 0 && tracker.clientMode() == MySqlCommandTracker.ClientMode.COMMANDS;
+    }
+
+    /** Handles the first {@code need} bytes of a packet at {@code i}; returns their replacement or null. */
+    private ByteBuf start(ByteBuf buf, int i, int need) {
+        int length = buf.getUnsignedMediumLE(i);
+        int sequenceId = buf.getUnsignedByte(i + 3);
+        boolean isCommand = isCommand(length, sequenceId);
+        boolean continuation = continues;
+        continues = length == MySqlWire.MAX_PAYLOAD;
+        remaining = length - (need - MySqlWire.HEADER_SIZE);
+        capturing = false;
+        if (!isCommand) {
+            tracker.onClientPacket(sequenceId, length, continuation);
+            return null;
+        }
+        int payload = i + MySqlWire.HEADER_SIZE;
+        int command = buf.getUnsignedByte(payload);
+        ByteBuf replacement = null;
+        switch (command) {
+            case MySqlCommand.COM_QUERY, MySqlCommand.COM_STMT_PREPARE -> {
+                capture.start();
+                capture.append(buf, payload + 1, need - MySqlWire.HEADER_SIZE - 1);
+                capturing = remaining > 0;
+                if (command == MySqlCommand.COM_QUERY && need == MySqlWire.HEADER_SIZE + length) {
+                    replacement = killRewriter.rewriteQuery(alloc, buf, payload + 1, length - 1);
+                }
+            }
+            case MySqlCommand.COM_PROCESS_KILL -> {
+                if (length == 5) {
+                    replacement = killRewriter.rewriteProcessKill(alloc, buf, payload + 1);
+                }
+            }
+            case MySqlCommand.COM_CHANGE_USER -> {
+                if (need == MySqlWire.HEADER_SIZE + length) {
+                    replacement = changeUserRewriter.rewrite(buf, payload, length);
+                }
+            }
+            default -> { }
+        }
+        int executeFlags = command == MySqlCommand.COM_STMT_EXECUTE && length >= 6 ? buf.getUnsignedByte(payload + 5) : 0;
+        tracker.onCommand(command, executeFlags);
+        return replacement;
+    }
+
+    private void forward(ByteBuf in, int from, int to) {
+        if (to > from) {
+            upstream.accept(from == in.readerIndex() && to == in.writerIndex() ? in.retain() : in.retainedSlice(from, to - from));
+        }
+    }
+
+    /** True when the upstream has received whole packets only, so a COM_QUIT may follow. */
+    boolean atBoundary() {
+        return remaining == 0 && !continues;
+    }
+
+    void close() {
+        if (held != null) {
+            held.release();
+            held = null;
+        }
+    }
+}

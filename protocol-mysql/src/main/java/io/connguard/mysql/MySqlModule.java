@@ -1,0 +1,92 @@
+package io.connguard.mysql;
+
+import io.connguard.core.api.ListenerInfo;
+import io.connguard.core.api.ProtocolModule;
+import io.connguard.core.api.ProtocolSession;
+import io.connguard.core.api.SessionContext;
+
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The MySQL / MariaDB protocol for connguard. It holds what sessions share: the last server greeting seen
+ * per listener (so a client is greeted before its upstream connection exists), at most one greeting probe
+ * per listener in flight, and the map from the connection ids the proxy hands out to the real server
+ * thread ids, which KILL rewriting reads from any session.
+ *
+ * @see <a href="https://dev.mysql.com/doc/dev/mysql-server/latest/PAGE_PROTOCOL.html">MySQL client/server protocol</a>
+ */
+public final class MySqlModule implements ProtocolModule {
+
+    /**
+     * Proxy connection ids start high so they rarely equal a real thread id a client got from
+     * CONNECTION_ID() and passes to KILL (those go through unchanged), and stay within the greeting's 4 bytes.
+     */
+    static final long FIRST_CONNECTION_ID = 1_000_000_000L;
+    private static final long ID_SPAN = 0xFFFF_FFFFL - FIRST_CONNECTION_ID;
+
+    private final Map<String, MySqlGreeting> greetings = new ConcurrentHashMap<>();
+    private final Map<String, CompletableFuture<MySqlGreeting>> probes = new ConcurrentHashMap<>();
+    private final Map<Long, Long> realThreadIds = new ConcurrentHashMap<>();
+    private final AtomicLong connectionCounter = new AtomicLong();
+
+    @Override
+    public String id() {
+        return "mysql";
+    }
+
+    @Override
+    public ProtocolSession newSession(SessionContext context) {
+        return new MySqlSession(this, context);
+    }
+
+    long nextConnectionId() {
+        return FIRST_CONNECTION_ID + Math.floorMod(connectionCounter.getAndIncrement(), ID_SPAN);
+    }
+
+    MySqlGreeting cachedGreeting(ListenerInfo listener) {
+        return greetings.get(listener.name());
+    }
+
+    void remember(ListenerInfo listener, MySqlGreeting greeting) {
+        greetings.put(listener.name(), greeting);
+    }
+
+    /** The greeting of the listener's server, read once through a side connection shared by waiting sessions. */
+    CompletableFuture<MySqlGreeting> probe(SessionContext context) {
+        ListenerInfo listener = context.listener();
+        CompletableFuture<MySqlGreeting> created = new CompletableFuture<>();
+        CompletableFuture<MySqlGreeting> running = probes.putIfAbsent(listener.name(), created);
+        if (running != null) {
+            return running;
+        }
+        created.whenComplete((greeting, failure) -> {
+            probes.remove(listener.name(), created);
+            if (greeting != null) {
+                remember(listener, greeting);
+            }
+        });
+        context.connectAside(listener.upstream(), new MySqlGreetingProbe(created)).addListener(connect -> {
+            if (!connect.isSuccess()) {
+                created.completeExceptionally(connect.cause());
+            }
+        });
+        return created;
+    }
+
+    void mapThreadId(long proxyConnectionId, long realThreadId) {
+        realThreadIds.put(proxyConnectionId, realThreadId);
+    }
+
+    void forget(long proxyConnectionId) {
+        realThreadIds.remove(proxyConnectionId);
+    }
+
+    /** The real thread id behind a proxy-assigned connection id, or -1 if the proxy did not hand it out. */
+    long realThreadId(long proxyConnectionId) {
+        Long real = realThreadIds.get(proxyConnectionId);
+        return real == null ? -1 : real;
+    }
+}

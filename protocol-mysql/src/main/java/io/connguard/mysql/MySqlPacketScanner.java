@@ -1,0 +1,105 @@
+package io.connguard.mysql;
+
+import io.netty.buffer.ByteBuf;
+
+/**
+ * Finds packet boundaries in one direction of a byte stream without consuming or copying bodies: it
+ * reads each 4-byte header at its index, copies at most {@link #PREFIX_SIZE} leading payload bytes into
+ * an array allocated once (enough for any OK/EOF/ERR, column count or command header), reports the
+ * packet, then skips the rest of the body, however large and however it is split across reads.
+ *
+ * <p>A payload of exactly 0xFFFFFF bytes is continued by the next packet (after an exact multiple, by an
+ * empty one); those continuation packets are reported with {@code continuation = true}.
+ *
+ * @see <a href="https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_basic_packets.html">MySQL packets</a>
+ */
+final class MySqlPacketScanner {
+
+    /** What a scanner reports to. */
+    interface Listener {
+        /**
+         * A packet's header and its first {@code prefixLength} = min(length, PREFIX_SIZE) payload bytes
+         * are known; {@code prefix} is only valid during the call.
+         */
+        void onPacket(int sequenceId, int length, boolean continuation, byte[] prefix, int prefixLength);
+    }
+
+    static final int PREFIX_SIZE = 32;
+
+    private final byte[] prefix = new byte[PREFIX_SIZE];
+    private int headerBytes;
+    private int header;
+    private int length;
+    private int sequenceId = -1;
+    private int remaining;
+    private int prefixWanted;
+    private int prefixLength;
+    private boolean continuation;
+    private boolean continues;
+
+    /** Scans the readable bytes of {@code buf} (its indexes are left unchanged). */
+    void scan(ByteBuf buf, Listener listener) {
+        int i = buf.readerIndex();
+        int end = buf.writerIndex();
+        while (i < end) {
+            if (headerBytes < MySqlWire.HEADER_SIZE) {
+                if (headerBytes == 0 && end - i >= MySqlWire.HEADER_SIZE) {
+                    header = buf.getIntLE(i);
+                    headerBytes = MySqlWire.HEADER_SIZE;
+                    i += MySqlWire.HEADER_SIZE;
+                } else {
+                    header |= buf.getUnsignedByte(i++) << (8 * headerBytes++);
+                }
+                if (headerBytes == MySqlWire.HEADER_SIZE) {
+                    startPacket(listener);
+                }
+                continue;
+            }
+            int n;
+            if (prefixLength < prefixWanted) {
+                n = Math.min(prefixWanted - prefixLength, end - i);
+                buf.getBytes(i, prefix, prefixLength, n);
+                prefixLength += n;
+                if (prefixLength == prefixWanted) {
+                    listener.onPacket(sequenceId, length, continuation, prefix, prefixLength);
+                }
+            } else {
+                n = Math.min(remaining, end - i);
+            }
+            i += n;
+            remaining -= n;
+            if (remaining == 0) {
+                endPacket();
+            }
+        }
+    }
+
+    private void startPacket(Listener listener) {
+        length = header & MySqlWire.MAX_PAYLOAD;
+        sequenceId = header >>> 24;
+        continuation = continues;
+        continues = length == MySqlWire.MAX_PAYLOAD;
+        remaining = length;
+        prefixLength = 0;
+        prefixWanted = Math.min(length, PREFIX_SIZE);
+        if (prefixWanted == 0) {
+            listener.onPacket(sequenceId, length, continuation, prefix, 0);
+            endPacket();
+        }
+    }
+
+    private void endPacket() {
+        headerBytes = 0;
+        header = 0;
+    }
+
+    /** True between logical packets: an inserted packet would not corrupt the stream here. */
+    boolean atBoundary() {
+        return headerBytes == 0 && !continues;
+    }
+
+    /** The sequence id of the last packet whose header was read, or -1. */
+    int lastSequenceId() {
+        return sequenceId;
+    }
+}

@@ -1,0 +1,143 @@
+package io.connguard.mysql;
+
+import io.connguard.core.api.ClientIdentity;
+import io.connguard.core.api.ProtocolSession;
+import io.connguard.core.api.ProxyError;
+import io.connguard.core.api.SessionContext;
+import io.netty.buffer.ByteBuf;
+
+import static io.connguard.mysql.MySqlCapabilities.CLIENT_PROTOCOL_41;
+
+/**
+ * One client session: the handshake in {@link MySqlHandshake} (greet the client, learn who it is, then
+ * authenticate through the real server), then the command phase, where {@link MySqlCommandScanner} and
+ * {@link MySqlPacketScanner} read headers of the two streams and {@link MySqlCommandTracker} reports state.
+ *
+ * @see <a href="https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_lifecycle.html">Connection lifecycle</a>
+ */
+final class MySqlSession implements ProtocolSession {
+
+    private static final byte[] COM_QUIT = {1, 0, 0, 0, MySqlCommand.COM_QUIT};
+
+    private final MySqlModule module;
+    private final SessionContext context;
+    private final long connectionId;
+    private final MySqlStatementCapture capture = new MySqlStatementCapture();
+    private final MySqlHandshake handshake;
+    private MySqlCommandTracker tracker;
+    private MySqlCommandScanner commands;
+    private MySqlPacketScanner responses;
+    private long capabilities;
+    private int charset;
+    private boolean closed;
+
+    MySqlSession(MySqlModule module, SessionContext context) {
+        this.module = module;
+        this.context = context;
+        this.connectionId = module.nextConnectionId();
+        this.handshake = new MySqlHandshake(module, context, connectionId, this::authenticated);
+        handshake.greet();
+    }
+
+    @Override
+    public void onClientBytes(ByteBuf bytes) {
+        if (closed) {
+            bytes.release();
+        } else if (commands != null) {
+            commands.scan(bytes);
+        } else {
+            handshake.onClientBytes(bytes);
+        }
+    }
+
+    @Override
+    public void onUpstreamBytes(ByteBuf bytes) {
+        if (closed) {
+            bytes.release();
+        } else if (responses != null) {
+            responses.scan(bytes, tracker);
+            context.toClient(bytes);
+        } else {
+            handshake.onUpstreamBytes(bytes);
+        }
+    }
+
+    @Override
+    public void onUpstreamConnected() {
+        if (!closed) {
+            handshake.onUpstreamConnected();
+        }
+    }
+
+    /** The server accepted the client: from here on both streams are relayed and tracked. */
+    private void authenticated(MySqlHandshake.Result result) {
+        capabilities = result.capabilities();
+        charset = result.charset();
+        tracker = new MySqlCommandTracker(context, result.identity());
+        responses = new MySqlPacketScanner();
+        commands = new MySqlCommandScanner(context.alloc(), tracker, new MySqlKillRewriter(module::realThreadId),
+                capture, this::rewriteChangeUser, context::toUpstream);
+        tracker.start(capabilities, result.status());
+        if (result.serverLeftover() != null) {
+            onUpstreamBytes(result.serverLeftover());
+        }
+        if (result.clientLeftover() != null) {
+            commands.scan(result.clientLeftover());
+        }
+    }
+
+    private ByteBuf rewriteChangeUser(ByteBuf buf, int payloadIndex, int payloadLength) {
+        try {
+            MySqlChangeUser changeUser = MySqlChangeUser.decode(buf, payloadIndex, payloadLength, capabilities);
+            String application = changeUser.programName() != null ? changeUser.programName()
+                    : tracker.identity().application();
+            tracker.expectChangeUser(new ClientIdentity(changeUser.user(), changeUser.database(), application));
+            return changeUser.encodeForSwitch(context.alloc(), capabilities, charset);
+        } catch (MalformedPacketException e) {
+            context.violation("malformed COM_CHANGE_USER: " + e.getMessage());
+            return null;
+        }
+    }
+
+    @Override
+    public ByteBuf clientError(ProxyError error) {
+        if (closed) {
+            return null;
+        }
+        if (responses == null) {
+            return handshake.clientError(error);
+        }
+        if (!responses.atBoundary()) {
+            return null; // inside a server packet: an inserted ERR would corrupt what the client reads
+        }
+        return MySqlErrorWriter.write(context.alloc(), error, tracker.nextSequenceId(),
+                (capabilities & CLIENT_PROTOCOL_41) != 0);
+    }
+
+    @Override
+    public ByteBuf upstreamGoodbye() {
+        if (closed || commands == null || !commands.atBoundary()
+                || tracker.clientMode() != MySqlCommandTracker.ClientMode.COMMANDS) {
+            return null;
+        }
+        return context.alloc().buffer(COM_QUIT.length).writeBytes(COM_QUIT);
+    }
+
+    @Override
+    public String lastStatement() {
+        return capture.fingerprint();
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        handshake.close();
+        if (commands != null) {
+            commands.close();
+        }
+        module.forget(connectionId);
+    }
+}
