@@ -1,0 +1,71 @@
+package io.connguard.postgres;
+
+import io.netty.buffer.ByteBuf;
+
+import java.util.Arrays;
+
+/**
+ * The identity of one server backend for cancellation: its process id and secret key, as sent in
+ * BackendKeyData and echoed in CancelRequest. Protocol 3.0 keys are 4 bytes; protocol 3.2 keys are
+ * 4 to 256 bytes. Equal by content, so it can key the module's route map; never prints the secret.
+ *
+ * @see <a href="https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-BACKENDKEYDATA">
+ *     BackendKeyData</a>
+ */
+final class PgBackendKey {
+
+    static final int MIN_SECRET_LENGTH = 4;
+    static final int MAX_SECRET_LENGTH = 256;
+
+    private final int processId;
+    private final byte[] secret;
+
+    private PgBackendKey(int processId, byte[] secret) {
+        this.processId = processId;
+        this.secret = secret;
+    }
+
+    /** Reads a process id and the secret that follows it, {@code length} bytes in all; null if out of range. */
+    static PgBackendKey read(ByteBuf buf, int index, int length) {
+        int secretLength = length - 4;
+        if (secretLength < MIN_SECRET_LENGTH || secretLength > MAX_SECRET_LENGTH) {
+            return null;
+        }
+        byte[] secret = new byte[secretLength];
+        buf.getBytes(index + 4, secret);
+        return new PgBackendKey(buf.getInt(index), secret);
+    }
+
+    /** The same, from a byte array (a BackendKeyData body collected across buffers). */
+    static PgBackendKey read(byte[] body, int length) {
+        int secretLength = length - 4;
+        if (secretLength < MIN_SECRET_LENGTH || secretLength > MAX_SECRET_LENGTH) {
+            return null;
+        }
+        int processId = (body[0] & 0xFF) << 24 | (body[1] & 0xFF) << 16 | (body[2] & 0xFF) << 8 | body[3] & 0xFF;
+        return new PgBackendKey(processId, Arrays.copyOfRange(body, 4, length));
+    }
+
+    int processId() {
+        return processId;
+    }
+
+    int secretLength() {
+        return secret.length;
+    }
+
+    @Override
+    public boolean equals(Object other) {
+        return other instanceof PgBackendKey key && key.processId == processId && Arrays.equals(key.secret, secret);
+    }
+
+    @Override
+    public int hashCode() {
+        return 31 * processId + Arrays.hashCode(secret);
+    }
+
+    @Override
+    public String toString() {
+        return "backend " + processId;
+    }
+}

@@ -1,0 +1,99 @@
+package io.connguard.postgres;
+
+import io.connguard.core.api.SessionContext;
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.util.ReferenceCountUtil;
+
+import java.net.InetSocketAddress;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentMap;
+
+/**
+ * Routes CancelRequests: it remembers, for every live session, which upstream owns the backend key the
+ * server gave it, and forwards a client's CancelRequest there on a fresh connection that is neither
+ * counted nor queued. Shared by all sessions of the module, hence thread-safe.
+ *
+ * <p>Like the server, it answers nothing: the client learns the request was processed when its connection
+ * closes, which happens here once the server has closed the side connection.
+ *
+ * @see <a href="https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS">
+ *     Canceling requests in progress</a>
+ */
+final class PgCancelRouter {
+
+    private final ConcurrentMap<PgBackendKey, InetSocketAddress> routes = new ConcurrentHashMap<>();
+
+    void register(PgBackendKey key, InetSocketAddress upstream) {
+        routes.put(key, upstream);
+    }
+
+    void remove(PgBackendKey key, InetSocketAddress upstream) {
+        routes.remove(key, upstream);
+    }
+
+    InetSocketAddress route(PgBackendKey key) {
+        return routes.get(key);
+    }
+
+    int size() {
+        return routes.size();
+    }
+
+    /**
+     * Forwards {@code packet} (ownership moves here) for {@code key}, then closes the session; an unknown
+     * key just closes it, as the server does.
+     */
+    void forward(SessionContext context, PgBackendKey key, ByteBuf packet) {
+        InetSocketAddress upstream = routes.get(key);
+        if (upstream == null) {
+            packet.release();
+            context.log().debug("cancel request for an unknown {}: closing", key);
+            context.close();
+            return;
+        }
+        context.log().debug("forwarding a cancel request for {} to {}", key, upstream);
+        context.connectAside(upstream, new AwaitServerClose(context)).addListener(connected -> {
+            if (connected.isSuccess()) {
+                Channel channel = (Channel) connected.getNow();
+                channel.writeAndFlush(packet).addListener(written -> {
+                    if (!written.isSuccess()) {
+                        channel.close();
+                    }
+                });
+            } else {
+                packet.release();
+                context.log().info("could not forward a cancel request for {} to {}: {}", key, upstream,
+                        String.valueOf(connected.cause()));
+                context.close();
+            }
+        });
+    }
+
+    /** Ends the client's cancel connection when the server has processed the request and closed its side. */
+    private static final class AwaitServerClose extends ChannelInboundHandlerAdapter {
+
+        private final SessionContext context;
+
+        AwaitServerClose(SessionContext context) {
+            this.context = context;
+        }
+
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            ReferenceCountUtil.release(msg);
+        }
+
+        @Override
+        public void channelInactive(ChannelHandlerContext ctx) {
+            context.close();
+        }
+
+        @Override
+        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+            ctx.close();
+        }
+    }
+}

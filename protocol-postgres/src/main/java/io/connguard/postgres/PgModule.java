@@ -1,0 +1,32 @@
+package io.connguard.postgres;
+
+import io.connguard.core.api.ProtocolModule;
+import io.connguard.core.api.ProtocolSession;
+import io.connguard.core.api.SessionContext;
+
+/**
+ * The PostgreSQL wire protocol for connguard ({@code protocol: postgres}), found through
+ * {@link java.util.ServiceLoader}. One instance serves every PostgreSQL listener of a running proxy; the
+ * only state its sessions share is the cancel-key routing table.
+ *
+ * @see <a href="https://www.postgresql.org/docs/current/protocol.html">Frontend/Backend Protocol</a>
+ */
+public final class PgModule implements ProtocolModule {
+
+    private final PgCancelRouter cancelRouter = new PgCancelRouter();
+
+    @Override
+    public String id() {
+        return "postgres";
+    }
+
+    @Override
+    public ProtocolSession newSession(SessionContext context) {
+        return new PgSession(context, cancelRouter);
+    }
+
+    /** The routes to live backends, for tests: one per session that has received its BackendKeyData. */
+    int cancelRoutes() {
+        return cancelRouter.size();
+    }
+}

@@ -1,0 +1,282 @@
+package io.connguard.postgres;
+
+import io.connguard.core.api.ProtocolSession;
+import io.connguard.core.api.ProxyError;
+import io.connguard.core.api.SessionContext;
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
+import io.netty.util.concurrent.Future;
+
+import java.net.InetSocketAddress;
+import java.util.Locale;
+
+/**
+ * The PostgreSQL half of one client session: it answers the client's encryption requests, reads the
+ * StartupMessage and names the client to core before any upstream connection exists, forwards cancel
+ * requests, negotiates TLS with the server when the listener asks for it, and then relays both streams
+ * buffer by buffer while {@link PgSessionTracker} watches the message headers.
+ *
+ * @see <a href="https://www.postgresql.org/docs/current/protocol-flow.html">Message flow</a>
+ */
+final class PgSession implements ProtocolSession {
+
+    private enum Phase {
+        /** Reading SSLRequest / GSSENCRequest / CancelRequest / StartupMessage. */
+        STARTUP,
+        /** Identified; core is admitting the session and opening the upstream connection. */
+        ADMISSION,
+        /** Our SSLRequest is on its way to the server; its one-byte answer is awaited. */
+        UPSTREAM_SSL_REQUEST,
+        /** The server accepted TLS; core runs the handshake. */
+        UPSTREAM_TLS_HANDSHAKE,
+        /** The StartupMessage went upstream; both streams are relayed. */
+        RELAY,
+        /** A CancelRequest is being forwarded; nothing else happens on this connection. */
+        CANCEL,
+        /** Core was told of a violation or an unusable upstream and will ask for the error, then close. */
+        FAILED,
+        CLOSED
+    }
+
+    private static final int SSL_REQUEST_LENGTH = 8;
+
+    private final SessionContext context;
+    private final PgCancelRouter router;
+    private final PgStartupParser startupParser;
+    private final PgStatementCapture statement = new PgStatementCapture();
+    private final PgSessionTracker tracker;
+    private final PgFrameScanner clientScanner;
+    private final PgFrameScanner serverScanner;
+
+    private Phase phase = Phase.STARTUP;
+    private boolean sslAnswered;
+    private boolean gssAnswered;
+    /** The client's StartupMessage, held until the server is ready for it; released in {@link #close()}. */
+    private ByteBuf startup;
+    private PgBackendKey backendKey;
+
+    PgSession(SessionContext context, PgCancelRouter router) {
+        this.context = context;
+        this.router = router;
+        this.startupParser = new PgStartupParser(context.alloc());
+        this.tracker = new PgSessionTracker(context, statement, this::registerBackendKey);
+        this.clientScanner = new PgFrameScanner(tracker.clientSink);
+        this.serverScanner = new PgFrameScanner(tracker.serverSink);
+    }
+
+    // ---------------------------------------------------------------- client → server
+
+    @Override
+    public void onClientBytes(ByteBuf bytes) {
+        switch (phase) {
+            case RELAY -> {
+                clientScanner.scan(bytes);
+                context.toUpstream(bytes);
+            }
+            case STARTUP -> {
+                if (startupParser.feed(bytes)) {
+                    readStartupPackets();
+                } else {
+                    fail("start-up packets too large");
+                }
+            }
+            case ADMISSION, UPSTREAM_SSL_REQUEST, UPSTREAM_TLS_HANDSHAKE -> {
+                // A conforming client waits for the server; keep what it sends anyway, within a bound.
+                if (!startupParser.feed(bytes)) {
+                    fail("client sent more than " + PgStartupParser.MAX_EARLY_BYTES
+                            + " bytes before the server answered its StartupMessage");
+                }
+            }
+            case CANCEL, FAILED, CLOSED -> bytes.release();
+        }
+    }
+
+    private void readStartupPackets() {
+        while (phase == Phase.STARTUP) {
+            PgInitialPacket packet = startupParser.next();
+            if (packet == null) {
+                return;
+            }
+            if (packet == PgNegotiationRequest.SSL_REQUEST || packet == PgNegotiationRequest.GSSENC_REQUEST) {
+                refuseEncryption((PgNegotiationRequest) packet);
+            } else if (packet == PgNegotiationRequest.DIRECT_TLS) {
+                context.log().info("client opened with a TLS handshake (sslnegotiation=direct) but this listener "
+                        + "does not accept TLS from clients (clientTls: disable); closing. Connect with "
+                        + "sslmode=disable or prefer and the default sslnegotiation=postgres");
+                phase = Phase.CLOSED;
+                context.close();
+            } else if (packet instanceof PgCancelRequest cancel) {
+                phase = Phase.CANCEL;
+                router.forward(context, cancel.key(), startupParser.lastPacketBytes());
+            } else if (packet instanceof PgStartupMessage message) {
+                startup = startupParser.lastPacketBytes();
+                phase = Phase.ADMISSION;
+                context.log().debug("StartupMessage, protocol {}.{}", message.major(), message.minor());
+                context.identified(message.identity());
+            } else if (packet instanceof PgInvalidPacket invalid) {
+                fail(invalid.reason());
+            }
+        }
+    }
+
+    /**
+     * Answers SSLRequest or GSSENCRequest with 'N': the proxy cannot see through encryption on the client
+     * leg, so {@code sslmode=prefer} clients continue in plaintext and {@code require} clients stop with
+     * their own clear error. Each may come once, as the server allows.
+     */
+    private void refuseEncryption(PgNegotiationRequest request) {
+        boolean ssl = request == PgNegotiationRequest.SSL_REQUEST;
+        if (ssl ? sslAnswered : gssAnswered) {
+            fail((ssl ? "SSLRequest" : "GSSENCRequest") + " sent twice");
+            return;
+        }
+        if (ssl) {
+            sslAnswered = true;
+        } else {
+            gssAnswered = true;
+        }
+        context.toClient(context.alloc().buffer(1).writeByte('N'));
+    }
+
+    private void fail(String reason) {
+        phase = Phase.FAILED;
+        context.violation(reason);
+    }
+
+    private void upstreamFailed(String reason) {
+        phase = Phase.FAILED;
+        context.upstreamFailed(reason);
+    }
+
+    // ---------------------------------------------------------------- upstream
+
+    @Override
+    public void onUpstreamConnected() {
+        if (phase != Phase.ADMISSION) {
+            return;
+        }
+        if (context.listener().upstreamTls().enabled()) {
+            phase = Phase.UPSTREAM_SSL_REQUEST;
+            context.toUpstream(context.alloc().buffer(SSL_REQUEST_LENGTH)
+                    .writeInt(SSL_REQUEST_LENGTH).writeInt(PgStartupParser.SSL_REQUEST_CODE));
+        } else {
+            startRelay();
+        }
+    }
+
+    /** Sends the held StartupMessage, then whatever the client sent early, and relays from then on. */
+    private void startRelay() {
+        phase = Phase.RELAY;
+        ByteBuf message = startup;
+        startup = null;
+        context.toUpstream(message);
+        ByteBuf early = startupParser.takeRemainder();
+        if (early != null) {
+            onClientBytes(early);
+        }
+    }
+
+    @Override
+    public void onUpstreamBytes(ByteBuf bytes) {
+        switch (phase) {
+            case RELAY -> {
+                serverScanner.scan(bytes);
+                context.toClient(bytes);
+            }
+            case UPSTREAM_SSL_REQUEST -> answerToSslRequest(bytes);
+            case UPSTREAM_TLS_HANDSHAKE -> {
+                bytes.release();
+                upstreamFailed("server sent data before the TLS handshake completed");
+            }
+            default -> bytes.release();
+        }
+    }
+
+    /**
+     * The server's one-byte answer to our SSLRequest. Bytes after an 'S' would have been sent in plaintext
+     * before the handshake: refused, as libpq refuses them (CVE-2021-23222).
+     */
+    private void answerToSslRequest(ByteBuf bytes) {
+        if (!bytes.isReadable()) {
+            bytes.release();
+            return;
+        }
+        byte answer = bytes.getByte(bytes.readerIndex());
+        int extra = bytes.readableBytes() - 1;
+        bytes.release();
+        if (answer == 'S' && extra == 0) {
+            phase = Phase.UPSTREAM_TLS_HANDSHAKE;
+            context.startUpstreamTls().addListener(this::tlsHandshakeDone);
+            return;
+        }
+        if (answer == 'S') {
+            upstreamFailed("server sent unencrypted data after accepting TLS");
+        } else if (answer == 'N') {
+            upstreamFailed("server does not support TLS (it answered the SSLRequest with N) but upstreamTls.mode is "
+                    + context.listener().upstreamTls().name().toLowerCase(Locale.ROOT).replace('_', '-'));
+        } else {
+            upstreamFailed(String.format("unexpected answer 0x%02x to SSLRequest", answer & 0xFF));
+        }
+    }
+
+    private void tlsHandshakeDone(Future<? super Channel> handshake) {
+        if (!context.eventLoop().inEventLoop()) {
+            context.eventLoop().execute(() -> tlsHandshakeDone(handshake));
+            return;
+        }
+        // On failure core has ended the session already.
+        if (handshake.isSuccess() && phase == Phase.UPSTREAM_TLS_HANDSHAKE) {
+            startRelay();
+        }
+    }
+
+    private void registerBackendKey(PgBackendKey key) {
+        InetSocketAddress upstream = context.listener().upstream();
+        if (backendKey != null) {
+            router.remove(backendKey, upstream);
+        }
+        backendKey = key;
+        router.register(key, upstream);
+    }
+
+    // ---------------------------------------------------------------- core's questions
+
+    @Override
+    public ByteBuf clientError(ProxyError error) {
+        boolean safe = switch (phase) {
+            case STARTUP, ADMISSION, UPSTREAM_SSL_REQUEST, UPSTREAM_TLS_HANDSHAKE, FAILED -> true;
+            case RELAY -> serverScanner.atBoundary();
+            // A cancel connection is never answered; a TLS client cannot read plaintext.
+            case CANCEL, CLOSED -> false;
+        };
+        return safe ? PgErrorWriter.fatal(context.alloc(), error) : null;
+    }
+
+    @Override
+    public ByteBuf upstreamGoodbye() {
+        // Before the first ReadyForQuery the server is authenticating: a closed socket is its goodbye.
+        if (phase != Phase.RELAY || !tracker.authenticated() || tracker.terminated() || !clientScanner.atBoundary()) {
+            return null;
+        }
+        return context.alloc().buffer(5).writeByte('X').writeInt(4);
+    }
+
+    @Override
+    public String lastStatement() {
+        return statement.fingerprint();
+    }
+
+    @Override
+    public void close() {
+        phase = Phase.CLOSED;
+        startupParser.release();
+        if (startup != null) {
+            startup.release();
+            startup = null;
+        }
+        if (backendKey != null) {
+            router.remove(backendKey, context.listener().upstream());
+            backendKey = null;
+        }
+    }
+}
