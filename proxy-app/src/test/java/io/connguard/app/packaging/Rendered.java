@@ -58,7 +58,8 @@ record Rendered(List<HasMetadata> objects) {
 
     /** The connguard container, wherever it is (initContainers in native mode, containers in legacy mode). */
     static Container sidecar(PodSpec pod) {
-        return Stream.concat(pod.getInitContainers().stream(), pod.getContainers().stream())
+        List<Container> init = pod.getInitContainers() == null ? List.of() : pod.getInitContainers();
+        return Stream.concat(init.stream(), pod.getContainers().stream())
                 .filter(c -> c.getName().equals("connguard"))
                 .findFirst().orElseThrow(() -> new AssertionError("no connguard container in the pod"));
     }
