@@ -19,7 +19,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * runtime): the JVM flags are accepted, nothing is printed but the version. Building and running the
  * image itself is .ci/image-smoke.sh (it needs root and podman).
  */
-class DockerEntrypointIT {
+class ImageEntrypointIT {
 
     @Test
     void entrypointPrintsTheVersion() throws Exception {
