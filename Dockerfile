@@ -1,0 +1,63 @@
+# syntax=docker/dockerfile:1
+# The connguard image: a build stage that runs the Maven wrapper, and a JRE-only run stage that holds
+# nothing but the runnable jar. The run stage writes nothing at run time (read-only root filesystem),
+# needs no shell (exec-form ENTRYPOINT) and runs as a numeric non-root user.
+#
+#   docker build -t connguard:dev .
+#   docker run --rm connguard:dev --version
+#
+# Both base images can be replaced, e.g. by locally built ones where no registry is reachable:
+#   --build-arg BUILD_IMAGE=...   any JDK 17+ image with a POSIX shell (the wrapper is a shell script)
+#   --build-arg BASE_IMAGE=...    any JRE 21+ image with `java` on its PATH; no shell needed
+
+ARG BUILD_IMAGE=eclipse-temurin:21-jdk
+# A Java 25 runtime: -XX:+UseZGC below then means generational ZGC (the only ZGC mode since JDK 24).
+ARG BASE_IMAGE=eclipse-temurin:25-jre
+
+FROM ${BUILD_IMAGE} AS build
+WORKDIR /src
+COPY mvnw pom.xml ./
+COPY .mvn/ .mvn/
+COPY proxy-core/ proxy-core/
+COPY protocol-postgres/ protocol-postgres/
+COPY protocol-mysql/ protocol-mysql/
+COPY proxy-app/ proxy-app/
+# The cache mount keeps ~/.m2 between builds without putting it into a layer.
+RUN --mount=type=cache,target=/root/.m2 ./mvnw -q -B package -DskipTests
+
+FROM ${BASE_IMAGE}
+ARG BASE_IMAGE
+ARG VERSION=0.1.0-SNAPSHOT
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="connguard" \
+      org.opencontainers.image.description="Database connection guard: a PostgreSQL and MySQL sidecar proxy that caps connections per client, kills idle transactions and names leaks" \
+      org.opencontainers.image.url="https://github.com/connguard/connguard" \
+      org.opencontainers.image.source="https://github.com/connguard/connguard" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}"
+
+COPY --from=build /src/proxy-app/target/connguard.jar /opt/connguard/connguard.jar
+
+# The configuration is a mounted file (a ConfigMap in Kubernetes); mount its directory, not the file
+# with subPath, so that connguard sees updates and reloads them.
+ENV CONNGUARD_CONFIG=/etc/connguard/connguard.yaml
+# 65532 is the conventional "nonroot" id; numeric, so Kubernetes' runAsNonRoot can verify it.
+USER 65532:65532
+# The admin HTTP port (/metrics /healthz /readyz); the database listeners are configured per deployment.
+EXPOSE 9633
+
+# MaxRAMPercentage=50 leaves the other half of the container's memory for Netty's direct buffers
+# (bounded by the heap size), metaspace and threads. PerfDisableSharedMem keeps the JVM from writing
+# /tmp/hsperfdata_*. Netty extracts its native epoll library to java.io.tmpdir: mount a writable
+# emptyDir at /tmp (the Helm chart does) or connguard falls back to Java NIO. Extra JVM flags go
+# into the JDK_JAVA_OPTIONS environment variable.
+ENTRYPOINT ["java", \
+            "-XX:MaxRAMPercentage=50", \
+            "-XX:+UseZGC", \
+            "-XX:+ExitOnOutOfMemoryError", \
+            "-XX:+PerfDisableSharedMem", \
+            "--enable-native-access=ALL-UNNAMED", \
+            "-Djava.io.tmpdir=/tmp", \
+            "-jar", "/opt/connguard/connguard.jar"]

@@ -1,0 +1,134 @@
+{{/*
+The sidecar as named templates, for this chart's example Deployment and for any chart that depends on
+this one. In such a chart's pod template (context `.Subcharts.connguard`, values under `connguard:`):
+
+  metadata:
+    labels:      {{- include "connguard.podLabels" .Subcharts.connguard | nindent 8 }}
+    annotations: {{- include "connguard.podAnnotations" .Subcharts.connguard | nindent 8 }}
+  spec:
+    terminationGracePeriodSeconds: {{ include "connguard.terminationGracePeriodSeconds" .Subcharts.connguard }}
+    initContainers: {{- include "connguard.initContainers" .Subcharts.connguard | nindent 6 }}
+    containers:
+      - name: app
+        ...
+      {{- include "connguard.containers" .Subcharts.connguard | nindent 6 }}
+    volumes: {{- include "connguard.volumes" .Subcharts.connguard | nindent 6 }}
+
+initContainers holds the sidecar in native mode and containers in legacy mode; the other one renders
+nothing, so both lines can stay. "connguard.sidecar" is the container itself, for other layouts.
+*/}}
+
+{{- define "connguard.sidecar" -}}
+{{- $port := include "connguard.adminPort" . | int -}}
+{{- $probes := .Values.sidecar.probes -}}
+{{- if and $probes.enabled (eq (include "connguard.adminIsLoopback" .) "true") -}}
+{{- fail "config.admin.listen is a loopback address, which kubelet probes cannot reach: listen on 0.0.0.0 (the chart then supplies an admin token) or set sidecar.probes.enabled=false" -}}
+{{- end -}}
+- name: {{ .Values.sidecar.name }}
+  image: {{ include "connguard.image" . }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  {{- if .Values.sidecar.native }}
+  # A native sidecar: starts before, and stops after, the application's containers.
+  restartPolicy: Always
+  {{- end }}
+  env:
+    - name: CONNGUARD_CONFIG
+      value: /etc/connguard/connguard.yaml
+    {{- if eq (include "connguard.useToken" .) "true" }}
+    - name: CONNGUARD_ADMIN_TOKEN
+      valueFrom:
+        secretKeyRef:
+          name: {{ include "connguard.tokenSecretName" . }}
+          key: {{ include "connguard.tokenSecretKey" . }}
+    {{- end }}
+    {{- with .Values.sidecar.jvmOptions }}
+    - name: JDK_JAVA_OPTIONS
+      value: {{ . | quote }}
+    {{- end }}
+    {{- with .Values.sidecar.env }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  ports:
+    - name: connguard-admin
+      containerPort: {{ $port }}
+      protocol: TCP
+  {{- if $probes.enabled }}
+  # The application starts once every listener is bound (native mode waits for this probe).
+  startupProbe:
+    httpGet:
+      path: /readyz
+      port: {{ $port }}
+    periodSeconds: {{ $probes.startup.periodSeconds }}
+    timeoutSeconds: {{ $probes.startup.timeoutSeconds }}
+    failureThreshold: {{ $probes.startup.failureThreshold }}
+  livenessProbe:
+    httpGet:
+      path: /healthz
+      port: {{ $port }}
+    periodSeconds: {{ $probes.liveness.periodSeconds }}
+    timeoutSeconds: {{ $probes.liveness.timeoutSeconds }}
+    failureThreshold: {{ $probes.liveness.failureThreshold }}
+  {{- if $probes.readiness.enabled }}
+  readinessProbe:
+    httpGet:
+      path: /readyz
+      port: {{ $port }}
+    periodSeconds: {{ $probes.readiness.periodSeconds }}
+    timeoutSeconds: {{ $probes.readiness.timeoutSeconds }}
+    failureThreshold: {{ $probes.readiness.failureThreshold }}
+  {{- end }}
+  {{- end }}
+  {{- if and (not .Values.sidecar.native) (gt (int .Values.sidecar.preStopSleepSeconds) 0) }}
+  # Legacy mode: all containers get SIGTERM together; keep serving while the application stops.
+  lifecycle:
+    preStop:
+      sleep:
+        seconds: {{ .Values.sidecar.preStopSleepSeconds }}
+  {{- end }}
+  resources:
+    {{- toYaml .Values.sidecar.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml .Values.sidecar.securityContext | nindent 4 }}
+  volumeMounts:
+    # The directory, not a subPath mount, so ConfigMap updates reach connguard's live reload.
+    - name: connguard-config
+      mountPath: /etc/connguard
+      readOnly: true
+    - name: connguard-tmp
+      mountPath: /tmp
+    {{- with .Values.sidecar.extraVolumeMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+{{- end -}}
+
+{{- define "connguard.initContainers" -}}
+{{- if .Values.sidecar.native -}}{{ include "connguard.sidecar" . }}{{- end -}}
+{{- end -}}
+
+{{- define "connguard.containers" -}}
+{{- if not .Values.sidecar.native -}}{{ include "connguard.sidecar" . }}{{- end -}}
+{{- end -}}
+
+{{- define "connguard.volumes" -}}
+- name: connguard-config
+  configMap:
+    name: {{ include "connguard.fullname" . }}
+- name: connguard-tmp
+  emptyDir:
+    medium: Memory
+    sizeLimit: {{ .Values.sidecar.tmpSizeLimit }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Selects the pods that carry this sidecar (the PodMonitor uses it). */}}
+{{- define "connguard.podLabels" -}}
+connguard.io/instance: {{ include "connguard.fullname" . }}
+{{- end -}}
+
+{{- define "connguard.podAnnotations" -}}
+{{- if .Values.rollOnConfigChange -}}
+checksum/connguard-config: {{ include "connguard.config" . | sha256sum }}
+{{- end -}}
+{{- end -}}
