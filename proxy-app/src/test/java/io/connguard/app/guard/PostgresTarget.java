@@ -30,7 +30,10 @@ final class PostgresTarget implements GuardTarget {
 
     @Override
     public String url(int port, String application) {
-        return db.jdbcUrl("127.0.0.1", port) + "?ApplicationName=" + application + "&connectTimeout=30";
+        // pgjdbc sends ApplicationName in the StartupMessage (where the proxy reads it) only when it may
+        // assume a 9.0+ server; otherwise it sets it with a SET after connecting.
+        return db.jdbcUrl("127.0.0.1", port) + "?ApplicationName=" + application
+                + "&assumeMinServerVersion=9.0&connectTimeout=30";
     }
 
     @Override
