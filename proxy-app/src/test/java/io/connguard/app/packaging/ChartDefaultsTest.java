@@ -157,7 +157,7 @@ class ChartDefaultsTest {
     @Test
     void notesTellTheJdbcUrl() {
         assertThat(HelmChart.notes(""))
-                .contains("jdbc:postgresql://localhost:6432/<database>?ApplicationName=<application>")
+                .contains("jdbc:postgresql://localhost:6432/<database>?ApplicationName=<application>&assumeMinServerVersion=9.0")
                 .contains("orders-connguard-admin-token");
     }
 

@@ -247,7 +247,7 @@ class ChartOptionsTest {
                 app: { image: { repository: registry.local/orders } }
                 """);
         assertThat(notes)
-                .contains("jdbc:postgresql://localhost:6432/<database>?ApplicationName=<application>")
+                .contains("jdbc:postgresql://localhost:6432/<database>?ApplicationName=<application>&assumeMinServerVersion=9.0")
                 .contains("jdbc:mysql://localhost:6033/<database>?connectionAttributes=program_name:<application>")
                 .doesNotContain("placeholder");
     }
