@@ -353,6 +353,62 @@ abstract class GuardScenarios {
                 """.formatted(target.protocol(), target.database().hostPort(), clients.formatted(cap).indent(2));
     }
 
+    @Test
+    void aLongQueryInsideATransactionIsNotIdle() throws Exception {
+        try (TestProxy proxy = proxy("defaults:\n  idleInTransactionTimeout: 1s");
+             Connection c = target.open(proxy.port("db"), APP, "patient")) {
+            c.setAutoCommit(false);
+            try (Statement s = c.createStatement()) {
+                s.executeUpdate("UPDATE cg_guard_rows SET v = v WHERE id = 4");
+                s.execute(target.sleep(2.5));
+            }
+            c.commit();
+            assertThat(selectOne(c)).as("a request in flight is never idle").isEqualTo(1);
+        }
+    }
+
+    @Test
+    void aCapKeyedByUserAloneIsReportedAsPerUser() throws Exception {
+        try (TestProxy proxy = proxy("""
+                identity: [user]
+                defaults:
+                  maxConnections: 1
+                  queueTimeout: 0
+                """);
+             Connection first = target.open(proxy.port("db"), APP, "one")) {
+            SQLException second = catchThrowableOfType(SQLException.class,
+                    () -> target.open(proxy.port("db"), APP, "another-app").close());
+            assertThat(second.getSQLState()).isEqualTo(target.perUserTooManyConnectionsState());
+            assertThat(second.getMessage()).contains("too many connections for client user=" + APP);
+            assertThat(selectOne(first)).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void newConnectionsDuringADrainGetTheShutdownErrorWhileOpenOnesFinish() throws Exception {
+        TestProxy proxy = TestProxy.start("""
+                listeners:
+                  - name: db
+                    protocol: %s
+                    listen: 127.0.0.1:0
+                    upstream: %s
+                shutdown:
+                  drainTimeout: 30s
+                """.formatted(target.protocol(), target.database().hostPort()));
+        try (Connection open = target.open(proxy.port("db"), APP, "draining")) {
+            proxy.server().drain();
+            await().atMost(5, TimeUnit.SECONDS).until(() -> proxy.server().drainControl().refusing());
+            SQLException refused = catchThrowableOfType(SQLException.class,
+                    () -> target.open(proxy.port("db"), APP, "late").close());
+            assertThat(refused.getSQLState()).isEqualTo(target.drainingState());
+            assertThat(refused.getMessage()).contains("shutting down");
+            assertThat(selectOne(open)).as("the open session finishes its work").isEqualTo(1);
+        } finally {
+            assertThat(proxy.server().terminated().get(10, TimeUnit.SECONDS)).isZero();
+            proxy.close();
+        }
+    }
+
     // ------------------------------------------------------------------ observability
 
     @Test

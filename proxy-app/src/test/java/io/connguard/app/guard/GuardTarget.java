@@ -54,6 +54,12 @@ interface GuardTarget {
     /** The SQLState of "too many connections" for a client cap (53300 / 08004). */
     String tooManyConnectionsState();
 
+    /** The SQLState of "too many connections" when the client key is the user alone (53300 / 42000 for 1226). */
+    String perUserTooManyConnectionsState();
+
+    /** The SQLState of the refusal of a new connection while the proxy drains (57P03 / 08S01 for 1053). */
+    String drainingState();
+
     /** Asserts that {@code e} is the driver's report of the idle-in-transaction kill (25P03 / 4031). */
     void assertIdleInTransactionKill(SQLException e);
 

@@ -79,6 +79,16 @@ final class MySqlTarget implements GuardTarget {
         return "08004";
     }
 
+    @Override
+    public String perUserTooManyConnectionsState() {
+        return "42000";
+    }
+
+    @Override
+    public String drainingState() {
+        return "08S01";
+    }
+
     /**
      * The proxy answers with ERR 4031 HY000. MySQL Connector/J turns exactly that error into a
      * CommunicationsException carrying the server's message (NativeProtocol.checkErrorMessage, as for

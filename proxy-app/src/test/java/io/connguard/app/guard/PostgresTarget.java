@@ -80,6 +80,16 @@ final class PostgresTarget implements GuardTarget {
     }
 
     @Override
+    public String perUserTooManyConnectionsState() {
+        return "53300";
+    }
+
+    @Override
+    public String drainingState() {
+        return "57P03";
+    }
+
+    @Override
     public void assertIdleInTransactionKill(SQLException e) {
         assertThat(e.getSQLState()).as("SQLState of %s", e).isEqualTo("25P03");
         assertThat(e.getMessage()).contains("idle-in-transaction timeout");

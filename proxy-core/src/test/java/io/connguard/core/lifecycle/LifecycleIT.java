@@ -130,6 +130,24 @@ class LifecycleIT {
     }
 
     @Test
+    void aQueuedClientThatLeavesGivesUpItsPlaceAtOnce() throws Exception {
+        try (TestProxy proxy = TestProxy.start(config("drainTimeout: 1s", "maxConnections: 1\nqueueTimeout: 30s"));
+             LineClient holder = LineClient.hello(proxy.port("app"), "u", "d", "a")) {
+            assertThat(holder.readLine()).isEqualTo("WELCOME");
+            LineClient leaver = LineClient.hello(proxy.port("app"), "u", "d", "a");
+            await().atMost(5, TimeUnit.SECONDS).until(() -> proxy.clients().get(0).get("queued").asInt() == 1);
+            try (LineClient next = LineClient.hello(proxy.port("app"), "u", "d", "a")) {
+                await().atMost(5, TimeUnit.SECONDS).until(() -> proxy.clients().get(0).get("queued").asInt() == 2);
+                leaver.close();
+                await().atMost(2, TimeUnit.SECONDS).until(() -> proxy.clients().get(0).get("queued").asInt() == 1);
+                holder.close();
+                assertThat(next.readLine()).as("the slot goes to the next waiter, not to the one that left")
+                        .isEqualTo("WELCOME");
+            }
+        }
+    }
+
+    @Test
     void invalidOrRestartNeedingReloadKeepsTheRunningConfiguration() throws Exception {
         String good = config("drainTimeout: 1s", "maxConnections: 7");
         try (TestProxy proxy = TestProxy.start(good);
