@@ -53,6 +53,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     private static final long CLOSE_LINGER_SECONDS = 10;
     /** How long a killed idle client's connection stays open to answer its next request with the error. */
     static final long ANSWER_LINGER_SECONDS = 300;
+    /** How long the server may take to close the connection after Terminate / COM_QUIT. */
+    static final long GOODBYE_WAIT_MILLIS = 2000;
 
     private final long id;
     private final Listener listener;
@@ -145,6 +147,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         if (phase == Phase.CLOSED) {
             if (fromClient && pendingAnswer != null) {
                 client.read();
+            } else if (!fromClient && upstream.isActive()) {
+                upstream.read(); // waiting for the server to close after our goodbye
             }
             return;
         }
@@ -598,9 +602,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         if (timers != null) {
             timers.stop();
         }
-        if (ticket != null) {
-            listener.admission().release(ticket);
-        }
+        releaseSlotWhenUpstreamCloses();
         if (series != null) {
             if (was == Phase.QUEUED) {
                 series.queuedDelta(-1);
@@ -646,12 +648,47 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             finish(client, packet);
         }
         if (upstream != null) {
-            finish(upstream, goodbye);
+            sayGoodbye(goodbye);
         }
         services.registry().remove(this);
         if (reason == CloseReason.CLIENT || reason == CloseReason.UPSTREAM) {
             log.debug("session closed by the {}", reason.tag());
         }
+    }
+
+    /**
+     * Gives the admission slot back once the upstream connection is closed, not before: the cap guards
+     * the database's own connection count, and a backend that is still exiting counts there.
+     */
+    private void releaseSlotWhenUpstreamCloses() {
+        if (ticket == null) {
+            return;
+        }
+        Admission.Ticket held = ticket;
+        Admission admission = listener.admission();
+        if (upstream != null && upstream.isOpen()) {
+            upstream.closeFuture().addListener(closed -> admission.release(held));
+        } else {
+            admission.release(held);
+        }
+    }
+
+    /**
+     * Ends the upstream politely: sends Terminate / COM_QUIT and waits, reading, for the server to close
+     * the connection (it does once the session is gone on its side), at most {@link #GOODBYE_WAIT_MILLIS};
+     * without a goodbye packet the connection is closed at once.
+     */
+    private void sayGoodbye(ByteBuf goodbye) {
+        if (goodbye == null || !upstream.isActive()) {
+            finish(upstream, goodbye);
+            return;
+        }
+        Channel channel = upstream;
+        channel.writeAndFlush(goodbye);
+        channel.read();
+        loop.schedule(() -> {
+            channel.close();
+        }, GOODBYE_WAIT_MILLIS, TimeUnit.MILLISECONDS);
     }
 
     /**
