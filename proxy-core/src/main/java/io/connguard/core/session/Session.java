@@ -475,7 +475,9 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         phase = Phase.CONNECTING;
         long now = System.nanoTime();
         stateSince = now;
-        state = SessionState.ACTIVE;
+        if (state != SessionState.UNKNOWN) {
+            state = SessionState.ACTIVE; // the start-up is a request in flight until the first idle report
+        }
         series.enter(state, false);
         timers = new SessionTimers(System::nanoTime,
                 (task, delay) -> {
