@@ -261,9 +261,10 @@ def report(meta, results, memory, stream, start, workloads, contenders, args):
                     continue
                 tps = median_of(rows[n], "tps")
                 ratio[n] = tps / direct if direct else None
-                cells.append("%s" % fmt_int(tps) if n == "direct" else "%s (%.2f)" % (fmt_int(tps), ratio[n]))
+                cells.append("%s" % fmt_int(tps) if n == "direct" or not direct else "%s (%.2f)" % (fmt_int(tps), ratio[n]))
             for o in others:
-                cells.append("**%.2f**" % (ratio["connguard"] / ratio[o]) if o in ratio and "connguard" in ratio else "–")
+                cells.append("**%.2f**" % (ratio["connguard"] / ratio[o]) if direct and o in ratio and "connguard" in ratio
+                             else "–")
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", "### Proxy CPU time per transaction", "",
                   "utime + stime of the proxy process (all its threads: event loops, JIT compiler, GC) from "
@@ -351,6 +352,9 @@ def main():
     parser.add_argument("--startup-java", action="append", help="JVMs for the start-up phase (default: every --java "
                         "plus JDK 17 from PATH)")
     parser.add_argument("--jvm-flags", help="connguard's JVM flags instead of the Dockerfile's")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
+                        help="an extra connguard contender with these JVM flags (e.g. serial='-XX:+UseSerialGC'); "
+                             "repeat to compare flag sets in the same interleaved rounds")
     parser.add_argument("--stream-rate", type=int, default=100, help="MiB/s the slow client reads")
     parser.add_argument("--wait-quiet", action="store_true",
                         help="first wait for load < 0.3 and no other java/mvn process (checks every 120 s)")
@@ -375,6 +379,9 @@ def main():
             for i, java in enumerate(javas):
                 feature = C.java_feature(java)[0]
                 contenders.append(C.Connguard(java, jvm_flags, "connguard" if i == 0 else "connguard-jdk%d" % feature, i))
+            for j, variant in enumerate(args.variant, start=len(javas)):
+                label, flags = variant.split("=", 1)
+                contenders.append(C.Connguard(javas[0], flags.split(), "connguard-" + label, j))
         elif name == "pgbouncer" and C.available("pgbouncer"):
             contenders.append(C.PgBouncer())
         elif name == "haproxy" and C.available("haproxy"):
@@ -415,10 +422,10 @@ def main():
                 contender.stop()
             for log_file in Path(workdir).glob("*.log"):
                 shutil.copy(log_file, Path(tempfile.gettempdir()) / ("connguard-bench-" + log_file.name))
-    text = report(meta, results, memory, stream, start, workloads, contenders, args)
-    Path(args.output).write_text(text)
     raw = dict(meta=meta, throughput=results, memory=memory, stream=stream, startup=start)
     Path(args.output).with_name(Path(args.output).stem.lower() + ".json").write_text(json.dumps(raw, indent=1))
+    text = report(meta, results, memory, stream, start, workloads, contenders, args)
+    Path(args.output).write_text(text)
     log("wrote %s" % args.output)
 
 
