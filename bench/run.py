@@ -315,7 +315,10 @@ def report(meta, results, memory, stream, start, workloads, contenders, args):
             lines.append("| %s | %s | **%.2f s** | %s |" % (jdk.replace("jdk", "JDK "), label, s["median"],
                                                          ", ".join("%.2f" % t for t in s["seconds"])))
         lines.append("")
-    lines += ["## Commands", "", "Each data point runs one of these against the contender's port (direct: "
+    lines += ["## Commands", "", "Every client runs in plaintext (`PGSSLMODE=disable`, `--mysql-ssl=off`): "
+              "connguard refuses TLS from clients, PgBouncer does by default, and libpq's default "
+              "`sslmode=prefer` would otherwise encrypt only the direct and HAProxy legs. "
+              "Each data point runs one of these against the contender's port (direct: "
               "PostgreSQL 5432, MariaDB 3306; connguard 16432 / 16033; PgBouncer 26432; HAProxy 36432 / 36033), "
               "shown here for the direct connection:", "", "```"]
     for w in workloads:

@@ -1,4 +1,5 @@
 """The load generators: pgbench and sysbench, one run each, parsed into transactions and tps."""
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -8,6 +9,10 @@ PGBENCH_SCALE = 10
 SYSBENCH_TABLES = 4
 SYSBENCH_TABLE_SIZE = 100000
 CONNECT_LUA = Path(__file__).resolve().parent / "sysbench" / "connect.lua"
+# Every contender is measured in plaintext: connguard refuses TLS from clients and so does PgBouncer by
+# default, while libpq's default sslmode=prefer would encrypt the direct and HAProxy legs (the local
+# servers have TLS on). sysbench's --mysql-ssl is off unless asked for.
+PLAINTEXT = dict(os.environ, PGSSLMODE="disable")
 
 
 class Workload:
@@ -24,7 +29,7 @@ class Workload:
 
     def run(self, port, seconds):
         cmd = self.command(port, seconds)
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120, env=PLAINTEXT)
         output = done.stdout + done.stderr
         if done.returncode != 0:
             raise RuntimeError("%s failed (%d):\n%s" % (" ".join(cmd), done.returncode, output[-2000:]))
@@ -58,7 +63,7 @@ def pgbench(mode, clients, connect=False):
 
 def sysbench(test, threads):
     def command(port, seconds):
-        return ["sysbench", test, "--db-driver=mysql", "--mysql-host=127.0.0.1", "--mysql-port=%d" % port,
+        return ["sysbench", test, "--db-driver=mysql", "--mysql-ssl=off", "--mysql-host=127.0.0.1", "--mysql-port=%d" % port,
                 "--mysql-user=root", "--mysql-db=%s" % DATABASE, "--tables=%d" % SYSBENCH_TABLES,
                 "--table-size=%d" % SYSBENCH_TABLE_SIZE, "--threads=%d" % threads, "--time=%d" % seconds,
                 "--report-interval=0", "run"]
