@@ -59,12 +59,16 @@ def wait_until_quiet(max_load, sleep):
 # ---------------------------------------------------------------------------------------------- throughput
 
 def throughput(contenders, workloads, rounds, seconds, results):
-    """Rounds A B C, C B A, ...: every workload per round, contenders in alternating order."""
-    warm_up = {w.key: w for w in W.all_workloads()}
+    """Rounds A B C, C B A, ...: every workload per round, contenders in alternating order.
+
+    First every contender runs every workload once, unmeasured, so that connguard's JIT compiler has
+    seen each code path (connection set-up included) before anything counts.
+    """
     for contender in contenders:
-        for protocol, key in (("postgres", "pg-prepared-16"), ("mysql", "my-oltp_point_select-16")):
-            if contender.serves(protocol):
-                warm_up[key].run(contender.port(protocol), max(3, seconds // 2))
+        for workload in workloads:
+            if contender.serves(workload.protocol):
+                workload.run(contender.port(workload.protocol), max(2, seconds // 3))
+        log("warmed up %s" % contender.name)
     for r in range(rounds):
         order = contenders if r % 2 == 0 else list(reversed(contenders))
         for workload in workloads:
