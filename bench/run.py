@@ -44,14 +44,19 @@ def log(message):
     print("[%s] %s" % (time.strftime("%H:%M:%S"), message), flush=True)
 
 
-def wait_until_quiet(max_load, sleep):
-    """Waits until the 1-minute load average is below max_load and no other java or mvn process runs."""
+def wait_until_quiet(max_load, sleep, max_wait):
+    """Waits until the 1-minute load average is below max_load and no other java or mvn process runs;
+    returns whether it got quiet within max_wait seconds."""
+    deadline = time.monotonic() + max_wait
     while True:
         load = os.getloadavg()[0]
         others = subprocess.run(["pgrep", "-a", "-f", "java|mvn"], capture_output=True, text=True).stdout.strip()
         others = [line for line in others.splitlines() if str(os.getpid()) not in line.split()[0]]
         if load < max_load and not others:
-            return
+            return True
+        if time.monotonic() + sleep > deadline:
+            log("machine still busy (load %.2f, %d java/mvn processes); going on" % (load, len(others)))
+            return False
         log("machine busy (load %.2f, %d java/mvn processes); waiting %d s" % (load, len(others), sleep))
         time.sleep(sleep)
 
@@ -243,7 +248,14 @@ def report(meta, results, memory, stream, start, workloads, contenders, args):
                  meta["versions"]["pgbouncer"], meta["versions"]["haproxy"],
                  meta["versions"]["postgresql"].split(" on ")[0], meta["versions"]["mariadb"],
                  meta["versions"]["pgbench"], meta["versions"]["sysbench"]), "",
-             "**connguard's JVM flags** (the image's ENTRYPOINT): `%s`" % " ".join(cg.jvm_flags) if cg else "", ""]
+             "**connguard's JVM flags** (the image's ENTRYPOINT): `%s`" % " ".join(cg.jvm_flags) if cg else "", "",
+             "**Machine load:** 1/5/15-minute load average %s before and %s after the run%s." % (
+                 "/".join("%.2f" % x for x in meta["load_before"]), "/".join("%.2f" % x for x in meta["load_after"]),
+                 "" if meta["quiet"] is None else (" (the run waited for a quiet machine first)" if meta["quiet"] else
+                                                   " — **the machine was shared and busy** (other builds and tests "
+                                                   "running): interleaving gives every contender the same share of "
+                                                   "the disturbance, but absolute numbers are lower and noisier than "
+                                                   "on a quiet machine")), ""]
     if results:
         lines += ["## Throughput", "",
                   "Median transactions per second over the rounds; in brackets the ratio to the direct connection. "
@@ -363,8 +375,9 @@ def main():
                         help="an extra connguard contender with these JVM flags (e.g. serial='-XX:+UseSerialGC'); "
                              "repeat to compare flag sets in the same interleaved rounds")
     parser.add_argument("--stream-rate", type=int, default=100, help="MiB/s the slow client reads")
-    parser.add_argument("--wait-quiet", action="store_true",
-                        help="first wait for load < 0.3 and no other java/mvn process (checks every 120 s)")
+    parser.add_argument("--wait-quiet", type=int, default=0, metavar="MINUTES",
+                        help="first wait up to MINUTES for load < 0.3 and no other java/mvn process "
+                             "(checks every 120 s); the report says whether it was quiet")
     parser.add_argument("--output", default=str(BENCH / "RESULTS.md"))
     args = parser.parse_args()
     for key, value in PRESETS[args.preset].items():
@@ -400,11 +413,11 @@ def main():
         keys = args.only.split(",")
         workloads = [w for w in workloads if w.key in keys]
 
-    if args.wait_quiet:
-        wait_until_quiet(0.3, 120)
+    quiet = wait_until_quiet(0.3, 120, args.wait_quiet * 60) if args.wait_quiet else None
     W.prepare(log)
     meta = dict(date=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), versions=versions(startup_javas),
-                preset=args.preset, rounds=args.rounds, seconds=args.seconds)
+                preset=args.preset, rounds=args.rounds, seconds=args.seconds, quiet=quiet,
+                load_before=os.getloadavg())
     results, memory, stream, start = {}, {}, {}, {}
     proxies = [c for c in contenders if c.name != "direct"]
     with tempfile.TemporaryDirectory(prefix="connguard-bench-") as workdir:
@@ -429,6 +442,7 @@ def main():
                 contender.stop()
             for log_file in Path(workdir).glob("*.log"):
                 shutil.copy(log_file, Path(tempfile.gettempdir()) / ("connguard-bench-" + log_file.name))
+    meta["load_after"] = os.getloadavg()
     raw = dict(meta=meta, throughput=results, memory=memory, stream=stream, startup=start)
     Path(args.output).with_name(Path(args.output).stem.lower() + ".json").write_text(json.dumps(raw, indent=1))
     text = report(meta, results, memory, stream, start, workloads, contenders, args)
