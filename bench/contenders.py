@@ -21,6 +21,8 @@ CONFIG = ROOT / "bench" / "connguard.yaml"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
+# Every port below is under the kernel's ephemeral range (32768-60999 here), so that the tens of
+# thousands of connections of a run never hold one of them when a proxy binds it.
 PG = ("127.0.0.1", 5432)
 MYSQL = ("127.0.0.1", 3306)
 
@@ -221,8 +223,8 @@ class HAProxy(_Process):
 
     def __init__(self):
         super().__init__()
-        self.pg_port = 36432
-        self.mysql_port = 36033
+        self.pg_port = 27432
+        self.mysql_port = 27033
 
     def start(self, workdir, pg_upstream=PG, mysql_upstream=MYSQL):
         cfg = Path(workdir) / "haproxy.cfg"

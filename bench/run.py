@@ -335,7 +335,7 @@ def report(meta, results, memory, stream, start, workloads, contenders, args):
               "connguard refuses TLS from clients, PgBouncer does by default, and libpq's default "
               "`sslmode=prefer` would otherwise encrypt only the direct and HAProxy legs. "
               "Each data point runs one of these against the contender's port (direct: "
-              "PostgreSQL 5432, MariaDB 3306; connguard 16432 / 16033; PgBouncer 26432; HAProxy 36432 / 36033), "
+              "PostgreSQL 5432, MariaDB 3306; connguard 16432 / 16033; PgBouncer 26432; HAProxy 27432 / 27033), "
               "shown here for the direct connection:", "", "```"]
     for w in workloads:
         lines.append(" ".join(w.command(5432 if w.protocol == "postgres" else 3306, args.seconds)))
