@@ -331,6 +331,7 @@ def report(meta, results, memory, stream, start, workloads, contenders, args):
             lines.append("| %s | %s | **%.2f s** | %s |" % (jdk.replace("jdk", "JDK "), label, s["median"],
                                                          ", ".join("%.2f" % t for t in s["seconds"])))
         lines.append("")
+    lines += targets(results, memory, stream, start, workloads)
     lines += ["## Commands", "", "Every client runs in plaintext (`PGSSLMODE=disable`, `--mysql-ssl=off`): "
               "connguard refuses TLS from clients, PgBouncer does by default, and libpq's default "
               "`sslmode=prefer` would otherwise encrypt only the direct and HAProxy legs. "
@@ -338,13 +339,63 @@ def report(meta, results, memory, stream, start, workloads, contenders, args):
               "PostgreSQL 5432, MariaDB 3306; connguard 16432 / 16033; PgBouncer 26432; HAProxy 27432 / 27033), "
               "shown here for the direct connection:", "", "```"]
     for w in workloads:
-        lines.append(" ".join(w.command(5432 if w.protocol == "postgres" else 3306, args.seconds)))
+        if results and w.key not in results:
+            continue
+        command = " ".join(w.command(5432 if w.protocol == "postgres" else 3306, args.seconds))
+        lines.append(command.replace(str(C.ROOT) + "/", ""))
     lines += ["```", "", "connguard: `%s` with bench/connguard.yaml; PgBouncer and HAProxy: the configurations "
               "in bench/contenders.py (session mode, trust authentication; TCP mode), written to a temporary "
               "directory. Raw numbers of every round: bench/results.json." % " ".join(
                   ["java"] + (cg.jvm_flags if cg else []) + ["-jar", "proxy-app/target/connguard.jar", "--config",
                                                                "bench/connguard.yaml"]), ""]
     return "\n".join(lines)
+
+
+def targets(results, memory, stream, start, workloads):
+    """The bars of issue 8, each with the value reached and whether it is met."""
+    rows = []
+
+    def ratio(rows_, name):
+        return median_of(rows_[name], "tps") / median_of(rows_["direct"], "tps")
+
+    for w in workloads:
+        r = results.get(w.key)
+        if not r or "direct" not in r or "connguard" not in r:
+            continue
+        connect = w.key.endswith("connect")
+        for other, label in (("haproxy", "HAProxy"), ("pgbouncer", "PgBouncer")):
+            if other not in r or (connect and other == "pgbouncer"):
+                continue
+            mine, theirs = ratio(r, "connguard"), ratio(r, other)
+            if connect:
+                rows.append(("%s: connection rate >= 0.95 x %s's" % (w.label, label),
+                             "%.2f x" % (mine / theirs), mine >= 0.95 * theirs))
+            else:
+                rows.append(("%s: ratio to direct >= %s's" % (w.label, label),
+                             "%.2f vs %.2f" % (mine, theirs), mine >= theirs))
+        if w.key.endswith("-16") and "pgbouncer" in r:
+            mine, theirs = cpu_per_tx(r["connguard"]), cpu_per_tx(r["pgbouncer"])
+            rows.append(("%s: CPU per transaction <= PgBouncer's" % w.label, "%.1f vs %.1f us" % (mine, theirs),
+                         mine <= theirs))
+    if "connguard" in memory:
+        slope = memory["connguard"]["slope_kib"]
+        rows.append(("resident memory per idle session (slope, up to %s sessions) <= 8 KiB"
+                     % fmt_int(memory["connguard"]["points"][-1][0]), "%.1f KiB" % slope, slope <= 8))
+    if "connguard" in stream:
+        growth = stream["connguard"]["growth_kib"] / 1024
+        rows.append(("resident memory growth streaming %d MiB to a slow client <= 64 MiB"
+                     % (stream["connguard"]["received"] >> 20), "%.1f MiB" % growth, growth <= 64))
+    for key, s in start.items():
+        jdk, label = key.split("-", 1)
+        rows.append(("ready <= 1 s (%s, %s)" % (jdk.replace("jdk", "JDK "), "class-data archive" if label == "cds"
+                                                else "no archive"), "%.2f s" % s["median"], s["median"] <= 1.0))
+    if not rows:
+        return []
+    met = sum(1 for row in rows if row[2])
+    out = ["## Targets (issue 8)", "", "%d of %d met." % (met, len(rows)), "", "| target | reached | met |",
+           "|---|---|---|"]
+    out += ["| %s | %s | %s |" % (name, value, "yes" if ok else "**no**") for name, value, ok in rows]
+    return out + [""]
 
 
 def C_nofile():
