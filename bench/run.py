@@ -210,7 +210,7 @@ def versions(javas):
     return {
         "jdk": [C.java_feature(j)[1][1] if len(C.java_feature(j)[1]) > 1 else C.java_feature(j)[1][0] for j in javas],
         "netty": netty_version,
-        "connguard": run(["git", "-C", str(C.ROOT), "log", "-1", "--format=%h %s"]),
+        "connguard": run(["git", "-C", str(C.ROOT), "log", "-1", "--format=%h"]),
         "pgbouncer": run(["pgbouncer", "--version"]).splitlines()[0],
         "haproxy": run(["haproxy", "-v"]).splitlines()[0],
         "postgresql": run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-Atc", "SELECT version()"]),
@@ -249,13 +249,14 @@ def report(meta, results, memory, stream, start, workloads, contenders, args):
                  meta["versions"]["postgresql"].split(" on ")[0], meta["versions"]["mariadb"],
                  meta["versions"]["pgbench"], meta["versions"]["sysbench"]), "",
              "**connguard's JVM flags** (the image's ENTRYPOINT): `%s`" % " ".join(cg.jvm_flags) if cg else "", "",
-             "**Machine load:** 1/5/15-minute load average %s before and %s after the run%s." % (
+             "**Machine load:** 1/5/15-minute load average %s before and %s after the run%s%s" % (
                  "/".join("%.2f" % x for x in meta["load_before"]), "/".join("%.2f" % x for x in meta["load_after"]),
-                 "" if meta["quiet"] is None else (" (the run waited for a quiet machine first)" if meta["quiet"] else
-                                                   " — **the machine was shared and busy** (other builds and tests "
-                                                   "running): interleaving gives every contender the same share of "
-                                                   "the disturbance, but absolute numbers are lower and noisier than "
-                                                   "on a quiet machine")), ""]
+                 "" if meta["quiet"] is None else (" (it started on a quiet machine)" if meta["quiet"]
+                                                   else " (it did not find a quiet machine)"),
+                 "." if meta["load_after"][1] < 1.0 else
+                 " — **the machine was shared and got busy during the run** (other builds and tests): interleaving "
+                 "gives every contender the same share of the disturbance, but the absolute numbers are lower and "
+                 "noisier than on a quiet machine, and single comparisons within ~10% are not significant."), ""]
     if results:
         lines += ["## Throughput", "",
                   "Median transactions per second over the rounds; in brackets the ratio to the direct connection. "
@@ -392,8 +393,9 @@ def targets(results, memory, stream, start, workloads):
     if not rows:
         return []
     met = sum(1 for row in rows if row[2])
-    out = ["## Targets (issue 8)", "", "%d of %d met." % (met, len(rows)), "", "| target | reached | met |",
-           "|---|---|---|"]
+    out = ["## Targets (issue 8)", "", "%d of %d met. What limits connguard where a bar is missed, from profiles: "
+           "[bench/README.md](README.md#what-limits-connguard)." % (met, len(rows)), "",
+           "| target | reached | met |", "|---|---|---|"]
     out += ["| %s | %s | %s |" % (name, value, "yes" if ok else "**no**") for name, value, ok in rows]
     return out + [""]
 
@@ -430,6 +432,7 @@ def main():
                         help="first wait up to MINUTES for load < 0.3 and no other java/mvn process "
                              "(checks every 120 s); the report says whether it was quiet")
     parser.add_argument("--output", default=str(BENCH / "RESULTS.md"))
+    parser.add_argument("--from-json", metavar="FILE", help="only write the report again from a results.json")
     args = parser.parse_args()
     for key, value in PRESETS[args.preset].items():
         if getattr(args, key, None) is None:
@@ -460,6 +463,14 @@ def main():
         elif name not in ("pgbouncer", "haproxy"):
             sys.exit("unknown contender " + name)
     workloads = W.all_workloads()
+    if args.from_json:
+        raw = json.loads(Path(args.from_json).read_text())
+        meta = raw["meta"]
+        for key in ("preset", "rounds", "seconds"):
+            setattr(args, key, meta[key])
+        Path(args.output).write_text(report(meta, raw["throughput"], raw["memory"], raw["stream"], raw["startup"],
+                                            workloads, contenders, args))
+        return
     if args.only:
         keys = args.only.split(",")
         workloads = [w for w in workloads if w.key in keys]
