@@ -11,7 +11,6 @@
 #   --build-arg BASE_IMAGE=...    any JRE 21+ image with `java` on its PATH; no shell needed
 
 ARG BUILD_IMAGE=eclipse-temurin:21-jdk
-# A Java 25 runtime: -XX:+UseZGC below then means generational ZGC (the only ZGC mode since JDK 24).
 ARG BASE_IMAGE=eclipse-temurin:25-jre
 
 FROM ${BUILD_IMAGE} AS build
@@ -49,13 +48,23 @@ USER 65532:65532
 EXPOSE 9633
 
 # MaxRAMPercentage=50 leaves the other half of the container's memory for Netty's direct buffers
-# (bounded by the heap size), metaspace and threads. PerfDisableSharedMem keeps the JVM from writing
+# (bounded by the heap size), metaspace and threads. The serial collector with a 16 MiB young
+# generation, chosen by measurement (bench/RESULTS.md): the relay path allocates nothing, so young
+# collections (~1 ms) come only with connection churn; no concurrent GC threads wake an idle sidecar
+# (ZGC's director runs 100 times a second); and resident memory grows by ~6 KiB per idle session
+# instead of ~15 KiB with ZGC, whose young generation spreads over far more pages. On Java 25, Netty
+# leaves sun.misc.Unsafe alone unless the JDK allows its memory access without a warning; the property
+# below does that (it is what --sun-misc-unsafe-memory-access=allow sets, an option Java 21 and 17 would
+# refuse, while they ignore the property), so that buffers get Netty's fast Unsafe paths and copying a
+# header out of a direct buffer allocates nothing. PerfDisableSharedMem keeps the JVM from writing
 # /tmp/hsperfdata_*. Netty extracts its native epoll library to java.io.tmpdir: mount a writable
-# emptyDir at /tmp (the Helm chart does) or connguard falls back to Java NIO. Extra JVM flags go
-# into the JDK_JAVA_OPTIONS environment variable.
+# emptyDir at /tmp (the Helm chart does) or connguard falls back to Java NIO. Extra JVM flags go into
+# the JDK_JAVA_OPTIONS environment variable.
 ENTRYPOINT ["java", \
             "-XX:MaxRAMPercentage=50", \
-            "-XX:+UseZGC", \
+            "-XX:+UseSerialGC", \
+            "-Xmn16m", \
+            "-Dsun.misc.unsafe.memory.access=allow", \
             "-XX:+ExitOnOutOfMemoryError", \
             "-XX:+PerfDisableSharedMem", \
             "--enable-native-access=ALL-UNNAMED", \

@@ -45,6 +45,7 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
     private boolean inTransaction;
     private SessionState reported;
     private boolean lost;
+    private boolean quit;
     private int nextSequenceId = 1;
     private ClientIdentity identity;
     private ClientIdentity changeUserIdentity;
@@ -70,7 +71,7 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
         }
         int shape = MySqlCommand.responseOf(command, executeFlags);
         switch (shape) {
-            case MySqlCommand.QUIT -> { }
+            case MySqlCommand.QUIT -> quit = true;
             case MySqlCommand.NO_RESPONSE -> {
                 if (count == 0) {
                     report(idleState()); // client activity, no response to wait for
@@ -339,6 +340,11 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
 
     boolean lost() {
         return lost;
+    }
+
+    /** The client has sent COM_QUIT: the server needs no goodbye of ours. */
+    boolean quit() {
+        return quit;
     }
 
     /** No response pending and the client stream is between commands. */

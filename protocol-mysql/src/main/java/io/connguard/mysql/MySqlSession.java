@@ -129,7 +129,7 @@ final class MySqlSession implements ProtocolSession {
 
     @Override
     public ByteBuf upstreamGoodbye() {
-        if (closed || commands == null || !commands.atBoundary()
+        if (closed || commands == null || !commands.atBoundary() || tracker.quit()
                 || tracker.clientMode() != MySqlCommandTracker.ClientMode.COMMANDS) {
             return null;
         }

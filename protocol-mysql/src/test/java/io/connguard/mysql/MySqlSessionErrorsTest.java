@@ -84,6 +84,15 @@ class MySqlSessionErrorsTest {
     }
 
     @Test
+    void noSecondComQuitAfterTheClientsOwn() {
+        Conversation conversation = session(Conversation.CONNECTOR_J_CAPS);
+        conversation.client(packet(0, payload(0x01)));
+        assertThat(conversation.toUpstream()).isEqualTo(packet(0, payload(0x01)));
+        assertThat(conversation.session.upstreamGoodbye()).isNull();
+        conversation.finish();
+    }
+
+    @Test
     void aShortCommandStillBeingReadWasNotForwardedSoTheGoodbyeMayGoFirst() {
         Conversation conversation = session(Conversation.CONNECTOR_J_CAPS);
         conversation.client(java.util.Arrays.copyOf(query("select 1"), 6));

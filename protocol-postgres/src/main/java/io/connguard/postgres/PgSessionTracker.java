@@ -21,6 +21,8 @@ import java.util.function.Consumer;
  */
 final class PgSessionTracker {
 
+    private static final int MAX_BODY = 4 + PgBackendKey.MAX_SECRET_LENGTH;
+
     private final SessionContext context;
     private final PgStatementCapture statement;
     private final Consumer<PgBackendKey> backendKeys;
@@ -42,8 +44,11 @@ final class PgSessionTracker {
     private boolean lost;
     private SessionState reported;
 
-    /** The body of the current ReadyForQuery or BackendKeyData, collected across buffers. */
-    private final byte[] body = new byte[4 + PgBackendKey.MAX_SECRET_LENGTH];
+    /**
+     * The body of the current ReadyForQuery or BackendKeyData, collected across buffers. Sized for a
+     * protocol 3.0 key and grown once for a longer 3.2 key: every idle session keeps it.
+     */
+    private byte[] body = new byte[8];
     private int bodyLength;
     private int declaredLength;
 
@@ -181,6 +186,9 @@ final class PgSessionTracker {
                 case 'Z', 'K' -> {                  // ReadyForQuery, BackendKeyData: read the body
                     bodyLength = 0;
                     declaredLength = length;
+                    if (length > body.length && length <= MAX_BODY) {
+                        body = new byte[length];
+                    }
                     return Math.min(length, body.length);
                 }
                 case 'G' -> {                       // CopyInResponse
@@ -211,7 +219,7 @@ final class PgSessionTracker {
                     readyForQuery(body[0]);
                 }
             } else if (type == 'K') {
-                PgBackendKey key = declaredLength > body.length ? null : PgBackendKey.read(body, bodyLength);
+                PgBackendKey key = declaredLength > MAX_BODY ? null : PgBackendKey.read(body, bodyLength);
                 if (key == null) {
                     context.log().debug("BackendKeyData with a key of {} bytes: cancel requests cannot be routed",
                             declaredLength - 4);

@@ -244,6 +244,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         if (!authenticated && reported != SessionState.ACTIVE) {
             authenticated = true;
             cancel(handshakeTimer);
+            handshakeTimer = null; // not kept by every idle session
         }
         boolean tx = switch (reported) {
             case IDLE -> false;

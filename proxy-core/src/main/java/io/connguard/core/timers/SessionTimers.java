@@ -47,7 +47,11 @@ public final class SessionTimers {
     private final Actions actions;
     private final long openedAt;
     private final boolean exempt;
-    private Limits limits;
+    // The limits in nanoseconds, 0 = off: converted once per limits change, not on every state change.
+    private long idleInTransactionNanos;
+    private long idleNanos;
+    private long leakNanos;
+    private long lifetimeNanos;
     private SessionState state = SessionState.ACTIVE;
     private long stateSince;
     private boolean leakFlagged;
@@ -65,8 +69,8 @@ public final class SessionTimers {
         this.scheduler = scheduler;
         this.actions = actions;
         this.openedAt = openedAt;
-        this.limits = limits;
         this.exempt = exempt;
+        use(limits);
         this.stateSince = openedAt;
     }
 
@@ -83,8 +87,15 @@ public final class SessionTimers {
 
     /** The limits changed (reload): deadlines follow the new values at once. */
     public void limits(Limits newLimits, long now) {
-        this.limits = newLimits;
+        use(newLimits);
         arm(now);
+    }
+
+    private void use(Limits limits) {
+        idleInTransactionNanos = nanos(limits.idleInTransactionTimeout());
+        idleNanos = nanos(limits.idleTimeout());
+        leakNanos = nanos(limits.leakDetectionThreshold());
+        lifetimeNanos = nanos(limits.maxSessionLifetime());
     }
 
     public void stop() {
@@ -102,16 +113,15 @@ public final class SessionTimers {
             return NEVER;
         }
         return switch (state) {
-            case IDLE_IN_TRANSACTION -> after(stateSince, limits.idleInTransactionTimeout());
-            case IDLE -> Math.min(after(stateSince, limits.idleTimeout()),
-                    Math.min(leakFlagged ? NEVER : after(stateSince, limits.leakDetectionThreshold()),
-                            lifetimeDeadline()));
+            case IDLE_IN_TRANSACTION -> after(stateSince, idleInTransactionNanos);
+            case IDLE -> Math.min(after(stateSince, idleNanos),
+                    Math.min(leakFlagged ? NEVER : after(stateSince, leakNanos), lifetimeDeadline()));
             case ACTIVE, UNKNOWN -> NEVER;
         };
     }
 
     private long lifetimeDeadline() {
-        long end = after(openedAt, limits.maxSessionLifetime());
+        long end = after(openedAt, lifetimeNanos);
         return end == NEVER ? NEVER : Math.max(end, stateSince);
     }
 
@@ -136,13 +146,13 @@ public final class SessionTimers {
         long now = clock.getAsLong();
         switch (state) {
             case IDLE_IN_TRANSACTION -> {
-                if (due(stateSince, limits.idleInTransactionTimeout(), now)) {
+                if (due(stateSince, idleInTransactionNanos, now)) {
                     actions.expired(Expiry.IDLE_IN_TRANSACTION);
                     return;
                 }
             }
             case IDLE -> {
-                if (due(stateSince, limits.idleTimeout(), now)) {
+                if (due(stateSince, idleNanos, now)) {
                     actions.expired(Expiry.IDLE);
                     return;
                 }
@@ -150,7 +160,7 @@ public final class SessionTimers {
                     actions.expired(Expiry.LIFETIME);
                     return;
                 }
-                if (!leakFlagged && due(stateSince, limits.leakDetectionThreshold(), now)) {
+                if (!leakFlagged && due(stateSince, leakNanos, now)) {
                     leakFlagged = true;
                     actions.leakSuspected(now - stateSince);
                 }
@@ -164,18 +174,24 @@ public final class SessionTimers {
         }
     }
 
-    private static boolean due(long since, Duration limit, long now) {
-        long deadline = after(since, limit);
+    private static boolean due(long since, long limitNanos, long now) {
+        long deadline = after(since, limitNanos);
         return deadline != NEVER && deadline <= now;
     }
 
-    private static long after(long since, Duration limit) {
-        if (limit.isZero()) {
+    private static long after(long since, long limitNanos) {
+        if (limitNanos == 0) {
             return NEVER;
         }
-        // Limits beyond ~100 years are "never" (and would overflow nanoseconds).
-        long nanos = limit.getSeconds() >= 3_153_600_000L ? Long.MAX_VALUE / 4 : limit.toNanos();
-        long deadline = since + nanos;
+        long deadline = since + limitNanos;
         return deadline < since ? NEVER : deadline;
+    }
+
+    /** A limit in nanoseconds, 0 when off; limits beyond ~100 years are "never" (and would overflow). */
+    private static long nanos(Duration limit) {
+        if (limit.isZero()) {
+            return 0;
+        }
+        return limit.getSeconds() >= 3_153_600_000L ? Long.MAX_VALUE / 4 : limit.toNanos();
     }
 }

@@ -1,0 +1,516 @@
+#!/usr/bin/env python3
+"""connguard's benchmark: connguard side by side with a direct connection, PgBouncer (session mode) and
+HAProxy (TCP mode), all on loopback in front of the local PostgreSQL and MariaDB, in interleaved rounds.
+
+    bench/run.py --preset short     3 rounds x 8 s per data point (~35 min)
+    bench/run.py --preset full      5 rounds x 15 s per data point (~100 min)
+    bench/run.py --preset quick     1 round x 4 s, for a look while developing (~6 min)
+
+Writes bench/RESULTS.md (and bench/results.json with every round). Needs the built jar
+(./mvnw -q -DskipTests package), pgbench, sysbench, and pgbouncer / haproxy when installed. See
+bench/README.md.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import contenders as C  # noqa: E402
+import pgwire  # noqa: E402
+import workloads as W  # noqa: E402
+
+BENCH = Path(__file__).resolve().parent
+PRESETS = {
+    "quick": dict(rounds=1, seconds=4, stream_mib=256, sessions=(1000, 3000), startup_runs=3),
+    "short": dict(rounds=3, seconds=8, stream_mib=1024, sessions=(1000, 9900), startup_runs=5),
+    "full": dict(rounds=5, seconds=15, stream_mib=1024, sessions=(1000, 9900), startup_runs=9),
+}
+FAKE_PG_PORT = 25432
+STREAM_SQL = "SELECT repeat('x', 1048576) FROM generate_series(1, %d)"
+
+
+def log(message):
+    print("[%s] %s" % (time.strftime("%H:%M:%S"), message), flush=True)
+
+
+def wait_until_quiet(max_load, sleep, max_wait):
+    """Waits until the 1-minute load average is below max_load and no other java or mvn process runs;
+    returns whether it got quiet within max_wait seconds."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        load = os.getloadavg()[0]
+        others = subprocess.run(["pgrep", "-a", "-f", "java|mvn"], capture_output=True, text=True).stdout.strip()
+        others = [line for line in others.splitlines() if str(os.getpid()) not in line.split()[0]]
+        if load < max_load and not others:
+            return True
+        if time.monotonic() + sleep > deadline:
+            log("machine still busy (load %.2f, %d java/mvn processes); going on" % (load, len(others)))
+            return False
+        log("machine busy (load %.2f, %d java/mvn processes); waiting %d s" % (load, len(others), sleep))
+        time.sleep(sleep)
+
+
+# ---------------------------------------------------------------------------------------------- throughput
+
+def throughput(contenders, workloads, rounds, seconds, results):
+    """Rounds A B C, C B A, ...: every workload per round, contenders in alternating order.
+
+    First every contender runs every workload once, unmeasured, so that connguard's JIT compiler has
+    seen each code path (connection set-up included) before anything counts.
+    """
+    for contender in contenders:
+        for workload in workloads:
+            if contender.serves(workload.protocol):
+                workload.run(contender.port(workload.protocol), max(2, seconds // 3))
+        log("warmed up %s" % contender.name)
+    for r in range(rounds):
+        order = contenders if r % 2 == 0 else list(reversed(contenders))
+        for workload in workloads:
+            for contender in order:
+                if not contender.serves(workload.protocol):
+                    continue
+                cpu0 = contender.cpu()
+                transactions, tps = workload.run(contender.port(workload.protocol), seconds)
+                cpu = contender.cpu() - cpu0
+                results.setdefault(workload.key, {}).setdefault(contender.name, []).append(
+                    dict(round=r, tps=tps, transactions=transactions, cpu_seconds=cpu))
+                log("round %d %-28s %-10s %10.0f tps  %6.1f us CPU/tx" % (
+                    r + 1, workload.key, contender.name, tps,
+                    1e6 * cpu / transactions if contender.pid and transactions else 0))
+
+
+# ---------------------------------------------------------------------------------------------- memory
+
+def idle_sessions(proxies, counts, workdir):
+    """Resident memory of each proxy holding ``counts`` idle sessions against the fake PostgreSQL server."""
+    server = subprocess.Popen([sys.executable, str(BENCH / "pgwire.py"), "serve", str(FAKE_PG_PORT)],
+                              stdout=subprocess.PIPE, start_new_session=True)
+    out = {}
+    try:
+        server.stdout.readline()
+        for proxy in proxies:
+            proxy.start(workdir, pg_upstream=("127.0.0.1", FAKE_PG_PORT))
+            held = []
+            try:
+                pgwire.hold_idle_sessions(proxy.pg_port, W.DATABASE, 10, held)
+                pgwire.close_all(held)
+                time.sleep(2)
+                points = [(0, proxy.rss())]
+                for count in counts:
+                    pgwire.hold_idle_sessions(proxy.pg_port, W.DATABASE, count, held)
+                    time.sleep(3)
+                    points.append((count, proxy.rss()))
+                    log("%-10s %6d idle sessions: %8d KiB resident" % (proxy.name, count, points[-1][1]))
+            finally:
+                pgwire.close_all(held)
+                proxy.stop()
+            (n1, r1), (n2, r2) = points[1], points[-1]
+            out[proxy.name] = dict(points=points, slope_kib=(r2 - r1) / (n2 - n1))
+    finally:
+        os.kill(server.pid, 15)
+        server.wait()
+    return out
+
+
+def streaming(proxies, mib, rate_mib, workdir):
+    """Resident memory growth of each proxy while a client reads a ``mib`` MiB result at ``rate_mib`` MiB/s."""
+    out = {}
+    for proxy in proxies:
+        proxy.start(workdir)
+        try:
+            pgwire.stream(proxy.pg_port, W.DATABASE, STREAM_SQL % 16)  # warm the path up at full speed
+            time.sleep(1)
+            baseline = proxy.rss()
+            peak = [baseline]
+            done = threading.Event()
+
+            def sample():
+                while not done.wait(0.02):
+                    peak[0] = max(peak[0], proxy.rss())
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            started = time.monotonic()
+            received = pgwire.stream(proxy.pg_port, W.DATABASE, STREAM_SQL % mib, rate_mib * 1024 * 1024)
+            elapsed = time.monotonic() - started
+            done.set()
+            sampler.join()
+            peak[0] = max(peak[0], proxy.rss())
+            out[proxy.name] = dict(baseline_kib=baseline, peak_kib=peak[0], growth_kib=peak[0] - baseline,
+                                   received=received, seconds=elapsed)
+            log("%-10s streamed %d MiB in %.1f s: resident %d -> peak %d KiB" % (
+                proxy.name, received >> 20, elapsed, baseline, peak[0]))
+        finally:
+            proxy.stop()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- start-up
+
+def startup(javas, runs, workdir):
+    """Process start to /readyz 200, per JVM, without and with a class-data archive made by a training run."""
+    out = {}
+    for java in javas:
+        cg = C.Connguard(java)
+        archive = Path(workdir) / ("connguard-jdk%d.%s" % (cg.feature, "aot" if cg.feature >= 25 else "jsa"))
+        train, use = cds_flags(cg.feature, archive)
+        cg.start(workdir, extra=train)
+        urlopen_quietly("http://127.0.0.1:%d/metrics" % cg.admin_port)
+        cg.stop()
+        for label, extra in (("default", []), ("cds", use)):
+            times = []
+            for _ in range(runs):
+                started = time.monotonic()
+                cg._spawn(cg.command(extra), workdir, cg.environment())
+                cg.wait_ready(60, poll=0.002)
+                times.append(time.monotonic() - started)
+                cg.stop()
+            out["jdk%d-%s" % (cg.feature, label)] = dict(java=cg.version[0], flags=cg.jvm_flags + list(extra),
+                                                          seconds=times, median=statistics.median(times))
+            log("start-up JDK %d %-8s median %.3f s %s" % (cg.feature, label, statistics.median(times),
+                                                         ["%.2f" % t for t in times]))
+    return out
+
+
+def cds_flags(feature, archive):
+    """(training flags, run flags): JDK 25's AOT cache (JEP 483/514) or a dynamic AppCDS archive."""
+    if feature >= 25:
+        return ["-XX:AOTCacheOutput=%s" % archive], ["-XX:AOTCache=%s" % archive]
+    return ["-XX:ArchiveClassesAtExit=%s" % archive], ["-XX:SharedArchiveFile=%s" % archive]
+
+
+def urlopen_quietly(url):
+    import urllib.request
+    with urllib.request.urlopen(url, timeout=5) as r:
+        r.read()
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+def versions(javas):
+    def run(cmd):
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            return (done.stdout + done.stderr).strip()
+        except (OSError, subprocess.SubprocessError):
+            return "not installed"
+    import re
+    netty_version = re.search(r"<netty.version>([^<]+)<", (C.ROOT / "pom.xml").read_text()).group(1)
+    return {
+        "jdk": [C.java_feature(j)[1][1] if len(C.java_feature(j)[1]) > 1 else C.java_feature(j)[1][0] for j in javas],
+        "netty": netty_version,
+        "connguard": run(["git", "-C", str(C.ROOT), "log", "-1", "--format=%h"]),
+        "pgbouncer": run(["pgbouncer", "--version"]).splitlines()[0],
+        "haproxy": run(["haproxy", "-v"]).splitlines()[0],
+        "postgresql": run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-Atc", "SELECT version()"]),
+        "mariadb": run(["mariadb", "-h", "127.0.0.1", "-u", "root", "-N", "-e", "SELECT version()"]),
+        "pgbench": run(["pgbench", "--version"]),
+        "sysbench": run(["sysbench", "--version"]),
+        "kernel": platform.release(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def median_of(rows, key):
+    return statistics.median(row[key] for row in rows)
+
+
+def cpu_per_tx(rows):
+    """Median over rounds of the proxy's CPU microseconds per transaction."""
+    return statistics.median(1e6 * row["cpu_seconds"] / row["transactions"] for row in rows)
+
+
+def report(meta, results, memory, stream, start, workloads, contenders, args):
+    names = [c.name for c in contenders]
+    labels = {c.name: c.label for c in contenders}
+    proxies = [c for c in contenders if c.name != "direct"]
+    cg = next((c for c in contenders if c.name == "connguard"), None)
+    lines = ["# connguard benchmark results", "",
+             "Generated by `bench/run.py --preset %s` on %s (%d rounds of %d s per data point, contenders "
+             "interleaved A B C, C B A, ...)." % (args.preset, meta["date"], args.rounds, args.seconds), "",
+             "**Machine:** %s CPUs, Linux %s. The load generator, the database and the proxy share these %s "
+             "cores, unpinned, identically for every contender: a proxy's cost shows up as throughput the "
+             "database and the load generator lose, which is the cost an application would see on a busy node." %
+             (meta["versions"]["cpus"], meta["versions"]["kernel"], meta["versions"]["cpus"]), "",
+             "**Versions:** connguard `%s`; %s; Netty %s; %s; %s; %s; MariaDB %s; %s; %s." % (
+                 meta["versions"]["connguard"], "; ".join(meta["versions"]["jdk"]), meta["versions"]["netty"],
+                 meta["versions"]["pgbouncer"], meta["versions"]["haproxy"],
+                 meta["versions"]["postgresql"].split(" on ")[0], meta["versions"]["mariadb"],
+                 meta["versions"]["pgbench"], meta["versions"]["sysbench"]), "",
+             "**connguard's JVM flags** (the image's ENTRYPOINT): `%s`" % " ".join(cg.jvm_flags) if cg else "", "",
+             "**Machine load:** 1/5/15-minute load average %s before and %s after the run%s%s" % (
+                 "/".join("%.2f" % x for x in meta["load_before"]), "/".join("%.2f" % x for x in meta["load_after"]),
+                 "" if meta["quiet"] is None else (" (it started on a quiet machine)" if meta["quiet"]
+                                                   else " (it did not find a quiet machine)"),
+                 "." if meta["load_after"][1] < 1.0 else
+                 " — **the machine was shared and got busy during the run** (other builds and tests): interleaving "
+                 "gives every contender the same share of the disturbance, but the absolute numbers are lower and "
+                 "noisier than on a quiet machine, and single comparisons within ~10% are not significant."), ""]
+    if results:
+        lines += ["## Throughput", "",
+                  "Median transactions per second over the rounds; in brackets the ratio to the direct connection. "
+                  "The last columns compare connguard's ratio with the other proxies' (above 1.00: connguard "
+                  "is faster).", ""]
+        others = [n for n in names if n not in ("direct", "connguard")]
+        header = ["workload"] + [labels[n] for n in names] + ["connguard / %s" % labels[o] for o in others]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for w in workloads:
+            rows = results.get(w.key)
+            if not rows:
+                continue
+            direct = median_of(rows["direct"], "tps") if "direct" in rows else None
+            cells = [w.label]
+            ratio = {}
+            for n in names:
+                if n not in rows:
+                    cells.append("–")
+                    continue
+                tps = median_of(rows[n], "tps")
+                ratio[n] = tps / direct if direct else None
+                cells.append("%s" % fmt_int(tps) if n == "direct" or not direct else "%s (%.2f)" % (fmt_int(tps), ratio[n]))
+            for o in others:
+                cells.append("**%.2f**" % (ratio["connguard"] / ratio[o]) if direct and o in ratio and "connguard" in ratio
+                             else "–")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", "### Proxy CPU time per transaction", "",
+                  "utime + stime of the proxy process (all its threads: event loops, JIT compiler, GC) from "
+                  "/proc/<pid>/stat over the run, divided by the transactions; median over the rounds, in "
+                  "microseconds.", ""]
+        header = ["workload"] + [p.label for p in proxies]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for w in workloads:
+            rows = results.get(w.key)
+            if not rows:
+                continue
+            cells = [w.label] + ["%.1f" % cpu_per_tx(rows[p.name]) if p.name in rows else "–" for p in proxies]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    if memory:
+        lines += ["## Memory", "", "### Idle sessions",
+                  "", "Resident memory (VmRSS) of a freshly started proxy holding idle sessions, each authenticated "
+                  "and past one query (so that PgBouncer has given it a server connection), against a minimal "
+                  "PostgreSQL stand-in (`bench/pgwire.py serve`: the local server allows 400 connections). "
+                  "The slope is between the first and the last count. The per-process file limit here is "
+                  "%s (hard), so a 1:1 proxy can hold at most ~9,950 sessions (two sockets each): 9,900 is "
+                  "the largest count." % C_nofile(), ""]
+        counts = [n for n, _ in next(iter(memory.values()))["points"]]
+        header = ["proxy"] + ["%s sessions" % fmt_int(n) for n in counts] + ["KiB per session (slope)"]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for name, m in memory.items():
+            lines.append("| " + " | ".join([labels.get(name, name)] + ["%.1f MiB" % (r / 1024) for _, r in m["points"]]
+                                           + ["**%.1f**" % m["slope_kib"]]) + " |")
+        lines.append("")
+    if stream:
+        lines += ["### Streaming a large result to a slow client", "",
+                  "`%s` (%d MiB) read by a client at %d MiB/s through each proxy; resident memory before the "
+                  "query (after a warm-up stream) and its peak while streaming, sampled every 20 ms." % (
+                      STREAM_SQL % args.stream_mib, args.stream_mib, args.stream_rate), ""]
+        lines += ["| proxy | before | peak | growth |", "|---|---|---|---|"]
+        for name, s in stream.items():
+            lines.append("| %s | %.1f MiB | %.1f MiB | **%.1f MiB** |" % (
+                labels.get(name, name), s["baseline_kib"] / 1024, s["peak_kib"] / 1024, s["growth_kib"] / 1024))
+        lines.append("")
+    if start:
+        lines += ["## Start-up", "", "From process start to the first `/readyz` 200 (polled every 2 ms), median "
+                  "of %d starts. *cds*: with a class-data archive made by one training run of the same "
+                  "configuration (JDK 25: `-XX:AOTCacheOutput` / `-XX:AOTCache`; JDK 17: "
+                  "`-XX:ArchiveClassesAtExit` / `-XX:SharedArchiveFile`)." % args.startup_runs, ""]
+        lines += ["| JVM | archive | median | all runs |", "|---|---|---|---|"]
+        for key, s in start.items():
+            jdk, label = key.split("-", 1)
+            lines.append("| %s | %s | **%.2f s** | %s |" % (jdk.replace("jdk", "JDK "), label, s["median"],
+                                                         ", ".join("%.2f" % t for t in s["seconds"])))
+        lines.append("")
+    lines += targets(results, memory, stream, start, workloads)
+    lines += ["## Commands", "", "Every client runs in plaintext (`PGSSLMODE=disable`, `--mysql-ssl=off`): "
+              "connguard refuses TLS from clients, PgBouncer does by default, and libpq's default "
+              "`sslmode=prefer` would otherwise encrypt only the direct and HAProxy legs. "
+              "Each data point runs one of these against the contender's port (direct: "
+              "PostgreSQL 5432, MariaDB 3306; connguard 16432 / 16033; PgBouncer 26432; HAProxy 27432 / 27033), "
+              "shown here for the direct connection:", "", "```"]
+    for w in workloads:
+        if results and w.key not in results:
+            continue
+        command = " ".join(w.command(5432 if w.protocol == "postgres" else 3306, args.seconds))
+        lines.append(command.replace(str(C.ROOT) + "/", ""))
+    lines += ["```", "", "connguard: `%s` with bench/connguard.yaml; PgBouncer and HAProxy: the configurations "
+              "in bench/contenders.py (session mode, trust authentication; TCP mode), written to a temporary "
+              "directory. Raw numbers of every round: bench/results.json." % " ".join(
+                  ["java"] + (cg.jvm_flags if cg else []) + ["-jar", "proxy-app/target/connguard.jar", "--config",
+                                                               "bench/connguard.yaml"]), ""]
+    return "\n".join(lines)
+
+
+def targets(results, memory, stream, start, workloads):
+    """The bars of issue 8, each with the value reached and whether it is met."""
+    rows = []
+
+    def ratio(rows_, name):
+        return median_of(rows_[name], "tps") / median_of(rows_["direct"], "tps")
+
+    for w in workloads:
+        r = results.get(w.key)
+        if not r or "direct" not in r or "connguard" not in r:
+            continue
+        connect = w.key.endswith("connect")
+        for other, label in (("haproxy", "HAProxy"), ("pgbouncer", "PgBouncer")):
+            if other not in r or (connect and other == "pgbouncer"):
+                continue
+            mine, theirs = ratio(r, "connguard"), ratio(r, other)
+            if connect:
+                rows.append(("%s: connection rate >= 0.95 x %s's" % (w.label, label),
+                             "%.2f x" % (mine / theirs), mine >= 0.95 * theirs))
+            else:
+                rows.append(("%s: ratio to direct >= %s's" % (w.label, label),
+                             "%.2f vs %.2f" % (mine, theirs), mine >= theirs))
+        if w.key.endswith("-16") and "pgbouncer" in r:
+            mine, theirs = cpu_per_tx(r["connguard"]), cpu_per_tx(r["pgbouncer"])
+            rows.append(("%s: CPU per transaction <= PgBouncer's" % w.label, "%.1f vs %.1f us" % (mine, theirs),
+                         mine <= theirs))
+    if "connguard" in memory:
+        slope = memory["connguard"]["slope_kib"]
+        rows.append(("resident memory per idle session (slope, up to %s sessions) <= 8 KiB"
+                     % fmt_int(memory["connguard"]["points"][-1][0]), "%.1f KiB" % slope, slope <= 8))
+    if "connguard" in stream:
+        growth = stream["connguard"]["growth_kib"] / 1024
+        rows.append(("resident memory growth streaming %d MiB to a slow client <= 64 MiB"
+                     % (stream["connguard"]["received"] >> 20), "%.1f MiB" % growth, growth <= 64))
+    for key, s in start.items():
+        jdk, label = key.split("-", 1)
+        rows.append(("ready <= 1 s (%s, %s)" % (jdk.replace("jdk", "JDK "), "class-data archive" if label == "cds"
+                                                else "no archive"), "%.2f s" % s["median"], s["median"] <= 1.0))
+    if not rows:
+        return []
+    met = sum(1 for row in rows if row[2])
+    out = ["## Targets (issue 8)", "", "%d of %d met. What limits connguard where a bar is missed, from profiles: "
+           "[bench/README.md](README.md#what-limits-connguard)." % (met, len(rows)), "",
+           "| target | reached | met |", "|---|---|---|"]
+    out += ["| %s | %s | %s |" % (name, value, "yes" if ok else "**no**") for name, value, ok in rows]
+    return out + [""]
+
+
+def C_nofile():
+    import resource
+    return fmt_int(resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+
+
+def fmt_int(n):
+    return "{:,}".format(int(round(n)))
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=PRESETS, default="short")
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--seconds", type=int, help="duration of one data point")
+    parser.add_argument("--phases", default="throughput,memory,stream,startup")
+    parser.add_argument("--only", help="comma-separated workload keys (e.g. pg-simple-16,my-connect)")
+    parser.add_argument("--contenders", default="direct,connguard,pgbouncer,haproxy")
+    parser.add_argument("--java", action="append", help="JVM for connguard (repeat to add contenders); default: "
+                        "Temurin 25 when installed (the image's runtime), else java on PATH")
+    parser.add_argument("--startup-java", action="append", help="JVMs for the start-up phase (default: every --java "
+                        "plus JDK 17 from PATH)")
+    parser.add_argument("--jvm-flags", help="connguard's JVM flags instead of the Dockerfile's")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
+                        help="an extra connguard contender with these JVM flags (e.g. serial='-XX:+UseSerialGC'); "
+                             "repeat to compare flag sets in the same interleaved rounds")
+    parser.add_argument("--stream-rate", type=int, default=100, help="MiB/s the slow client reads")
+    parser.add_argument("--wait-quiet", type=int, default=0, metavar="MINUTES",
+                        help="first wait up to MINUTES for load < 0.3 and no other java/mvn process "
+                             "(checks every 120 s); the report says whether it was quiet")
+    parser.add_argument("--output", default=str(BENCH / "RESULTS.md"))
+    parser.add_argument("--from-json", metavar="FILE", help="only write the report again from a results.json")
+    args = parser.parse_args()
+    for key, value in PRESETS[args.preset].items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    phases = set(args.phases.split(","))
+    if not C.JAR.exists():
+        sys.exit("build the jar first: ./mvnw -q -DskipTests package")
+    temurin = Path("/usr/lib/jvm/temurin-25-jdk-amd64/bin/java")
+    javas = args.java or [str(temurin) if temurin.exists() else shutil.which("java")]
+    startup_javas = args.startup_java or list(dict.fromkeys(javas + [shutil.which("java")]))
+    jvm_flags = args.jvm_flags.split() if args.jvm_flags else None
+
+    contenders = []
+    for name in args.contenders.split(","):
+        if name == "direct":
+            contenders.append(C.Contender())
+        elif name == "connguard":
+            for i, java in enumerate(javas):
+                feature = C.java_feature(java)[0]
+                contenders.append(C.Connguard(java, jvm_flags, "connguard" if i == 0 else "connguard-jdk%d" % feature, i))
+            for j, variant in enumerate(args.variant, start=len(javas)):
+                label, flags = variant.split("=", 1)
+                contenders.append(C.Connguard(javas[0], flags.split(), "connguard-" + label, j))
+        elif name == "pgbouncer" and C.available("pgbouncer"):
+            contenders.append(C.PgBouncer())
+        elif name == "haproxy" and C.available("haproxy"):
+            contenders.append(C.HAProxy())
+        elif name not in ("pgbouncer", "haproxy"):
+            sys.exit("unknown contender " + name)
+    workloads = W.all_workloads()
+    if args.from_json:
+        raw = json.loads(Path(args.from_json).read_text())
+        meta = raw["meta"]
+        for key in ("preset", "rounds", "seconds"):
+            setattr(args, key, meta[key])
+        Path(args.output).write_text(report(meta, raw["throughput"], raw["memory"], raw["stream"], raw["startup"],
+                                            workloads, contenders, args))
+        return
+    if args.only:
+        keys = args.only.split(",")
+        workloads = [w for w in workloads if w.key in keys]
+
+    quiet = wait_until_quiet(0.3, 120, args.wait_quiet * 60) if args.wait_quiet else None
+    W.prepare(log)
+    meta = dict(date=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), versions=versions(startup_javas),
+                preset=args.preset, rounds=args.rounds, seconds=args.seconds, quiet=quiet,
+                load_before=os.getloadavg())
+    results, memory, stream, start = {}, {}, {}, {}
+    proxies = [c for c in contenders if c.name != "direct"]
+    with tempfile.TemporaryDirectory(prefix="connguard-bench-") as workdir:
+        log("work directory %s" % workdir)
+        try:
+            if "throughput" in phases:
+                for contender in contenders:
+                    contender.start(workdir)
+                try:
+                    throughput(contenders, workloads, args.rounds, args.seconds, results)
+                finally:
+                    for contender in contenders:
+                        contender.stop()
+            if "memory" in phases:
+                memory = idle_sessions(proxies, args.sessions, workdir)
+            if "stream" in phases:
+                stream = streaming(proxies, args.stream_mib, args.stream_rate, workdir)
+            if "startup" in phases:
+                start = startup(startup_javas, args.startup_runs, workdir)
+        finally:
+            for contender in contenders:
+                contender.stop()
+            for log_file in Path(workdir).glob("*.log"):
+                shutil.copy(log_file, Path(tempfile.gettempdir()) / ("connguard-bench-" + log_file.name))
+    meta["load_after"] = os.getloadavg()
+    raw = dict(meta=meta, throughput=results, memory=memory, stream=stream, startup=start)
+    Path(args.output).with_name(Path(args.output).stem.lower() + ".json").write_text(json.dumps(raw, indent=1))
+    text = report(meta, results, memory, stream, start, workloads, contenders, args)
+    Path(args.output).write_text(text)
+    log("wrote %s" % args.output)
+
+
+if __name__ == "__main__":
+    main()
