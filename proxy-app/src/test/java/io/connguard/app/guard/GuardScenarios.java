@@ -448,4 +448,49 @@ abstract class GuardScenarios {
             assertThat(busy).isCloseTo(4.5, within(0.45));
         }
     }
+
+    // ------------------------------------------------------------------ 9. what the logs never hold
+
+    @Test
+    void passwordsAndLiteralValuesNeverReachTheLogsEvenAtTrace() throws Exception {
+        target.resetTable();
+        ch.qos.logback.classic.Logger connguard =
+                (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger("io.connguard");
+        ch.qos.logback.classic.Level level = connguard.getLevel();
+        connguard.setLevel(ch.qos.logback.classic.Level.TRACE);
+        String wrongPassword = "wr0ng-S3cret-pw";
+        String literal = "l1teral-S3cret";
+        try (TestProxy proxy = proxy("""
+                defaults:
+                  idleInTransactionTimeout: 1s
+                  leakDetectionThreshold: 1s
+                """);
+             LogCapture log = new LogCapture("io.connguard")) {
+            Connection c = target.open(proxy.port("db"), APP, "secrets");
+            c.setAutoCommit(false);
+            try (Statement s = c.createStatement()) {
+                s.executeUpdate("UPDATE cg_guard_rows SET v = 5 WHERE id = 3 AND '" + literal + "' <> ''");
+            }
+            await().atMost(10, TimeUnit.SECONDS).until(() -> target.serverConnections(APP) == 0);
+            // Closing rolls back first; Connector/J reports the killed session there, pgjdbc does not.
+            org.assertj.core.api.Assertions.catchThrowable(c::close);
+            java.util.Properties props = new java.util.Properties();
+            props.setProperty("user", target.passwordCheckedUser());
+            props.setProperty("password", wrongPassword);
+            java.sql.DriverManager.setLoginTimeout(10);
+            SQLException refused = catchThrowableOfType(SQLException.class,
+                    () -> java.sql.DriverManager.getConnection(target.url(proxy.port("db"), "secrets"), props).close());
+            assertThat((Throwable) refused).as("a wrong password is refused by the database").isNotNull();
+            await().atMost(10, TimeUnit.SECONDS).until(() -> proxy.sessions().isEmpty());
+
+            List<LogCapture.Line> lines = log.lines();
+            assertThat(lines).as("the kill was logged, with its statement")
+                    .anyMatch(l -> l.text().contains("UPDATE cg_guard_rows SET v = ? WHERE id = ? AND ? <> ?"));
+            for (LogCapture.Line line : lines) {
+                assertThat(line.text()).doesNotContain(GuardTarget.PASSWORD, wrongPassword, literal);
+            }
+        } finally {
+            connguard.setLevel(level);
+        }
+    }
 }

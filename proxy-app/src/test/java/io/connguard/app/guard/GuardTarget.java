@@ -51,6 +51,9 @@ interface GuardTarget {
     /** Connections the database itself has open for {@code user}, counted on the server. */
     int serverConnections(String user) throws SQLException;
 
+    /** A user the database authenticates by password from 127.0.0.1 (the guard users may be trusted). */
+    String passwordCheckedUser();
+
     /** The SQLState of "too many connections" for a client cap (53300 / 08004). */
     String tooManyConnectionsState();
 

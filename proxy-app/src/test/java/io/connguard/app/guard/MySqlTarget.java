@@ -29,6 +29,11 @@ final class MySqlTarget implements GuardTarget {
     }
 
     @Override
+    public String passwordCheckedUser() {
+        return GuardScenarios.APP;
+    }
+
+    @Override
     public String url(int port, String application) {
         return db.jdbcUrl("127.0.0.1", port) + "?connectionAttributes=program_name:" + application
                 + "&sslMode=DISABLED&allowPublicKeyRetrieval=true&connectTimeout=30000";

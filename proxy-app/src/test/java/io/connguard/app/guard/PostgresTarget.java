@@ -29,6 +29,12 @@ final class PostgresTarget implements GuardTarget {
     }
 
     @Override
+    public String passwordCheckedUser() {
+        // .ci/setup-postgres.sh: scram-sha-256 from 127.0.0.1; the guard users are trusted.
+        return "cg_scram";
+    }
+
+    @Override
     public String url(int port, String application) {
         // pgjdbc sends ApplicationName in the StartupMessage (where the proxy reads it) only when it may
         // assume a 9.0+ server; otherwise it sets it with a SET after connecting.

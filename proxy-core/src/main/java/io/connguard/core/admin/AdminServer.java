@@ -19,8 +19,9 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The admin HTTP endpoint on its own event loop, so that health checks answer even when the session
- * loops are saturated. Requests are small and bounded: 4 KiB request line, 8 KiB of headers, 16 KiB body;
- * an idle connection is closed after 30 s.
+ * loops are saturated. Requests are small and bounded: 4 KiB request line (414 beyond), 8 KiB of headers
+ * (431), 16 KiB body (413); a request must arrive whole within 10 s of its first byte, and an idle
+ * connection is closed after 30 s.
  */
 public final class AdminServer implements AutoCloseable {
 
@@ -28,6 +29,7 @@ public final class AdminServer implements AutoCloseable {
     static final int MAX_HEADERS = 8192;
     static final int MAX_BODY = 16 * 1024;
     static final int IDLE_SECONDS = 30;
+    static final int REQUEST_SECONDS = 10;
 
     private final ProxyServer server;
     private final Transport transport;
@@ -57,6 +59,7 @@ public final class AdminServer implements AutoCloseable {
                     protected void initChannel(Channel ch) {
                         ch.pipeline()
                                 .addLast(new IdleStateHandler(0, 0, IDLE_SECONDS))
+                                .addLast(new RequestDeadline(REQUEST_SECONDS))
                                 .addLast(new HttpServerCodec(MAX_INITIAL_LINE, MAX_HEADERS, 8192))
                                 .addLast(new HttpObjectAggregator(MAX_BODY))
                                 .addLast(new AdminHandler(server, worker));

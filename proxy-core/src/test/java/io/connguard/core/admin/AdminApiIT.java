@@ -184,6 +184,64 @@ class AdminApiIT {
         }
     }
 
+    @Test
+    void anOversizedBodyIs413AndAnOversizedRequestLine414() throws Exception {
+        try (TestProxy proxy = TestProxy.start(config(""))) {
+            int port = proxy.server().adminAddress().getPort();
+            assertThat(exchange(port, "POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n"
+                    + "a".repeat(20_000))).startsWith("HTTP/1.1 413");
+            // The version on a line cut short is unknown, so the answer is HTTP/1.0.
+            assertThat(exchange(port, "GET /" + "a".repeat(5000) + " HTTP/1.1\r\nHost: x\r\n\r\n"))
+                    .endsWith(" 414");
+            assertThat(proxy.get("/healthz").statusCode()).as("the endpoint still serves").isEqualTo(200);
+        }
+    }
+
+    @Test
+    void aRequestTrickledByteByByteIsCutOffAtTheRequestDeadline() throws Exception {
+        try (TestProxy proxy = TestProxy.start(config(""));
+             Socket socket = new Socket("127.0.0.1", proxy.server().adminAddress().getPort())) {
+            socket.setSoTimeout(100);
+            OutputStream out = socket.getOutputStream();
+            InputStream in = socket.getInputStream();
+            out.write("GET /healthz HTTP/1.1\r\nX-Slow: ".getBytes(StandardCharsets.US_ASCII));
+            long start = System.nanoTime();
+            boolean closed = false;
+            // One byte every half second keeps the 30 s idle timeout from ever firing; only the
+            // request deadline (10 s after the first byte) can end this connection.
+            while (!closed && System.nanoTime() - start < TimeUnit.SECONDS.toNanos(25)) {
+                try {
+                    out.write('a');
+                    out.flush();
+                } catch (java.io.IOException reset) {
+                    closed = true;
+                    break;
+                }
+                try {
+                    closed = in.read() < 0;
+                } catch (java.net.SocketTimeoutException stillOpen) {
+                    Thread.sleep(400);
+                } catch (java.io.IOException reset) {
+                    closed = true;
+                }
+            }
+            assertThat(closed).as("closed by the request deadline while still trickling").isTrue();
+            assertThat(TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - start))
+                    .as("not before the deadline").isGreaterThanOrEqualTo(AdminServer.REQUEST_SECONDS - 1);
+        }
+    }
+
+    /** Writes {@code request} on a new connection and returns everything the server answered. */
+    private static String exchange(int port, String request) throws Exception {
+        try (Socket socket = new Socket("127.0.0.1", port)) {
+            socket.setSoTimeout(5000);
+            socket.getOutputStream().write(request.getBytes(StandardCharsets.US_ASCII));
+            socket.getOutputStream().flush();
+            byte[] head = socket.getInputStream().readNBytes(12);
+            return new String(head, StandardCharsets.US_ASCII);
+        }
+    }
+
     private static List<String> fieldNames(JsonNode node) {
         List<String> names = new java.util.ArrayList<>();
         node.fieldNames().forEachRemaining(names::add);
