@@ -196,6 +196,11 @@ class MetricsIT {
                 for (int i = 0; i < 200; i++) {
                     open.add(open(proxy, "app", "frank", "app-" + (batch * 200 + i)));
                 }
+                // The client reads WELCOME as its session's loop records the state change, so the
+                // last session may reach the gauges a moment after its client returned.
+                await().atMost(5, TimeUnit.SECONDS).until(() -> proxy.scrape()
+                        .series("connguard_client_connections", "state", "idle").stream()
+                        .mapToDouble(PrometheusScrape.Sample::value).sum() == 200);
                 PrometheusScrape scrape = proxy.scrape();
                 List<PrometheusScrape.Sample> idle = scrape.series("connguard_client_connections", "state", "idle");
                 assertThat(idle).hasSizeLessThanOrEqualTo(101);
