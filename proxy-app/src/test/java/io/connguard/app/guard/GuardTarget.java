@@ -13,7 +13,7 @@ import java.sql.Statement;
  * directly, how it names the proxy's errors, and how it shows its own connections. One implementation
  * per protocol; the scenarios are the same for both.
  */
-interface GuardTarget {
+public interface GuardTarget {
 
     String PASSWORD = "guard-pw";
 

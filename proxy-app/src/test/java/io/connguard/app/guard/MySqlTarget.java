@@ -14,7 +14,7 @@ import java.util.Properties;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /** The guard scenarios' view of MySQL / MariaDB, through MySQL Connector/J. */
-final class MySqlTarget implements GuardTarget {
+public final class MySqlTarget implements GuardTarget {
 
     private final Database db = RealDatabases.mysql();
 

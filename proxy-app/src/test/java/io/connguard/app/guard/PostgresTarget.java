@@ -14,7 +14,7 @@ import java.util.Properties;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /** The guard scenarios' view of PostgreSQL, through pgjdbc. */
-final class PostgresTarget implements GuardTarget {
+public final class PostgresTarget implements GuardTarget {
 
     private final Database db = RealDatabases.postgres();
 

@@ -22,14 +22,11 @@ import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.QueryStringDecoder;
 import io.netty.handler.codec.http.TooLongHttpLineException;
 import io.netty.handler.timeout.IdleStateEvent;
-import io.netty.util.concurrent.EventExecutor;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -45,14 +42,15 @@ final class AdminHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     private static final String JSON = "application/json; charset=utf-8";
     private static final String TEXT = "text/plain; charset=utf-8";
     private static final String PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8";
-    private static final long HEALTH_TIMEOUT_MILLIS = 1000;
 
     private final ProxyServer server;
     private final ExecutorService worker;
+    private final LoopHeartbeats heartbeats;
 
-    AdminHandler(ProxyServer server, ExecutorService worker) {
+    AdminHandler(ProxyServer server, ExecutorService worker, LoopHeartbeats heartbeats) {
         this.server = server;
         this.worker = worker;
+        this.heartbeats = heartbeats;
     }
 
     @Override
@@ -166,21 +164,9 @@ final class AdminHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     }
 
     private CompletableFuture<Reply> health() {
-        List<CompletableFuture<Void>> pings = new ArrayList<>();
-        for (EventExecutor loop : server.loops()) {
-            CompletableFuture<Void> ping = new CompletableFuture<>();
-            try {
-                loop.execute(() -> ping.complete(null));
-            } catch (RuntimeException rejected) {
-                ping.completeExceptionally(rejected);
-            }
-            pings.add(ping);
-        }
-        return CompletableFuture.allOf(pings.toArray(CompletableFuture[]::new))
-                .orTimeout(HEALTH_TIMEOUT_MILLIS, TimeUnit.MILLISECONDS)
-                .handle((ok, failure) -> failure == null
-                        ? new Reply(HttpResponseStatus.OK, TEXT, "ok\n")
-                        : new Reply(HttpResponseStatus.SERVICE_UNAVAILABLE, TEXT, "event loops not responding\n"));
+        return CompletableFuture.completedFuture(heartbeats.allResponding()
+                ? new Reply(HttpResponseStatus.OK, TEXT, "ok\n")
+                : new Reply(HttpResponseStatus.SERVICE_UNAVAILABLE, TEXT, "event loops not responding\n"));
     }
 
     private CompletableFuture<Reply> reload() {

@@ -41,6 +41,7 @@ public final class AdminServer implements AutoCloseable {
         return thread;
     });
     private volatile Channel channel;
+    private volatile LoopHeartbeats heartbeats;
 
     public AdminServer(ProxyServer server, Transport transport) {
         this.server = server;
@@ -50,6 +51,8 @@ public final class AdminServer implements AutoCloseable {
 
     /** Binds the endpoint; throws with a message naming the address when it cannot. */
     public void start(HostPort listen) throws java.net.BindException {
+        LoopHeartbeats beats = new LoopHeartbeats(server.loops());
+        heartbeats = beats;
         ServerBootstrap bootstrap = new ServerBootstrap()
                 .group(group)
                 .channel(transport.serverChannel())
@@ -62,7 +65,7 @@ public final class AdminServer implements AutoCloseable {
                                 .addLast(new RequestDeadline(REQUEST_SECONDS))
                                 .addLast(new HttpServerCodec(MAX_INITIAL_LINE, MAX_HEADERS, 8192))
                                 .addLast(new HttpObjectAggregator(MAX_BODY))
-                                .addLast(new AdminHandler(server, worker));
+                                .addLast(new AdminHandler(server, worker, beats));
                     }
                 });
         try {
@@ -85,6 +88,10 @@ public final class AdminServer implements AutoCloseable {
         Channel bound = channel;
         if (bound != null) {
             bound.close().syncUninterruptibly();
+        }
+        LoopHeartbeats beats = heartbeats;
+        if (beats != null) {
+            beats.close();
         }
         group.shutdownGracefully(0, 1, TimeUnit.SECONDS).awaitUninterruptibly(3, TimeUnit.SECONDS);
         worker.shutdownNow();

@@ -25,6 +25,7 @@ import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.EventLoop;
+import io.netty.channel.socket.DuplexChannel;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.ScheduledFuture;
@@ -678,16 +679,29 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
 
     /**
      * Ends the upstream politely: sends Terminate / COM_QUIT and waits, reading, for the server to close
-     * the connection (it does once the session is gone on its side), at most {@link #GOODBYE_WAIT_MILLIS};
-     * without a goodbye packet the connection is closed at once.
+     * the connection (it does once the session is gone on its side), at most {@link #GOODBYE_WAIT_MILLIS}.
+     * Without a goodbye packet of ours (the client already sent its own, or stopped mid-message) the
+     * proxy ends its half of the stream once what is queued is written, and waits the same way: closing at
+     * once would give the admission slot back while the server's session is still exiting, and a queued
+     * client admitted into that slot would have the database see one connection more than the cap.
      */
     private void sayGoodbye(ByteBuf goodbye) {
-        if (goodbye == null || !upstream.isActive()) {
+        if (!upstream.isActive()) {
             finish(upstream, goodbye);
             return;
         }
         Channel channel = upstream;
-        channel.writeAndFlush(goodbye);
+        if (goodbye != null) {
+            channel.writeAndFlush(goodbye);
+        } else {
+            channel.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(written -> {
+                if (channel instanceof DuplexChannel duplex && channel.isActive()) {
+                    duplex.shutdownOutput();
+                } else {
+                    channel.close();
+                }
+            });
+        }
         channel.read();
         loop.schedule(() -> {
             channel.close();

@@ -1,0 +1,57 @@
+package io.connguard.core.admin;
+
+import io.netty.util.concurrent.EventExecutor;
+import io.netty.util.concurrent.ScheduledFuture;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLongArray;
+
+/**
+ * Whether the session event loops respond, kept current by the loops themselves: each runs a tiny
+ * heartbeat task every {@link #PERIOD_MILLIS}, and a loop whose last heartbeat is older than
+ * {@link #STALE_MILLIS} is not responding.
+ *
+ * <p>Why not queue a task on every loop per request and wait for it: a loop works through what is ready
+ * before it runs queued tasks, so during a burst of thousands of connections such a ping waited as long
+ * as the burst (hundreds of milliseconds), and {@code /healthz} with it, though the loops were healthy.
+ * Reading timestamps answers at once and still turns 503 when a loop is blocked.
+ */
+final class LoopHeartbeats implements AutoCloseable {
+
+    static final long PERIOD_MILLIS = 100;
+    static final long STALE_MILLIS = 1000;
+
+    private final AtomicLongArray beats;
+    private final List<ScheduledFuture<?>> tasks = new ArrayList<>();
+
+    LoopHeartbeats(Iterable<EventExecutor> loops) {
+        List<EventExecutor> all = new ArrayList<>();
+        loops.forEach(all::add);
+        beats = new AtomicLongArray(all.size());
+        long now = System.nanoTime();
+        for (int i = 0; i < all.size(); i++) {
+            int index = i;
+            beats.set(index, now);
+            tasks.add(all.get(i).scheduleAtFixedRate(() -> beats.set(index, System.nanoTime()),
+                    0, PERIOD_MILLIS, TimeUnit.MILLISECONDS));
+        }
+    }
+
+    /** Every loop has run its heartbeat within the last {@link #STALE_MILLIS}. */
+    boolean allResponding() {
+        long now = System.nanoTime();
+        for (int i = 0; i < beats.length(); i++) {
+            if (now - beats.get(i) > TimeUnit.MILLISECONDS.toNanos(STALE_MILLIS)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    @Override
+    public void close() {
+        tasks.forEach(task -> task.cancel(false));
+    }
+}
