@@ -61,7 +61,10 @@ final class YamlFields {
         }
         for (NodeTuple tuple : mapping.getValue()) {
             Node keyNode = tuple.getKeyNode();
-            String key = keyNode instanceof ScalarNode scalar ? scalar.getValue() : String.valueOf(keyNode);
+            // A key that is a mapping or a list is named by its kind: its toString recurses without end
+            // when an alias makes it contain itself.
+            String key = keyNode instanceof ScalarNode scalar ? scalar.getValue()
+                    : "<" + keyNode.getNodeId().name() + ">";
             String keyPath = fields.child(key);
             if (!keys.contains(key)) {
                 fields.error(keyPath, keyNode, "unknown key (expected one of " + String.join(", ", keys) + ")");

@@ -314,6 +314,20 @@ class ConfigLoaderTest {
                 """)).containsExactly("listeners[0].upstreamTls.caFile (line 8): cannot read CA file /nonexistent/ca.pem");
     }
 
+    /** Found by ConfigFuzzTest: naming a key that contains itself overflowed the stack. */
+    @Test
+    void aKeyThatIsAMappingIsNamedByItsKindEvenWhenItContainsItself() {
+        assertThat(errors("""
+                listeners:
+                  - &m { name: pg, *m }
+                  - { [a, b]: c }
+                """)).contains(
+                "listeners[0].<mapping> (line 2): unknown key (expected one of name, protocol, listen, upstream, "
+                        + "maxUpstreamConnections, connectTimeout, handshakeTimeout, upstreamTls, clientTls)",
+                "listeners[1].<sequence> (line 3): unknown key (expected one of name, protocol, listen, upstream, "
+                        + "maxUpstreamConnections, connectTimeout, handshakeTimeout, upstreamTls, clientTls)");
+    }
+
     /** Found by ConfigFuzzTest: Path.of threw InvalidPathException out of the loader. */
     @Test
     void aCaFileNoPathCanHoldIsAnError() {
