@@ -160,5 +160,122 @@ def pg_seeds():
     write(scanner, "length-below-4", script(3, record(CLIENT, pg_message("Q", b"x\0") + b"Q" + struct.pack(">i", 3), 1)))
 
 
+# ------------------------------------------------------------------ MySQL
+
+def my_fixture(name):
+    chunks = []
+    with open(os.path.join(MY_FIXTURES, name + ".txt")) as f:
+        for line in f:
+            if line.strip():
+                chunks.append((line[0] == "C", bytes.fromhex(line[2:].strip())))
+    return chunks
+
+
+def my_packet(sequence, payload):
+    return struct.pack("<I", len(payload))[:3] + bytes([sequence]) + payload
+
+
+def lenenc(data):
+    return bytes([len(data)]) + data
+
+
+LIBMARIADB_CAPS = 0x00bfa28c | 0x1d << 32
+CONNECTOR_J_CAPS = 0x01ffa20f & ~(1 << 5) & ~(1 << 11)
+
+
+def handshake_response(caps, user=b"cg_my_native", database=b"test", program=b"fuzz", auth=b"\0" * 20):
+    attributes = lenenc(b"program_name") + lenenc(program)
+    extended = struct.pack("<I", caps >> 32) if caps & 1 == 0 else b"\0" * 4
+    return (struct.pack("<IIB", caps & 0xFFFFFFFF, 1 << 24, 45) + b"\0" * 19 + extended + user + b"\0"
+            + lenenc(auth) + database + b"\0" + b"mysql_native_password\0" + lenenc(attributes))
+
+
+def command_phase(chunks):
+    for i in range(1, len(chunks)):
+        if not chunks[i][0] and chunks[i][1][4] == 0:
+            return chunks[i + 1:]
+    return []
+
+
+def my_records(chunks, read=0):
+    return b"".join(record(CLIENT if c else SERVER, data, read) for c, data in chunks)
+
+
+def my_seeds():
+    clean(MY_INPUTS)
+    names = [os.path.basename(p)[:-len(".txt")] for p in sorted(glob.glob(MY_FIXTURES + "/*.txt"))]
+    d = {t: os.path.join(MY_INPUTS, t) for t in ("greeting", "handshakeResponse", "changeUser", "killRewriter",
+                                                  "packetScanner", "session", "commandTracker")}
+    for name in names:
+        chunks = my_fixture(name)
+        # The proxy greets the client itself: the client answers first, then core connects, then the
+        # server's own greeting and the rest arrive.
+        session = [chunks[1]] + [chunks[0]] + chunks[2:]
+        write(d["session"], name, script(0, record(CLIENT, session[0][1]), record(CONNECT), my_records(session[1:32])))
+        commands = command_phase(chunks)[:40]
+        write(d["commandTracker"], name, script(0, my_records(commands)))
+        write(d["handshakeResponse"], name, chunks[1][1][4:])
+    greeting = my_fixture("mariadb-select-transaction")[0][1]
+    write(d["greeting"], "mariadb-10.11", script(0, record(SERVER, greeting)))
+    write(d["greeting"], "mariadb-10.11-by-5", script(0, record(SERVER, greeting, 5)))
+    write(d["greeting"], "truncated", script(0, record(SERVER, greeting[:40])))
+    write(d["greeting"], "protocol-9", script(0, record(SERVER, greeting[:4] + b"\x09" + greeting[5:])))
+    write(d["greeting"], "err-too-many", script(0, record(SERVER, my_packet(0, b"\xff\x10\x04Too many connections"))))
+    write(d["greeting"], "header-16MiB-with-10-bytes", script(0, record(SERVER, b"\xff\xff\xff\x00" + b"\x0a" * 10)))
+    write(d["greeting"], "auth-data-length-255", script(0, record(SERVER, greeting[:4 + 1 + greeting[5:].index(0) + 1 + 4 + 9 + 5]
+                                                                  + b"\xff" + greeting[4 + 1 + greeting[5:].index(0) + 1 + 4 + 9 + 6:])))
+    write(d["handshakeResponse"], "connector-j", handshake_response(CONNECTOR_J_CAPS))
+    write(d["handshakeResponse"], "ssl-request", struct.pack("<IIB", CONNECTOR_J_CAPS | 1 << 11, 1 << 24, 45) + b"\0" * 23)
+    write(d["handshakeResponse"], "lenenc-auth-huge", handshake_response(CONNECTOR_J_CAPS | 1 << 21)[:37] + b"\xfe" + b"\xff" * 8)
+    write(d["handshakeResponse"], "attributes-past-end", handshake_response(LIBMARIADB_CAPS)[:-5] + b"\xfc\xff\xff")
+    write(d["handshakeResponse"], "pre-4.1", struct.pack("<I", 0x0f) + b"u\0")
+    change = b"\x11" + b"other\0" + lenenc(b"\1" * 20) + b"test\0" + struct.pack("<H", 45) + b"mysql_native_password\0" \
+        + lenenc(lenenc(b"program_name") + lenenc(b"next-app"))
+    for caps_name, caps in (("libmariadb", LIBMARIADB_CAPS), ("connector-j", CONNECTOR_J_CAPS), ("no-secure-connection", 0x200)):
+        write(d["changeUser"], caps_name, struct.pack("<Q", caps) + change)
+    write(d["changeUser"], "truncated", struct.pack("<Q", LIBMARIADB_CAPS) + change[:12])
+    write(d["changeUser"], "auth-length-past-end", struct.pack("<Q", LIBMARIADB_CAPS) + b"\x11u\0\xff")
+    for text in (b"KILL 1000000001", b"kill query 42;", b"  Kill Connection 7 ; ", b"KILL HARD QUERY 12",
+                 b"KILL 99999999999999999999", b"killer", b"KILL\t\n5", b"\x01\x00\x00\x00"):
+        write(d["killRewriter"], text.decode("latin-1").strip().replace(" ", "_").replace("\t", "").replace("\n", "")
+              .replace(";", "").replace("\x01", "id1").replace("\x00", "") or "id", text)
+    server = [c for c in command_phase(my_fixture("mariadb-procedure-two-results")) if not c[0]]
+    write(d["packetScanner"], "procedure-two-results", script(0, my_records(server)))
+    write(d["packetScanner"], "procedure-two-results-by-3", script(0, my_records(server, 3)))
+    write(d["packetScanner"], "header-16MiB-with-10-bytes", script(0, record(SERVER, b"\xff\xff\xff\x00" + b"\x0a" * 10, 2)))
+    write(d["packetScanner"], "continuation", script(0, record(SERVER, b"\xff\xff\xff\x01" + b"x" * 20), record(SERVER, b"\x00\x00\x00\x02")))
+
+    q = lambda sql: my_packet(0, b"\x03" + sql)
+    ok = lambda seq, status=2: my_packet(seq, b"\x00\x00\x00" + struct.pack("<H", status) + b"\x00\x00")
+    write(d["commandTracker"], "change-user", script(0, record(CLIENT, my_packet(0, change)),
+                                                     record(SERVER, my_packet(1, b"\xfemysql_native_password\0" + b"s" * 20 + b"\0")),
+                                                     record(CLIENT, my_packet(2, b"\1" * 20)), record(SERVER, ok(3))))
+    write(d["commandTracker"], "kill-proxy-id", script(0, record(CLIENT, q(b"KILL QUERY 1000000000")), record(SERVER, ok(1))))
+    write(d["commandTracker"], "process-kill", script(1, record(CLIENT, my_packet(0, b"\x0c" + struct.pack("<I", 1000000000)), 2),
+                                                      record(SERVER, ok(1))))
+    write(d["commandTracker"], "command-claiming-16MiB", script(0, record(CLIENT, b"\xff\xff\xff\x00\x03select" + b" " * 4)))
+    write(d["commandTracker"], "response-claiming-16MiB", script(0, record(CLIENT, q(b"select 1")),
+                                                                 record(SERVER, b"\xff\xff\xff\x01\x01" + b"\0" * 9)))
+    write(d["commandTracker"], "local-infile", script(0, record(CLIENT, q(b"load data local infile 'x' into table t")),
+                                                      record(SERVER, my_packet(1, b"\xfbx")),
+                                                      record(CLIENT, my_packet(2, b"1\n2\n") + my_packet(3, b"")),
+                                                      record(SERVER, ok(4))))
+    write(d["commandTracker"], "pipelined-in-transaction", script(1, record(CLIENT, q(b"begin") + q(b"select 1") + q(b"commit"), 7),
+                                                                  record(SERVER, ok(1, 3) + ok(1, 3) + ok(1, 2))))
+    write(d["session"], "ssl-request", script(0, record(CLIENT, my_packet(1, struct.pack("<IIB", CONNECTOR_J_CAPS | 1 << 11, 1 << 24, 45) + b"\0" * 23))))
+    write(d["session"], "upstream-tls", script(1, record(CLIENT, my_packet(1, handshake_response(CONNECTOR_J_CAPS))), record(CONNECT),
+                                               record(SERVER, my_fixture("mariadb-select-transaction")[0][1]),
+                                               record(SERVER, ok(3))))
+    write(d["session"], "server-refuses", script(0, record(CLIENT, my_packet(1, handshake_response(LIBMARIADB_CAPS))), record(CONNECT),
+                                                 record(SERVER, my_packet(0, b"\xff\x10\x04Too many connections"))))
+    write(d["session"], "response-claiming-16MiB", script(0, record(CLIENT, b"\xff\xff\xff\x01" + b"\0" * 10)))
+    write(d["session"], "early-command", script(0, record(CLIENT, my_packet(1, handshake_response(LIBMARIADB_CAPS)) + q(b"select 1"))))
+    write(d["session"], "killed-while-idle", script(0, record(CLIENT, my_packet(1, handshake_response(LIBMARIADB_CAPS))), record(CONNECT),
+                                                    record(SERVER, my_fixture("mariadb-select-transaction")[0][1]),
+                                                    record(SERVER, ok(2)), record(KILL, read=IDLE_IN_TRANSACTION_TIMEOUT),
+                                                    record(CLIENT, q(b"select 1"))))
+
+
 if __name__ == "__main__":
     pg_seeds()
+    my_seeds()
