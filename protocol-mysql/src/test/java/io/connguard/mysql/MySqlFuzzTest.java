@@ -52,7 +52,9 @@ class MySqlFuzzTest {
         channel.pipeline().addLast(new MySqlGreetingProbe(result));
         for (FuzzScript.Step step : script.steps()) {
             for (byte[] read : step.reads()) {
-                channel.writeInbound(alloc.wrap(read));
+                if (channel.isOpen()) { // the probe closes its channel once it has decided
+                    channel.writeInbound(alloc.wrap(read));
+                }
             }
         }
         channel.finishAndReleaseAll();
