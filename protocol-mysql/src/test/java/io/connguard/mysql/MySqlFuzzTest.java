@@ -151,7 +151,10 @@ class MySqlFuzzTest {
     /** KILL statements and COM_PROCESS_KILL: a rewrite names the real thread id and nothing else changes. */
     @FuzzTest(maxDuration = "5m")
     void killRewriter(byte[] text) {
-        MySqlKillRewriter rewriter = new MySqlKillRewriter(id -> id % 3 == 0 ? -1 : id + 7);
+        MySqlKillRewriter rewriter = new MySqlKillRewriter(id -> {
+            assertThat(id).as("only ids that parsed are looked up").isNotNegative();
+            return id % 3 == 0 ? -1 : id + 7;
+        });
         FuzzAllocator alloc = new FuzzAllocator(MAX_ALLOCATION);
         ByteBuf query = rewriter.rewriteQuery(alloc, Unpooled.wrappedBuffer(text), 0, text.length);
         if (query != null) {
