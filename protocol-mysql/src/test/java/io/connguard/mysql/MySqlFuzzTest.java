@@ -238,13 +238,7 @@ class MySqlFuzzTest {
         FuzzSession fuzz = new FuzzSession(Conversation.moduleWithGreeting(),
                 Conversation.listener(UpstreamTlsMode.DISABLE), new FuzzAllocator(MAX_ALLOCATION));
         long capabilities = (script.setup() & 1) != 0 ? Conversation.CONNECTOR_J_CAPS : Conversation.LIBMARIADB_CAPS;
-        fuzz.client(Conversation.handshakeResponse(capabilities, "cg_my_native", "test", "fuzz"));
-        fuzz.connect();
-        fuzz.server(Packets.fixture("mariadb-select-transaction").get(0).bytes());
-        fuzz.server(Packets.packet(2, Packets.payload(0xFE, "mysql_native_password", 0, "abcdefghij0123456789", 0)));
-        fuzz.client(Packets.packet(3, new byte[20]));
-        fuzz.server(Packets.ok(4, 0x0002));
-        assertThat(fuzz.recording().states).as("authenticated").isNotEmpty();
+        Conversation.authenticate(fuzz, capabilities);
         int clientBefore = fuzz.receivedFromClient().length;
         int upstreamBefore = fuzz.sentToUpstream().length;
         int serverBefore = fuzz.receivedFromServer().length;
