@@ -94,6 +94,11 @@ public final class ConfigLoader {
             throw new ConfigException(List.of(new ConfigError("", line, "not valid YAML: " + e.getProblem())));
         } catch (YAMLException e) {
             throw new ConfigException(List.of(new ConfigError("", 0, "not valid YAML: " + e.getMessage())));
+        } catch (RuntimeException e) {
+            // SnakeYAML's scanner lets a few errors out unwrapped (a backslash-u escape cut off by the end of the
+            // text throws NumberFormatException); the text is just as unreadable.
+            throw new ConfigException(List.of(new ConfigError("", 0,
+                    "not valid YAML (" + e.getClass().getSimpleName() + ": " + e.getMessage() + ")")));
         }
         YamlFields top = YamlFields.of("", root, TOP, errors, environment);
         AdminConfig admin = admin(top.mapping("admin", ADMIN));

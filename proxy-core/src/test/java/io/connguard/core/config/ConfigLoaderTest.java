@@ -328,6 +328,13 @@ class ConfigLoaderTest {
                         + "maxUpstreamConnections, connectTimeout, handshakeTimeout, upstreamTls, clientTls)");
     }
 
+    /** Found by ConfigFuzzTest: SnakeYAML threw NumberFormatException, not a YAMLException, for this. */
+    @Test
+    void anEscapeCutOffByTheEndOfTheFileIsInvalidYaml() {
+        assertThat(errors(MINIMAL + "    name: \"\\u")).singleElement().asString()
+                .startsWith("(file): not valid YAML (NumberFormatException: ");
+    }
+
     /** Found by ConfigFuzzTest: Path.of threw InvalidPathException out of the loader. */
     @Test
     void aCaFileNoPathCanHoldIsAnError() {
