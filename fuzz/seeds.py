@@ -135,7 +135,8 @@ def pg_seeds():
     write(startup, "replication", script(0, record(CLIENT, pg_startup("user", "u", "replication", "database")), record(CONNECT)))
     write(startup, "early-query-before-admission", script(0, record(CLIENT, hello), record(CLIENT, pg_message("Q", b"select 1\0")),
                                                           record(CONNECT)))
-    write(startup, "early-bytes-over-64KiB", script(0, record(CLIENT, hello), record(CLIENT, b"Q" * 70000, 40)))
+    # Over 64 KiB of early bytes is covered by PgSessionStartupTest; a seed that size would dwarf the corpus.
+    write(startup, "early-bytes-in-small-reads", script(0, record(CLIENT, hello), record(CLIENT, b"Q" * 2000, 40)))
     write(startup, "tls-upstream-accepts", script(1, record(CLIENT, hello), record(CONNECT), record(SERVER, b"S"),
                                                   record(SERVER, LOGIN_OK)))
     write(startup, "tls-upstream-refuses", script(1, record(CLIENT, hello), record(CONNECT), record(SERVER, b"N")))
