@@ -33,6 +33,11 @@ final class MySqlCommandScanner {
     private int remaining;
     private boolean continues;
     private boolean capturing;
+    /**
+     * The session was closed, possibly from inside {@link #scan} (a malformed COM_CHANGE_USER is a violation,
+     * and core closes the session before the rewriter returns): nothing more may be held.
+     */
+    private boolean closed;
 
     MySqlCommandScanner(ByteBufAllocator alloc, MySqlCommandTracker tracker, MySqlKillRewriter killRewriter,
                         MySqlStatementCapture capture, ChangeUserRewriter changeUserRewriter,
@@ -52,12 +57,12 @@ final class MySqlCommandScanner {
             int end = in.writerIndex();
             if (held != null) {
                 i = completeHeld(in, i, end);
-                if (held != null) {
+                if (held != null || closed) {
                     return;
                 }
             }
             int run = i;
-            while (i < end) {
+            while (i < end && !closed) {
                 if (remaining > 0) {
                     int n = Math.min(remaining, end - i);
                     if (capturing) {
@@ -194,6 +199,7 @@ final class MySqlCommandScanner {
     }
 
     void close() {
+        closed = true;
         if (held != null) {
             held.release();
             held = null;

@@ -45,7 +45,9 @@ final class MySqlKillRewriter {
         if (!matcher.matches()) {
             return null;
         }
-        long real = realThreadId.applyAsLong(parse(matcher.group(1)));
+        long id = parse(matcher.group(1));
+        // An id past Long.MAX_VALUE is no id the proxy handed out; its -1 must not reach the map.
+        long real = id < 0 ? -1 : realThreadId.applyAsLong(id);
         if (real < 0) {
             return null;
         }

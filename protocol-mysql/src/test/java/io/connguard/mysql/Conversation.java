@@ -2,6 +2,7 @@ package io.connguard.mysql;
 
 import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.SessionState;
+import io.connguard.core.testing.FuzzSession;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 
@@ -95,6 +96,20 @@ final class Conversation {
         assertThat(toClient()).startsWith(7, 0, 0, 4);
         assertThat(state()).isEqualTo(SessionState.IDLE);
         return this;
+    }
+
+    /**
+     * The same handshake for a session driven by {@link FuzzSession} (which plays core, closing the session
+     * from inside the call that reported a violation); the session is then idle.
+     */
+    static void authenticate(FuzzSession fuzz, long clientCapabilities) {
+        fuzz.client(handshakeResponse(clientCapabilities, "cg_my_native", "test", "fuzz"));
+        fuzz.connect();
+        fuzz.server(Packets.fixture("mariadb-select-transaction").get(0).bytes());
+        fuzz.server(packet(2, payload(0xFE, "mysql_native_password", 0, "abcdefghij0123456789", 0)));
+        fuzz.client(packet(3, new byte[20]));
+        fuzz.server(Packets.ok(4, 0x0002));
+        assertThat(fuzz.recording().lastState()).isEqualTo(SessionState.IDLE);
     }
 
     /** Closes the session and checks that every buffer made for this conversation was released. */

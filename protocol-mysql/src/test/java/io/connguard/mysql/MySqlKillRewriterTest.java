@@ -82,4 +82,15 @@ class MySqlKillRewriterTest {
         canceller.finish();
         victim.finish();
     }
+
+    /** Found by MySqlFuzzTest: the -1 that stands for "too many digits" was looked up as an id. */
+    @Test
+    void anIdTooLargeForALongIsNeverLookedUp() {
+        MySqlKillRewriter rewriter = new MySqlKillRewriter(id -> {
+            throw new AssertionError("looked up " + id);
+        });
+        byte[] text = "KILL 9333333333333333337".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        assertThat(rewriter.rewriteQuery(io.netty.buffer.UnpooledByteBufAllocator.DEFAULT,
+                io.netty.buffer.Unpooled.wrappedBuffer(text), 0, text.length)).isNull();
+    }
 }

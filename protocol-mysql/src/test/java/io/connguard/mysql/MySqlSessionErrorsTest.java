@@ -2,6 +2,8 @@ package io.connguard.mysql;
 
 import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.ProxyError;
+import io.connguard.core.testing.FuzzAllocator;
+import io.connguard.core.testing.FuzzSession;
 import io.connguard.core.testing.LeakGuard;
 import io.netty.buffer.ByteBuf;
 import org.junit.jupiter.api.Test;
@@ -111,5 +113,20 @@ class MySqlSessionErrorsTest {
         conversation.client(Packets.command(MySqlCommand.COM_STMT_PREPARE, "UPDATE t SET v = ? WHERE k = 'x" + "y".repeat(100_000) + "'"));
         assertThat(conversation.session.lastStatement()).isEqualTo("UPDATE t SET v = ? WHERE k = ?");
         conversation.finish();
+    }
+
+    /**
+     * Found by MySqlFuzzTest: core closes the session inside the violation a malformed COM_CHANGE_USER
+     * reports, and the scanner went on through the rest of the read, holding a split header in a buffer
+     * nobody would release.
+     */
+    @Test
+    void aMalformedChangeUserFollowedByAPartOfTheNextHeaderLeavesNoBufferBehind() {
+        FuzzSession fuzz = new FuzzSession(Conversation.moduleWithGreeting(),
+                Conversation.listener(ListenerInfo.UpstreamTlsMode.DISABLE), new FuzzAllocator(64 * 1024));
+        Conversation.authenticate(fuzz, Conversation.LIBMARIADB_CAPS);
+        fuzz.client(concat(packet(0, payload(MySqlCommand.COM_CHANGE_USER, "SELECT")), new byte[] {1, 0, 0}));
+        assertThat(fuzz.violations).singleElement().asString().startsWith("malformed COM_CHANGE_USER");
+        fuzz.finish(); // every buffer released
     }
 }

@@ -16,6 +16,7 @@ import org.yaml.snakeyaml.nodes.ScalarNode;
 import java.io.IOException;
 import java.io.StringReader;
 import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -93,6 +94,11 @@ public final class ConfigLoader {
             throw new ConfigException(List.of(new ConfigError("", line, "not valid YAML: " + e.getProblem())));
         } catch (YAMLException e) {
             throw new ConfigException(List.of(new ConfigError("", 0, "not valid YAML: " + e.getMessage())));
+        } catch (RuntimeException e) {
+            // SnakeYAML's scanner lets a few errors out unwrapped (a backslash-u escape cut off by the end of the
+            // text throws NumberFormatException); the text is just as unreadable.
+            throw new ConfigException(List.of(new ConfigError("", 0,
+                    "not valid YAML (" + e.getClass().getSimpleName() + ": " + e.getMessage() + ")")));
         }
         YamlFields top = YamlFields.of("", root, TOP, errors, environment);
         AdminConfig admin = admin(top.mapping("admin", ADMIN));
@@ -184,10 +190,7 @@ public final class ConfigLoader {
         String caFile = tls.string("caFile");
         Path ca = null;
         if (caFile != null) {
-            ca = Path.of(caFile);
-            if (!Files.isReadable(ca)) {
-                tls.error("caFile", "cannot read CA file " + caFile);
-            }
+            ca = caFilePath(tls, caFile);
         } else if (mode == UpstreamTlsMode.VERIFY_CA || mode == UpstreamTlsMode.VERIFY_FULL) {
             tls.error("caFile", "mode " + mode.name().toLowerCase().replace('_', '-') + " needs a caFile");
         }
@@ -198,6 +201,21 @@ public final class ConfigLoader {
         }
         return new ListenerConfig(name, protocol, listen, upstream, maxUpstream, connectTimeout, handshakeTimeout,
                 new UpstreamTls(mode, ca), new ClientTls(clientTls));
+    }
+
+    /** The CA file as a path, or null after an error (a NUL or another character no path may hold). */
+    private static Path caFilePath(YamlFields tls, String caFile) {
+        Path ca;
+        try {
+            ca = Path.of(caFile);
+        } catch (InvalidPathException e) {
+            tls.error("caFile", "not a valid file path: " + e.getReason());
+            return null;
+        }
+        if (!Files.isReadable(ca)) {
+            tls.error("caFile", "cannot read CA file " + caFile);
+        }
+        return ca;
     }
 
     private ClientsConfig clients(YamlFields f) {

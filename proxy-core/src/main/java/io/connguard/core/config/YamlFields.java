@@ -24,6 +24,12 @@ import java.util.regex.Pattern;
 final class YamlFields {
 
     private static final Pattern DURATION = Pattern.compile("(\\d+)(ms|s|m|h|d)");
+
+    /**
+     * The longest duration accepted. The timers and the drain schedule in nanoseconds (a long holds 292
+     * years of them); a longer value would overflow there, at run time, instead of failing here.
+     */
+    static final Duration MAX_DURATION = Duration.ofDays(36500);
     private static final Pattern VARIABLE = Pattern.compile("\\$\\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?}");
 
     private final String path;
@@ -55,7 +61,10 @@ final class YamlFields {
         }
         for (NodeTuple tuple : mapping.getValue()) {
             Node keyNode = tuple.getKeyNode();
-            String key = keyNode instanceof ScalarNode scalar ? scalar.getValue() : String.valueOf(keyNode);
+            // A key that is a mapping or a list is named by its kind: its toString recurses without end
+            // when an alias makes it contain itself.
+            String key = keyNode instanceof ScalarNode scalar ? scalar.getValue()
+                    : "<" + keyNode.getNodeId().name() + ">";
             String keyPath = fields.child(key);
             if (!keys.contains(key)) {
                 fields.error(keyPath, keyNode, "unknown key (expected one of " + String.join(", ", keys) + ")");
@@ -148,6 +157,10 @@ final class YamlFields {
                     "expected a duration such as 250ms, 5s, 10m, 1h or 0, got '" + text + "'");
             return fallback;
         }
+        if (parsed.compareTo(MAX_DURATION) > 0) {
+            error(child(key), values.get(key), "must be at most 36500d (100 years), got '" + text + "'");
+            return fallback;
+        }
         return parsed;
     }
 
@@ -224,19 +237,19 @@ final class YamlFields {
         if (!m.matches()) {
             return null;
         }
-        long amount;
         try {
-            amount = Long.parseLong(m.group(1));
-        } catch (NumberFormatException e) {
+            long amount = Long.parseLong(m.group(1));
+            return switch (m.group(2)) {
+                case "ms" -> Duration.ofMillis(amount);
+                case "s" -> Duration.ofSeconds(amount);
+                case "m" -> Duration.ofMinutes(amount);
+                case "h" -> Duration.ofHours(amount);
+                default -> Duration.ofDays(amount);
+            };
+        } catch (NumberFormatException | ArithmeticException tooLarge) {
+            // More digits than a long holds, or more days than a Duration holds: not a usable duration.
             return null;
         }
-        return switch (m.group(2)) {
-            case "ms" -> Duration.ofMillis(amount);
-            case "s" -> Duration.ofSeconds(amount);
-            case "m" -> Duration.ofMinutes(amount);
-            case "h" -> Duration.ofHours(amount);
-            default -> Duration.ofDays(amount);
-        };
     }
 
     static int lineOf(Node node) {

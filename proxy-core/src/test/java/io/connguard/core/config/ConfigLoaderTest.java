@@ -162,6 +162,23 @@ class ConfigLoaderTest {
                 "shutdown.drainTimeout (line 12): expected a duration such as 250ms, 5s, 10m, 1h or 0, got '1.5s'");
     }
 
+    /** Found by ConfigFuzzTest: such values overflowed Duration, or the nanosecond timers at run time. */
+    @Test
+    void durationsTooLongForTheTimersAreErrors() {
+        assertThat(errors(MINIMAL + """
+                clients:
+                  defaults:
+                    queueTimeout: 999999999999999d
+                    idleTimeout: 36501d
+                    maxSessionLifetime: 36500d
+                shutdown:
+                  drainTimeout: 99999999999999999999s
+                """)).containsExactlyInAnyOrder(
+                "clients.defaults.queueTimeout (line 8): expected a duration such as 250ms, 5s, 10m, 1h or 0, got '999999999999999d'",
+                "clients.defaults.idleTimeout (line 9): must be at most 36500d (100 years), got '36501d'",
+                "shutdown.drainTimeout (line 12): expected a duration such as 250ms, 5s, 10m, 1h or 0, got '99999999999999999999s'");
+    }
+
     @Test
     void durationsParseEveryUnit() {
         assertThat(YamlFields.parseDuration("250ms")).isEqualTo(Duration.ofMillis(250));
@@ -295,6 +312,37 @@ class ConfigLoaderTest {
                       mode: verify-full
                       caFile: /nonexistent/ca.pem
                 """)).containsExactly("listeners[0].upstreamTls.caFile (line 8): cannot read CA file /nonexistent/ca.pem");
+    }
+
+    /** Found by ConfigFuzzTest: naming a key that contains itself overflowed the stack. */
+    @Test
+    void aKeyThatIsAMappingIsNamedByItsKindEvenWhenItContainsItself() {
+        assertThat(errors("""
+                listeners:
+                  - &m { name: pg, *m }
+                  - { [a, b]: c }
+                """)).contains(
+                "listeners[0].<mapping> (line 2): unknown key (expected one of name, protocol, listen, upstream, "
+                        + "maxUpstreamConnections, connectTimeout, handshakeTimeout, upstreamTls, clientTls)",
+                "listeners[1].<sequence> (line 3): unknown key (expected one of name, protocol, listen, upstream, "
+                        + "maxUpstreamConnections, connectTimeout, handshakeTimeout, upstreamTls, clientTls)");
+    }
+
+    /** Found by ConfigFuzzTest: SnakeYAML threw NumberFormatException, not a YAMLException, for this. */
+    @Test
+    void anEscapeCutOffByTheEndOfTheFileIsInvalidYaml() {
+        assertThat(errors(MINIMAL + "    name: \"\\u")).singleElement().asString()
+                .startsWith("(file): not valid YAML (NumberFormatException: ");
+    }
+
+    /** Found by ConfigFuzzTest: Path.of threw InvalidPathException out of the loader. */
+    @Test
+    void aCaFileNoPathCanHoldIsAnError() {
+        assertThat(errors(MINIMAL + """
+                    upstreamTls:
+                      mode: verify-ca
+                      caFile: "/etc/\\0ca.pem"
+                """)).containsExactly("listeners[0].upstreamTls.caFile (line 8): not a valid file path: Nul character not allowed");
     }
 
     @Test
