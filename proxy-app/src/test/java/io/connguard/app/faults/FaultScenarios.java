@@ -60,7 +60,7 @@ abstract class FaultScenarios {
     @BeforeAll
     void prepare() throws SQLException {
         for (String user : List.of(CONNECT_USER, TERMINATE_USER, LOCK_USER)) {
-            target.ensureUser(user);
+            target.guard().ensureUser(user);
         }
         target.ensureLockTable(LOCK_TABLE);
     }

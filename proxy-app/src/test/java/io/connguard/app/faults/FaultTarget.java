@@ -18,9 +18,6 @@ interface FaultTarget {
     /** Drivers, URLs, server-side connection counts and lock waits, shared with the guard scenarios. */
     GuardTarget guard();
 
-    /** Creates the login {@code user} (idempotent) with {@link GuardTarget#PASSWORD}. */
-    void ensureUser(String user) throws SQLException;
-
     /** Creates {@code table(id int primary key, v int)} with rows 1..3 (idempotent), usable by every test user. */
     void ensureLockTable(String table) throws SQLException;
 

@@ -3,7 +3,6 @@ package io.connguard.app.faults;
 import io.connguard.app.guard.GuardTarget;
 import io.connguard.app.guard.MySqlTarget;
 
-import java.io.ByteArrayOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
@@ -19,22 +18,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 /** The fault scenarios' view of MySQL / MariaDB: Connector/J, KILL, and the handshake packets' bytes. */
 final class MySqlFaults implements FaultTarget {
 
-    /** CLIENT_LONG_PASSWORD | CLIENT_CONNECT_WITH_DB | CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH. */
-    private static final int CAPABILITIES = 0x1 | 0x8 | 0x200 | 0x8000 | 0x80000;
-
     private final MySqlTarget guard = new MySqlTarget();
 
     @Override
     public GuardTarget guard() {
         return guard;
-    }
-
-    @Override
-    public void ensureUser(String user) throws SQLException {
-        try (Connection c = guard.database().connectDirect(); Statement s = c.createStatement()) {
-            s.execute("CREATE USER IF NOT EXISTS '" + user + "'@'%' IDENTIFIED BY '" + GuardTarget.PASSWORD + "'");
-            s.execute("GRANT ALL ON " + guard.database().database() + ".* TO '" + user + "'@'%'");
-        }
     }
 
     @Override
@@ -93,20 +81,9 @@ final class MySqlFaults implements FaultTarget {
 
     @Override
     public byte[] handshake(String user) {
-        ByteArrayOutputStream body = new ByteArrayOutputStream();
-        writeInt4(body, CAPABILITIES);
-        writeInt4(body, 1 << 24);
-        body.write(45); // utf8mb4_general_ci
-        body.writeBytes(new byte[23]);
-        body.writeBytes(cString(user));
-        body.write(0); // no auth data: the proxy switches authentication anyway
-        body.writeBytes(cString(guard.database().database()));
-        body.writeBytes(cString("mysql_native_password"));
-        byte[] payload = body.toByteArray();
-        ByteArrayOutputStream packet = new ByteArrayOutputStream();
-        packet.writeBytes(handshakeHeader(payload.length));
-        packet.writeBytes(payload);
-        return packet.toByteArray();
+        // No auth data: the proxy switches authentication anyway.
+        return MySqlClientPackets.packet(1, MySqlClientPackets.handshakeResponse(user, guard.database().database(),
+                new byte[0], null));
     }
 
     /** The first ERR packet (0xFF, error code, '#', SQLSTATE, message) in the bytes after the greeting. */
@@ -129,18 +106,5 @@ final class MySqlFaults implements FaultTarget {
             i = body + length;
         }
         return Optional.empty();
-    }
-
-    private static void writeInt4(ByteArrayOutputStream out, int value) {
-        for (int shift = 0; shift < 32; shift += 8) {
-            out.write(value >> shift);
-        }
-    }
-
-    private static byte[] cString(String s) {
-        byte[] bytes = s.getBytes(StandardCharsets.UTF_8);
-        byte[] out = new byte[bytes.length + 1];
-        System.arraycopy(bytes, 0, out, 0, bytes.length);
-        return out;
     }
 }

@@ -15,10 +15,6 @@ import java.util.Arrays;
  */
 final class MySqlStormDialect implements StormDialect {
 
-    /** LONG_PASSWORD | CONNECT_WITH_DB | PROTOCOL_41 | SECURE_CONNECTION | PLUGIN_AUTH | CONNECT_ATTRS. */
-    private static final int CAPABILITIES = 0x1 | 0x8 | 0x200 | 0x8000 | 0x80000 | 0x100000;
-    private static final String NATIVE = "mysql_native_password";
-
     private final String database;
     private final String password;
 
@@ -74,7 +70,9 @@ final class MySqlStormDialect implements StormDialect {
                 }
                 if (!greeted) {
                     greeted = true;
-                    return new Send(packet(sequence + 1, handshakeResponse(scrambleOf(payload))));
+                    byte[] response = MySqlClientPackets.handshakeResponse(user, database,
+                            nativeScramble(scrambleOf(payload)), application);
+                    return new Send(MySqlClientPackets.packet(sequence + 1, response));
                 }
                 if (first == 0x00) {
                     return new Ready();
@@ -82,29 +80,14 @@ final class MySqlStormDialect implements StormDialect {
                 if (first == 0xfe) {
                     int nameEnd = indexOf(payload, 1);
                     byte[] data = Arrays.copyOfRange(payload, nameEnd + 1, payload.length);
-                    return new Send(packet(sequence + 1, nativeScramble(trimNul(data))));
+                    return new Send(MySqlClientPackets.packet(sequence + 1, nativeScramble(trimNul(data))));
                 }
                 return new Refused("unexpected", "packet 0x" + Integer.toHexString(first));
             }
 
-            private byte[] handshakeResponse(byte[] scramble) {
-                ByteBuffer out = ByteBuffer.allocate(512).order(ByteOrder.LITTLE_ENDIAN);
-                out.putInt(CAPABILITIES).putInt(1 << 24).put((byte) 45).put(new byte[23]);
-                out.put(user.getBytes(StandardCharsets.UTF_8)).put((byte) 0);
-                byte[] auth = nativeScramble(scramble);
-                out.put((byte) auth.length).put(auth);
-                out.put(database.getBytes(StandardCharsets.UTF_8)).put((byte) 0);
-                out.put(NATIVE.getBytes(StandardCharsets.US_ASCII)).put((byte) 0);
-                byte[] key = "program_name".getBytes(StandardCharsets.UTF_8);
-                byte[] value = application.getBytes(StandardCharsets.UTF_8);
-                out.put((byte) (2 + key.length + value.length)).put((byte) key.length).put(key)
-                        .put((byte) value.length).put(value);
-                return Arrays.copyOf(out.array(), out.position());
-            }
-
             @Override
             public byte[] goodbye() {
-                return packet(0, new byte[] {0x01});
+                return MySqlClientPackets.packet(0, new byte[] {0x01});
             }
         };
     }
@@ -153,15 +136,5 @@ final class MySqlStormDialect implements StormDialect {
             }
         }
         return bytes.length;
-    }
-
-    private static byte[] packet(int sequence, byte[] payload) {
-        byte[] packet = new byte[4 + payload.length];
-        packet[0] = (byte) payload.length;
-        packet[1] = (byte) (payload.length >> 8);
-        packet[2] = (byte) (payload.length >> 16);
-        packet[3] = (byte) sequence;
-        System.arraycopy(payload, 0, packet, 4, payload.length);
-        return packet;
     }
 }

@@ -28,14 +28,6 @@ final class PostgresFaults implements FaultTarget {
     }
 
     @Override
-    public void ensureUser(String user) throws SQLException {
-        try (Connection c = guard.database().connectDirect(); Statement s = c.createStatement()) {
-            s.execute("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '" + user + "') THEN "
-                    + "CREATE ROLE " + user + " LOGIN PASSWORD '" + GuardTarget.PASSWORD + "'; END IF; END $$");
-        }
-    }
-
-    @Override
     public void ensureLockTable(String table) throws SQLException {
         try (Connection c = guard.database().connectDirect(); Statement s = c.createStatement()) {
             s.execute("CREATE TABLE IF NOT EXISTS " + table + " (id int PRIMARY KEY, v int NOT NULL)");

@@ -48,7 +48,7 @@ abstract class StormScenario {
 
     @Test
     void fiveThousandConnectionsAtOnceAreHeldToTheCapsWhileHealthzKeepsAnswering(@TempDir Path dir) throws Exception {
-        target.ensureUser(USER);
+        target.guard().ensureUser(USER);
         String protocol = target.guard().protocol();
         try (ProxyProcess proxy = ProxyProcess.start(dir, """
                 admin:

@@ -42,7 +42,7 @@ public interface GuardTarget {
     /** The JDBC URL through the proxy, with the application name set. */
     String url(int port, String application);
 
-    /** Creates the user (idempotent) with {@link #PASSWORD} and rights on the scenario table. */
+    /** Creates the login {@code user} (idempotent) with {@link #PASSWORD}; it may use the scenario table once {@link #resetTable} ran. */
     void ensureUser(String user) throws SQLException;
 
     /** Creates the scenario table {@code cg_guard_rows(id int primary key, v int)} with rows 1..10, v = 0. */

@@ -28,6 +28,7 @@ final class LoopHeartbeats implements AutoCloseable {
 
     static final long PERIOD_MILLIS = 500;
     static final long STALE_MILLIS = 5000;
+    private static final long STALE_NANOS = TimeUnit.MILLISECONDS.toNanos(STALE_MILLIS);
 
     private final LongSupplier clock;
     private final AtomicLongArray beats;
@@ -56,7 +57,7 @@ final class LoopHeartbeats implements AutoCloseable {
     boolean allResponding() {
         long now = clock.getAsLong();
         for (int i = 0; i < beats.length(); i++) {
-            if (now - beats.get(i) > TimeUnit.MILLISECONDS.toNanos(STALE_MILLIS)) {
+            if (now - beats.get(i) > STALE_NANOS) {
                 return false;
             }
         }
