@@ -237,7 +237,11 @@ public final class FaultRelay implements AutoCloseable {
                 try {
                     Socket client = listening.accept();
                     accepted.incrementAndGet();
-                    links.add(new Link(client));
+                    // Listed before it connects onwards: a fault applied once the target has accepted
+                    // the connection (as tests do) must find the link.
+                    Link link = new Link(client);
+                    links.add(link);
+                    link.start();
                 } catch (IOException e) {
                     return; // the listener was closed
                 }
@@ -281,6 +285,10 @@ public final class FaultRelay implements AutoCloseable {
 
         Link(Socket client) {
             this.client = client;
+        }
+
+        /** Connects to the target and starts pumping, on threads of its own. */
+        void start() {
             Thread opener = new Thread(this::open, "fault-relay-link-" + port);
             opener.setDaemon(true);
             opener.start();
