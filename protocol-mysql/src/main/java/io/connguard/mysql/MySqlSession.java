@@ -137,6 +137,11 @@ final class MySqlSession implements ProtocolSession {
     }
 
     @Override
+    public boolean clientSaidGoodbye() {
+        return tracker != null && tracker.quit();
+    }
+
+    @Override
     public String lastStatement() {
         return capture.fingerprint();
     }

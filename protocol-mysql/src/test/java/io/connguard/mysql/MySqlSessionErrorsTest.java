@@ -80,6 +80,7 @@ class MySqlSessionErrorsTest {
         conversation.client(java.util.Arrays.copyOf(command, 120));
         assertThat(conversation.toUpstream()).as("a long COM_QUERY streams through").hasSize(120);
         assertThat(conversation.session.upstreamGoodbye()).isNull();
+        assertThat(conversation.session.clientSaidGoodbye()).as("mid-command: the proxy must end the stream").isFalse();
         conversation.client(java.util.Arrays.copyOfRange(command, 120, command.length));
         assertThat(conversation.session.upstreamGoodbye()).isNotNull().satisfies(ByteBuf::release);
         conversation.finish();
@@ -91,6 +92,7 @@ class MySqlSessionErrorsTest {
         conversation.client(packet(0, payload(0x01)));
         assertThat(conversation.toUpstream()).isEqualTo(packet(0, payload(0x01)));
         assertThat(conversation.session.upstreamGoodbye()).isNull();
+        assertThat(conversation.session.clientSaidGoodbye()).as("the server closes by itself").isTrue();
         conversation.finish();
     }
 

@@ -262,6 +262,11 @@ final class PgSession implements ProtocolSession {
     }
 
     @Override
+    public boolean clientSaidGoodbye() {
+        return phase == Phase.RELAY && tracker.terminated();
+    }
+
+    @Override
     public String lastStatement() {
         return statement.fingerprint();
     }

@@ -216,9 +216,11 @@ class PgSessionTrackingTest {
         byte[] q = query("SELECT 1");
         context.client(java.util.Arrays.copyOf(q, 7));
         assertThat(context.session.upstreamGoodbye()).as("mid Query").isNull();
+        assertThat(context.session.clientSaidGoodbye()).as("mid Query: the proxy must end the stream").isFalse();
         context.client(java.util.Arrays.copyOfRange(q, 7, q.length));
         context.client(terminate());
         assertThat(context.session.upstreamGoodbye()).as("the client said goodbye itself").isNull();
+        assertThat(context.session.clientSaidGoodbye()).as("the server closes by itself").isTrue();
         context.closeAndCheckBuffers();
     }
 

@@ -51,6 +51,14 @@ public interface ProtocolSession {
      */
     ByteBuf upstreamGoodbye();
 
+    /**
+     * The client has sent its own Terminate / COM_QUIT and it has been relayed: the server ends the
+     * connection by itself, so core only waits for it to close (no goodbye, no half-close of its own).
+     */
+    default boolean clientSaidGoodbye() {
+        return false;
+    }
+
     /** The last statement the client sent, as a fingerprint (literals replaced by {@code ?}); "" if none. */
     String lastStatement();
 

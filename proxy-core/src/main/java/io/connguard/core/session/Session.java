@@ -626,6 +626,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         ByteBuf packet = null;
         ByteBuf goodbye = null;
         ByteBuf answer = null;
+        boolean clientSaidGoodbye = false;
         if (protocol != null) {
             try {
                 if (error != null && client.isActive()) {
@@ -636,6 +637,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                 }
                 if (upstream != null && upstream.isActive() && reason != CloseReason.UPSTREAM) {
                     goodbye = protocol.upstreamGoodbye();
+                    clientSaidGoodbye = goodbye == null && protocol.clientSaidGoodbye();
                 }
             } catch (RuntimeException e) {
                 log.at(Level.WARN).setCause(e).log("protocol failed to write its closing packets");
@@ -652,7 +654,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             finish(client, packet);
         }
         if (upstream != null) {
-            sayGoodbye(goodbye);
+            sayGoodbye(goodbye, clientSaidGoodbye);
         }
         services.registry().remove(this);
         if (reason == CloseReason.CLIENT || reason == CloseReason.UPSTREAM) {
@@ -680,12 +682,13 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     /**
      * Ends the upstream politely: sends Terminate / COM_QUIT and waits, reading, for the server to close
      * the connection (it does once the session is gone on its side), at most {@link #GOODBYE_WAIT_MILLIS}.
-     * Without a goodbye packet of ours (the client already sent its own, or stopped mid-message) the
-     * proxy ends its half of the stream once what is queued is written, and waits the same way: closing at
-     * once would give the admission slot back while the server's session is still exiting, and a queued
-     * client admitted into that slot would have the database see one connection more than the cap.
+     * When the client has already sent its own, relayed, the proxy flushes and waits the same way. When it
+     * stopped mid-message (no goodbye can be added) the proxy ends its half of the stream once what is
+     * queued is written, and waits. Closing at once would give the admission slot back while the server's
+     * session is still exiting, and a queued client admitted into that slot would have the database see one
+     * connection more than the cap.
      */
-    private void sayGoodbye(ByteBuf goodbye) {
+    private void sayGoodbye(ByteBuf goodbye, boolean clientSaidGoodbye) {
         if (!upstream.isActive()) {
             finish(upstream, goodbye);
             return;
@@ -693,6 +696,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         Channel channel = upstream;
         if (goodbye != null) {
             channel.writeAndFlush(goodbye);
+        } else if (clientSaidGoodbye) {
+            channel.flush();
         } else {
             channel.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(written -> {
                 if (channel instanceof DuplexChannel duplex && channel.isActive()) {

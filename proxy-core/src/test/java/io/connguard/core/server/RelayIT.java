@@ -181,4 +181,27 @@ class RelayIT {
             await().atMost(5, TimeUnit.SECONDS).until(() -> proxy.server().registry().size() == 0);
         }
     }
+
+    @Test
+    void theServerClosesAfterTheClientsOwnGoodbyeAndOtherwiseTheProxyEndsItsHalfOfTheStream() throws Exception {
+        try (TestProxy proxy = proxy(upstreams.closesOnBye())) {
+            int before = upstreams.openConnections();
+            try (LineClient client = LineClient.hello(proxy.port("relay"), "c", "db", "app")) {
+                assertThat(client.readLine()).isEqualTo("WELCOME");
+                await().atMost(5, TimeUnit.SECONDS).until(() -> upstreams.openConnections() == before + 1);
+                client.send("BYE\n");
+            }
+            await().atMost(5, TimeUnit.SECONDS).until(() -> upstreams.openConnections() == before);
+            assertThat(upstreams.halfClosedByPeer()).as("the relayed goodbye needed no half-close").isZero();
+
+            try (LineClient client = LineClient.hello(proxy.port("relay"), "c", "db", "app")) {
+                assertThat(client.readLine()).isEqualTo("WELCOME");
+                await().atMost(5, TimeUnit.SECONDS).until(() -> upstreams.openConnections() == before + 1);
+                client.send("SELECT 1");
+            }
+            await().atMost(5, TimeUnit.SECONDS).until(() -> upstreams.openConnections() == before);
+            assertThat(upstreams.halfClosedByPeer()).as("no goodbye: the proxy ended its half of the stream").isEqualTo(1);
+            await().atMost(5, TimeUnit.SECONDS).until(() -> proxy.server().registry().size() == 0);
+        }
+    }
 }

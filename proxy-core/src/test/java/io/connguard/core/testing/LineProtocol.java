@@ -16,7 +16,8 @@ import java.nio.charset.StandardCharsets;
  * A test-only protocol that proves the SPI: the client's first line is {@code HELLO user database
  * application}, answered by the proxy with {@code WELCOME} once the upstream is connected; after that
  * bytes are relayed raw. Client bytes make the session active, upstream bytes idle, except that the
- * upstream line {@code TX} makes it idle in a transaction. Errors are one line: {@code ERROR KIND message}.
+ * upstream line {@code TX} makes it idle in a transaction, and the client line {@code BYE} is the client's own
+ * goodbye (after which the upstream is expected to close). Errors are one line: {@code ERROR KIND message}.
  * Found by core through {@code META-INF/services} in the test classpath, like a real protocol module.
  */
 public final class LineProtocol implements ProtocolModule {
@@ -39,6 +40,7 @@ public final class LineProtocol implements ProtocolModule {
         private CompositeByteBuf held;
         private boolean relaying;
         private boolean identified;
+        private boolean saidBye;
 
         Session(SessionContext context) {
             this.context = context;
@@ -48,6 +50,7 @@ public final class LineProtocol implements ProtocolModule {
         @Override
         public void onClientBytes(ByteBuf bytes) {
             if (relaying) {
+                saidBye |= bytes.readableBytes() == 4 && bytes.toString(StandardCharsets.US_ASCII).equals("BYE\n");
                 context.stateChanged(SessionState.ACTIVE);
                 context.toUpstream(bytes);
                 return;
@@ -107,6 +110,11 @@ public final class LineProtocol implements ProtocolModule {
         @Override
         public ByteBuf upstreamGoodbye() {
             return null;
+        }
+
+        @Override
+        public boolean clientSaidGoodbye() {
+            return saidBye;
         }
 
         @Override

@@ -12,9 +12,11 @@ import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
 
 import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
@@ -37,6 +39,7 @@ public final class TestUpstreams implements AutoCloseable {
 
     private final EventLoopGroup group = new MultiThreadIoEventLoopGroup(2, NioIoHandler.newFactory());
     private final AtomicInteger open = new AtomicInteger();
+    private final AtomicInteger halfClosedByPeer = new AtomicInteger();
 
     /** Echoes every byte back, with backpressure. */
     public InetSocketAddress echo() {
@@ -109,17 +112,56 @@ public final class TestUpstreams implements AutoCloseable {
         });
     }
 
+    /**
+     * Like a database's end of a session: reads, and closes by itself 300 ms after the line {@code BYE} arrives
+     * (the client's own goodbye, relayed), or at once when the peer ends its half of the stream; the latter are
+     * counted by {@link #halfClosedByPeer()}.
+     */
+    public InetSocketAddress closesOnBye() {
+        return start(true, () -> new ChannelInboundHandlerAdapter() {
+            private final StringBuilder text = new StringBuilder();
+
+            @Override
+            public void channelRead(ChannelHandlerContext ctx, Object msg) {
+                ByteBuf bytes = (ByteBuf) msg;
+                text.append(bytes.toString(StandardCharsets.US_ASCII));
+                bytes.release();
+                if (text.indexOf("BYE\n") >= 0) {
+                    ctx.executor().schedule(() -> ctx.close(), 300, TimeUnit.MILLISECONDS);
+                }
+            }
+
+            @Override
+            public void userEventTriggered(ChannelHandlerContext ctx, Object event) {
+                if (event instanceof ChannelInputShutdownEvent) {
+                    halfClosedByPeer.incrementAndGet();
+                    ctx.close();
+                }
+            }
+        });
+    }
+
+    /** Connections of {@link #closesOnBye()} servers whose peer ended its half of the stream before they closed. */
+    public int halfClosedByPeer() {
+        return halfClosedByPeer.get();
+    }
+
     /** Connections open now on all servers. */
     public int openConnections() {
         return open.get();
     }
 
     private InetSocketAddress start(Supplier<ChannelInboundHandlerAdapter> handler) {
+        return start(false, handler);
+    }
+
+    private InetSocketAddress start(boolean halfClosure, Supplier<ChannelInboundHandlerAdapter> handler) {
         Channel server = new ServerBootstrap()
                 .group(group)
                 .channel(NioServerSocketChannel.class)
                 .option(ChannelOption.SO_BACKLOG, 4096)
                 .childOption(ChannelOption.ALLOCATOR, UnpooledByteBufAllocator.DEFAULT)
+                .childOption(ChannelOption.ALLOW_HALF_CLOSURE, halfClosure)
                 .childHandler(new ChannelInitializer<>() {
                     @Override
                     protected void initChannel(Channel ch) {
