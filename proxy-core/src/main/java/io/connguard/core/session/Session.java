@@ -792,6 +792,11 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         return listener.name();
     }
 
+    /** The client channel and, once opened, the upstream one. */
+    java.util.List<Channel> channels() {
+        return upstream == null ? java.util.List.of(client) : java.util.List.of(client, upstream);
+    }
+
     String address() {
         return address;
     }

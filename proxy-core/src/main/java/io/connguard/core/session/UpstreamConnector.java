@@ -57,7 +57,6 @@ final class UpstreamConnector {
                     .option(ChannelOption.CONNECT_TIMEOUT_MILLIS,
                             (int) Math.min(Integer.MAX_VALUE, listener.config().connectTimeout().toMillis()))
                     .option(ChannelOption.AUTO_READ, autoRead)
-                    .option(ChannelOption.TCP_NODELAY, true)
                     .option(ChannelOption.SO_KEEPALIVE, true)
                     .option(ChannelOption.WRITE_BUFFER_WATER_MARK, WATER_MARK)
                     .option(ChannelOption.ALLOCATOR, PooledByteBufAllocator.DEFAULT)
