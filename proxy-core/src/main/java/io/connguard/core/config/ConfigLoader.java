@@ -34,7 +34,7 @@ import java.util.regex.PatternSyntaxException;
  */
 public final class ConfigLoader {
 
-    private static final Set<String> TOP = keys("admin", "listeners", "clients", "shutdown", "logging");
+    private static final Set<String> TOP = keys("admin", "listeners", "clients", "shutdown", "logging", "ioThreads");
     private static final Set<String> ADMIN = keys("listen", "token");
     private static final Set<String> LISTENER = keys("name", "protocol", "listen", "upstream",
             "maxUpstreamConnections", "connectTimeout", "handshakeTimeout", "upstreamTls", "clientTls");
@@ -54,6 +54,7 @@ public final class ConfigLoader {
     static final List<IdentityField> DEFAULT_IDENTITY =
             List.of(IdentityField.USER, IdentityField.DATABASE, IdentityField.APPLICATION);
     static final int DEFAULT_MAX_TRACKED_CLIENTS = 500;
+    static final int MAX_IO_THREADS = 1024;
     static final Duration DEFAULT_MIN_DRAIN_DELAY = Duration.ZERO;
     static final Duration DEFAULT_DRAIN_TIMEOUT = Duration.ofSeconds(25);
 
@@ -106,10 +107,11 @@ public final class ConfigLoader {
         ClientsConfig clients = clients(top.mapping("clients", CLIENTS));
         ShutdownConfig shutdown = shutdown(top.mapping("shutdown", SHUTDOWN));
         LoggingConfig logging = logging(top.mapping("logging", LOGGING));
+        int ioThreads = top.integer("ioThreads", 0, 0, MAX_IO_THREADS);
         if (!errors.isEmpty()) {
             throw new ConfigException(errors);
         }
-        return new ProxyConfig(admin, listeners, clients, shutdown, logging);
+        return new ProxyConfig(admin, listeners, clients, shutdown, logging, ioThreads);
     }
 
     private AdminConfig admin(YamlFields f) {

@@ -3,9 +3,13 @@ package io.connguard.core.config;
 import java.util.List;
 import java.util.Optional;
 
-/** The whole validated configuration; immutable. Built only by {@link ConfigLoader}. */
+/**
+ * The whole validated configuration; immutable. Built only by {@link ConfigLoader}.
+ *
+ * @param ioThreads event loops serving sessions; 0 = one per processor the JVM sees (a container's CPU limit)
+ */
 public record ProxyConfig(AdminConfig admin, List<ListenerConfig> listeners, ClientsConfig clients,
-                          ShutdownConfig shutdown, LoggingConfig logging) {
+                          ShutdownConfig shutdown, LoggingConfig logging, int ioThreads) {
 
     public ProxyConfig {
         listeners = List.copyOf(listeners);

@@ -22,6 +22,7 @@ import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.util.concurrent.Future;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -52,7 +53,7 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
      * @param configFile  the file {@code POST /reload}, SIGHUP and the file watcher re-read; may be null
      * @param environment where {@code ${NAME}} is looked up on reload
      * @param modules     the installed protocols by id
-     * @param ioThreads   event loops for sessions; 0 = one per available processor
+     * @param ioThreads   event loops for sessions, overriding the configuration's {@code ioThreads}; 0 = as configured
      */
     public record Options(Path configFile, Function<String, String> environment, Map<String, ProtocolModule> modules,
                           int ioThreads) {
@@ -77,7 +78,7 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
     private final UpstreamResolver resolver = new UpstreamResolver();
     private final Map<String, Listener> listeners = new LinkedHashMap<>();
     private final ProxyMetrics metrics;
-    private final EventLoopGroup loops;
+    private final MultiThreadIoEventLoopGroup loops;
     private final Drain drain;
     private final AdminServer admin;
     private final CompletableFuture<Integer> terminated = new CompletableFuture<>();
@@ -92,7 +93,8 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
         this.options = options;
         this.policy = new ClientPolicy(config.clients());
         this.metrics = new ProxyMetrics(config.clients().maxTrackedClients(), System::nanoTime);
-        int threads = options.ioThreads() > 0 ? options.ioThreads() : Runtime.getRuntime().availableProcessors();
+        int threads = options.ioThreads() > 0 ? options.ioThreads()
+                : config.ioThreads() > 0 ? config.ioThreads() : Runtime.getRuntime().availableProcessors();
         this.loops = transport.newGroup(threads, "connguard-io");
         this.drain = new Drain(this);
         this.admin = new AdminServer(this, transport);
@@ -131,8 +133,9 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
             watcher.start();
         }
         loops.next().scheduleAtFixedRate(metrics::sweep, 1, 1, TimeUnit.MINUTES);
-        LOG.atInfo().addKeyValue("transport", transport.name()).log("connguard {} started: {} listener(s), admin on {}",
-                Version.get(), listeners.size(), admin.address());
+        LOG.atInfo().addKeyValue("transport", transport.name()).addKeyValue("ioThreads", loops.executorCount())
+                .log("connguard {} started: {} listener(s), admin on {}", Version.get(), listeners.size(),
+                        admin.address());
     }
 
     private void bind(Listener listener) throws BindException {
@@ -292,6 +295,9 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
 
     private static List<String> restartNeeded(ProxyConfig now, ProxyConfig next) {
         List<String> reasons = new ArrayList<>();
+        if (now.ioThreads() != next.ioThreads()) {
+            reasons.add("ioThreads changed from " + now.ioThreads() + " to " + next.ioThreads());
+        }
         if (!now.admin().listen().equals(next.admin().listen())) {
             reasons.add("admin.listen changed from " + now.admin().listen() + " to " + next.admin().listen());
         }

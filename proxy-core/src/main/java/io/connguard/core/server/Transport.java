@@ -1,6 +1,5 @@
 package io.connguard.core.server;
 
-import io.netty.channel.EventLoopGroup;
 import io.netty.channel.IoHandlerFactory;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.ServerChannel;
@@ -35,7 +34,7 @@ public record Transport(String name, IoHandlerFactory ioHandlerFactory,
         return Epoll.isAvailable() ? null : Epoll.unavailabilityCause();
     }
 
-    public EventLoopGroup newGroup(int threads, String threadName) {
+    public MultiThreadIoEventLoopGroup newGroup(int threads, String threadName) {
         return new MultiThreadIoEventLoopGroup(threads, new DefaultThreadFactory(threadName, true), ioHandlerFactory);
     }
 }

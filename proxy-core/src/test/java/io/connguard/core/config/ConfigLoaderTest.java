@@ -56,6 +56,16 @@ class ConfigLoaderTest {
         assertThat(config.clients().rules()).isEmpty();
         assertThat(config.shutdown()).isEqualTo(new ShutdownConfig(Duration.ZERO, Duration.ofSeconds(25)));
         assertThat(config.logging()).isEqualTo(new LoggingConfig(LoggingConfig.Format.TEXT, LoggingConfig.Level.INFO));
+        assertThat(config.ioThreads()).as("one event loop per processor").isZero();
+    }
+
+    @Test
+    void ioThreadsIsACountOfEventLoops() throws Exception {
+        assertThat(loader.parse("ioThreads: 3\n" + MINIMAL).ioThreads()).isEqualTo(3);
+        assertThat(errors("ioThreads: -1\n" + MINIMAL)).containsExactly(
+                "ioThreads (line 1): must be between 0 and 1024, got -1");
+        assertThat(errors("ioThreads: two\n" + MINIMAL)).containsExactly(
+                "ioThreads (line 1): expected a whole number, got 'two'");
     }
 
     @Test
@@ -142,7 +152,7 @@ class ConfigLoaderTest {
                         + "upstream, maxUpstreamConnections, connectTimeout, handshakeTimeout, upstreamTls, clientTls)",
                 "clients.defaults.idleTimeOut (line 9): unknown key (expected one of maxConnections, queueTimeout, "
                         + "maxQueued, idleInTransactionTimeout, idleTimeout, leakDetectionThreshold, maxSessionLifetime)",
-                "bogus (line 10): unknown key (expected one of admin, listeners, clients, shutdown, logging)");
+                "bogus (line 10): unknown key (expected one of admin, listeners, clients, shutdown, logging, ioThreads)");
     }
 
     @Test
