@@ -128,9 +128,12 @@ class _Process(Contender):
 class Connguard(_Process):
     """The built jar on ``java`` with the image's JVM flags (or ``jvm_flags``), configured by bench/connguard.yaml."""
 
-    def __init__(self, java, jvm_flags=None, name="connguard", port_offset=0):
+    def __init__(self, java, jvm_flags=None, name="connguard", port_offset=0, env=None, jar=JAR, config=CONFIG):
         super().__init__()
         self.java = java
+        self.env = dict(env or {})
+        self.jar = jar
+        self.config = config
         self.feature, self.version = java_feature(java)
         self.jvm_flags = dockerfile_jvm_flags() if jvm_flags is None else jvm_flags
         self.name = name
@@ -140,13 +143,14 @@ class Connguard(_Process):
         self.admin_port = 19633 + port_offset
 
     def command(self, extra=()):
-        return [self.java, *self.jvm_flags, *extra, "-jar", str(JAR), "--config", str(CONFIG)]
+        return [self.java, *self.jvm_flags, *extra, "-jar", str(self.jar), "--config", str(self.config)]
 
     def environment(self, pg_upstream=PG, mysql_upstream=MYSQL):
         env = dict(os.environ)
         env.update(BENCH_PG_PORT=str(self.pg_port), BENCH_MYSQL_PORT=str(self.mysql_port),
                    BENCH_ADMIN_PORT=str(self.admin_port), BENCH_PG_UPSTREAM="%s:%d" % pg_upstream,
                    BENCH_MYSQL_UPSTREAM="%s:%d" % mysql_upstream)
+        env.update(self.env)
         env.pop("JDK_JAVA_OPTIONS", None)
         env.pop("JAVA_TOOL_OPTIONS", None)
         return env

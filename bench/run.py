@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -426,7 +427,9 @@ def main():
     parser.add_argument("--jvm-flags", help="connguard's JVM flags instead of the Dockerfile's")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
                         help="an extra connguard contender with these JVM flags (e.g. serial='-XX:+UseSerialGC'); "
-                             "repeat to compare flag sets in the same interleaved rounds")
+                             "VAR=VALUE words set its environment (BENCH_IO_THREADS=1: one event loop), JAR=PATH "
+                             "and CONFIG=PATH run another build (a baseline); without JVM flags it gets connguard's; "
+                             "repeat to compare in the same interleaved rounds")
     parser.add_argument("--stream-rate", type=int, default=100, help="MiB/s the slow client reads")
     parser.add_argument("--wait-quiet", type=int, default=0, metavar="MINUTES",
                         help="first wait up to MINUTES for load < 0.3 and no other java/mvn process "
@@ -454,8 +457,17 @@ def main():
                 feature = C.java_feature(java)[0]
                 contenders.append(C.Connguard(java, jvm_flags, "connguard" if i == 0 else "connguard-jdk%d" % feature, i))
             for j, variant in enumerate(args.variant, start=len(javas)):
-                label, flags = variant.split("=", 1)
-                contenders.append(C.Connguard(javas[0], flags.split(), "connguard-" + label, j))
+                label, spec = variant.split("=", 1)
+                flags, env, files = [], {}, {}
+                for token in spec.split():
+                    name, _, value = token.partition("=")
+                    if name in ("JAR", "CONFIG"):
+                        files[name.lower()] = Path(value).resolve()
+                    elif re.fullmatch(r"[A-Z][A-Z0-9_]*", name) and _:
+                        env[name] = value
+                    else:
+                        flags.append(token)
+                contenders.append(C.Connguard(javas[0], flags or jvm_flags, "connguard-" + label, j, env, **files))
         elif name == "pgbouncer" and C.available("pgbouncer"):
             contenders.append(C.PgBouncer())
         elif name == "haproxy" and C.available("haproxy"):
