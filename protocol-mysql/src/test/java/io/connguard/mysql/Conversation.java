@@ -70,15 +70,15 @@ final class Conversation {
     }
 
     byte[] toClient() {
-        return context.recorded.takeToClient();
+        return context.recording.takeToClient();
     }
 
     byte[] toUpstream() {
-        return context.recorded.takeToUpstream();
+        return context.recording.takeToUpstream();
     }
 
     SessionState state() {
-        return context.recorded.lastState();
+        return context.recording.lastState();
     }
 
     /** Runs the whole handshake for a client with these capabilities; the session is then idle. */
@@ -109,7 +109,7 @@ final class Conversation {
         fuzz.server(packet(2, payload(0xFE, "mysql_native_password", 0, "abcdefghij0123456789", 0)));
         fuzz.client(packet(3, new byte[20]));
         fuzz.server(Packets.ok(4, 0x0002));
-        assertThat(fuzz.recording().lastState()).isEqualTo(SessionState.IDLE);
+        assertThat(fuzz.recording.lastState()).isEqualTo(SessionState.IDLE);
     }
 
     /** Closes the session and checks that every buffer made for this conversation was released. */

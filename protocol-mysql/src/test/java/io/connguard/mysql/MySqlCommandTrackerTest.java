@@ -49,7 +49,7 @@ class MySqlCommandTrackerTest {
     private static Conversation session(long capabilities) {
         Conversation conversation = new Conversation(Conversation.moduleWithGreeting(),
                 Conversation.listener(ListenerInfo.UpstreamTlsMode.DISABLE)).authenticate(capabilities);
-        conversation.context.recorded.states.clear();
+        conversation.context.recording.states.clear();
         return conversation;
     }
 
@@ -78,7 +78,7 @@ class MySqlCommandTrackerTest {
             conversation.server(java.util.Arrays.copyOfRange(response, Math.max(cut, lastPacket), response.length));
             assertThat(conversation.state()).as("after the response, cut at %d", cut).isEqualTo(expected);
             assertThat(conversation.toClient()).isEqualTo(response);
-            assertThat(conversation.context.recorded.lostSync).isEmpty();
+            assertThat(conversation.context.recording.lostSync).isEmpty();
             conversation.finish();
         }
     }
@@ -97,7 +97,7 @@ class MySqlCommandTrackerTest {
         conversation.server(ok(1, IN_TRANS));
         conversation.client(query("select * from nope"));
         conversation.server(err(1, 1146, "no such table"));
-        assertThat(conversation.context.recorded.states).containsExactly(ACTIVE, IDLE_IN_TRANSACTION, ACTIVE, IDLE_IN_TRANSACTION);
+        assertThat(conversation.context.recording.states).containsExactly(ACTIVE, IDLE_IN_TRANSACTION, ACTIVE, IDLE_IN_TRANSACTION);
         conversation.finish();
     }
 
@@ -146,7 +146,7 @@ class MySqlCommandTrackerTest {
             assertThat(conversation.state()).isEqualTo(ACTIVE);
             conversation.server(ok(6, AUTOCOMMIT));
             assertThat(conversation.state()).isEqualTo(IDLE);
-            assertThat(conversation.context.recorded.lostSync).isEmpty();
+            assertThat(conversation.context.recording.lostSync).isEmpty();
             conversation.finish();
         }
     }
@@ -212,7 +212,7 @@ class MySqlCommandTrackerTest {
         conversation.client(Packets.fetch(1, 2));
         conversation.server(err(1, 1421, "The statement (1) has no open cursor"));
         assertThat(conversation.state()).isEqualTo(IDLE);
-        assertThat(conversation.context.recorded.lostSync).isEmpty();
+        assertThat(conversation.context.recording.lostSync).isEmpty();
         conversation.finish();
     }
 
@@ -227,9 +227,9 @@ class MySqlCommandTrackerTest {
         Conversation conversation = session(DEPRECATE);
         conversation.client(packet(0, payload(0x19, 1, 0, 0, 0))); // COM_STMT_CLOSE
         conversation.client(packet(0, payload(0x18, 1, 0, 0, 0, 0, 0, "long data"))); // COM_STMT_SEND_LONG_DATA
-        assertThat(conversation.context.recorded.states).containsOnly(IDLE);
+        assertThat(conversation.context.recording.states).containsOnly(IDLE);
         conversation.client(packet(0, payload(0x01))); // COM_QUIT
-        assertThat(conversation.context.recorded.states).containsOnly(IDLE);
+        assertThat(conversation.context.recording.states).containsOnly(IDLE);
         conversation.finish();
     }
 
@@ -262,7 +262,7 @@ class MySqlCommandTrackerTest {
         conversation.server(concat(columnCount(1, 1), columnDefinition(2, "?"), binaryRow(3, 1)));
         assertThat(conversation.state()).isEqualTo(ACTIVE);
         conversation.server(okEof(4, AUTOCOMMIT));
-        assertThat(conversation.context.recorded.states).containsExactly(ACTIVE, IDLE);
+        assertThat(conversation.context.recording.states).containsExactly(ACTIVE, IDLE);
         conversation.finish();
     }
 
@@ -284,12 +284,12 @@ class MySqlCommandTrackerTest {
             authData[4] = 0x11; // auth data that happens to look like a command byte is still auth data
             conversation.client(authData);
             assertThat(conversation.toUpstream()).isEqualTo(authData);
-            assertThat(conversation.context.recorded.identities).hasSize(1);
+            assertThat(conversation.context.recording.identities).hasSize(1);
             conversation.server(ok(3, AUTOCOMMIT));
-            assertThat(conversation.context.recorded.identities).last()
+            assertThat(conversation.context.recording.identities).last()
                     .isEqualTo(new ClientIdentity("cg_my_other", "test", "billing"));
             assertThat(conversation.state()).isEqualTo(IDLE);
-            assertThat(conversation.context.recorded.lostSync).isEmpty();
+            assertThat(conversation.context.recording.lostSync).isEmpty();
             conversation.finish();
         }
     }
@@ -301,7 +301,7 @@ class MySqlCommandTrackerTest {
         conversation.server(packet(1, payload(0xFE, "mysql_native_password", 0, "abcdefghij0123456789", 0)));
         conversation.client(packet(2, new byte[20]));
         conversation.server(err(3, 1045, "Access denied for user 'nobody'"));
-        assertThat(conversation.context.recorded.identities).hasSize(1);
+        assertThat(conversation.context.recording.identities).hasSize(1);
         assertThat(conversation.state()).isEqualTo(IDLE);
         conversation.finish();
     }
@@ -314,7 +314,7 @@ class MySqlCommandTrackerTest {
         conversation.server(packet(1, payload(0x00, 0, 0, 2, 0, 0, 0)));
         conversation.client(query("select 1"));
         conversation.server(concat(columnCount(1, 1), columnDefinition(2, "1")));
-        assertThat(conversation.context.recorded.lostSync).hasSize(1);
+        assertThat(conversation.context.recording.lostSync).hasSize(1);
         assertThat(conversation.state()).isEqualTo(SessionState.UNKNOWN);
         assertThat(conversation.toUpstream()).endsWith(query("select 1"));
         assertThat(conversation.toClient()).hasSize(11 + 5 + columnDefinition(2, "1").length);
@@ -336,7 +336,7 @@ class MySqlCommandTrackerTest {
                 relayed.writeBytes(conversation.toClient());
             }
             assertThat(relayed.toByteArray()).isEqualTo(garbage);
-            assertThat(conversation.context.recorded.lostSync.size()).isLessThanOrEqualTo(1);
+            assertThat(conversation.context.recording.lostSync.size()).isLessThanOrEqualTo(1);
             conversation.finish();
         }
     }
@@ -353,11 +353,11 @@ class MySqlCommandTrackerTest {
                 conversation.client(java.util.Arrays.copyOfRange(garbage, i, Math.min(garbage.length, i + 23)));
                 relayed.writeBytes(conversation.toUpstream());
             }
-            List<String> violations = conversation.context.recorded.violations;
+            List<String> violations = conversation.context.recording.violations;
             if (violations.isEmpty() && relayed.size() > 0) {
                 assertThat(garbage).startsWith(relayed.toByteArray());
             }
-            assertThat(conversation.context.recorded.lostSync.size()).isLessThanOrEqualTo(1);
+            assertThat(conversation.context.recording.lostSync.size()).isLessThanOrEqualTo(1);
             conversation.finish();
         }
     }

@@ -43,7 +43,7 @@ class MySqlFixtureReplayTest {
         Conversation conversation = new Conversation(Conversation.moduleWithGreeting(),
                 Conversation.listener(io.connguard.core.api.ListenerInfo.UpstreamTlsMode.DISABLE))
                 .authenticate(Conversation.LIBMARIADB_CAPS);
-        conversation.context.recorded.states.clear();
+        conversation.context.recording.states.clear();
         ByteArrayOutputStream upstream = new ByteArrayOutputStream();
         ByteArrayOutputStream client = new ByteArrayOutputStream();
         for (Packets.Chunk chunk : commandPhase(fixture)) {
@@ -70,8 +70,8 @@ class MySqlFixtureReplayTest {
             client.writeBytes(conversation.toClient());
         }
         Outcome outcome = new Outcome(upstream.toByteArray(), client.toByteArray(),
-                List.copyOf(conversation.context.recorded.states), List.copyOf(conversation.context.recorded.lostSync));
-        assertThat(conversation.context.recorded.violations).isEmpty();
+                List.copyOf(conversation.context.recording.states), List.copyOf(conversation.context.recording.lostSync));
+        assertThat(conversation.context.recording.violations).isEmpty();
         conversation.finish();
         return outcome;
     }

@@ -67,15 +67,15 @@ class MySqlHandshakeTest {
         for (int cut = 1; cut < response.length; cut++) {
             Conversation split = new Conversation(module, plain);
             split.client(java.util.Arrays.copyOfRange(response, 0, cut));
-            assertThat(split.context.recorded.identities).isEmpty();
+            assertThat(split.context.recording.identities).isEmpty();
             split.client(java.util.Arrays.copyOfRange(response, cut, response.length));
-            assertThat(split.context.recorded.identities).containsExactly(new ClientIdentity("cg_my_native", "test", "mysql"));
+            assertThat(split.context.recording.identities).containsExactly(new ClientIdentity("cg_my_native", "test", "mysql"));
             assertThat(split.toUpstream()).isEmpty();
             split.finish();
         }
         conversation.client(response);
-        assertThat(conversation.context.recorded.identities).containsExactly(new ClientIdentity("cg_my_native", "test", "mysql"));
-        assertThat(conversation.context.recorded.violations).isEmpty();
+        assertThat(conversation.context.recording.identities).containsExactly(new ClientIdentity("cg_my_native", "test", "mysql"));
+        assertThat(conversation.context.recording.violations).isEmpty();
         conversation.finish();
     }
 
@@ -108,7 +108,7 @@ class MySqlHandshakeTest {
     @Test
     void relaysTheAuthExchangeAndEndsTheHandshakeAtTheServersOk() {
         Conversation conversation = new Conversation(module, plain).authenticate(Conversation.LIBMARIADB_CAPS);
-        assertThat(conversation.context.recorded.states).containsExactly(io.connguard.core.api.SessionState.IDLE);
+        assertThat(conversation.context.recording.states).containsExactly(io.connguard.core.api.SessionState.IDLE);
         conversation.client(Packets.query("select 1"));
         assertThat(conversation.toUpstream()).isEqualTo(Packets.query("select 1"));
         conversation.finish();
@@ -124,7 +124,7 @@ class MySqlHandshakeTest {
         conversation.session.onUpstreamConnected();
         conversation.server(Packets.fixture("mariadb-select-transaction").get(0).bytes());
         byte[] upstream = conversation.toUpstream();
-        assertThat(conversation.context.recorded.tlsStarts).isEqualTo(1);
+        assertThat(conversation.context.recording.tlsStarts).isEqualTo(1);
         assertThat(upstream[0]).isEqualTo((byte) 32);
         assertThat(upstream[3]).as("SSLRequest sequence id").isEqualTo((byte) 1);
         assertThat(decodeResponse(java.util.Arrays.copyOf(upstream, 36)).sslRequest()).isTrue();
@@ -150,7 +150,7 @@ class MySqlHandshakeTest {
         byte[] greeting = Packets.fixture("mariadb-select-transaction").get(0).bytes().clone();
         greeting[4 + 1 + "5.5.5-10.11.19-MariaDB-0+deb12u1".length() + 1 + 4 + 9 + 1] &= ~0x08; // clear CLIENT_SSL
         conversation.server(greeting);
-        assertThat(conversation.context.recorded.upstreamFailures).singleElement().asString().contains("TLS");
+        assertThat(conversation.context.recording.upstreamFailures).singleElement().asString().contains("TLS");
         conversation.finish();
     }
 
@@ -169,7 +169,7 @@ class MySqlHandshakeTest {
         byte[] relayed = conversation.toClient();
         assertThat(relayed).endsWith(denied);
         assertThat(new String(denied, StandardCharsets.UTF_8)).contains("28000Access denied");
-        assertThat(conversation.context.recorded.closed).isTrue();
+        assertThat(conversation.context.recording.closed).isTrue();
         conversation.finish();
     }
 
@@ -182,7 +182,7 @@ class MySqlHandshakeTest {
         conversation.server(packet(0, payload(0xFF, 0x10, 0x04, "Too many connections")));
         byte[] relayed = conversation.toClient();
         assertThat(relayed).isEqualTo(packet(2, payload(0xFF, 0x10, 0x04, "#08004Too many connections")));
-        assertThat(conversation.context.recorded.closed).isTrue();
+        assertThat(conversation.context.recording.closed).isTrue();
         conversation.finish();
     }
 
@@ -198,8 +198,8 @@ class MySqlHandshakeTest {
         assertThat(error[3]).isEqualTo((byte) 2);
         assertThat(error[4]).isEqualTo((byte) 0xFF);
         assertThat(new String(error, StandardCharsets.UTF_8)).contains("#08S01").contains("does not offer TLS");
-        assertThat(conversation.context.recorded.identities).isEmpty();
-        assertThat(conversation.context.recorded.closed).isTrue();
+        assertThat(conversation.context.recording.identities).isEmpty();
+        assertThat(conversation.context.recording.closed).isTrue();
         conversation.finish();
     }
 
@@ -216,8 +216,8 @@ class MySqlHandshakeTest {
             Conversation conversation = new Conversation(module, plain);
             conversation.toClient();
             conversation.client(input);
-            assertThat(conversation.context.recorded.violations).as(java.util.HexFormat.of().formatHex(input)).hasSize(1);
-            assertThat(conversation.context.recorded.identities).isEmpty();
+            assertThat(conversation.context.recording.violations).as(java.util.HexFormat.of().formatHex(input)).hasSize(1);
+            assertThat(conversation.context.recording.identities).isEmpty();
             conversation.finish();
         }
     }
@@ -238,7 +238,7 @@ class MySqlHandshakeTest {
                 garbage[5] |= 0x02; // CLIENT_PROTOCOL_41
             }
             conversation.client(garbage);
-            assertThat(conversation.context.recorded.violations.size() + conversation.context.recorded.identities.size())
+            assertThat(conversation.context.recording.violations.size() + conversation.context.recording.identities.size())
                     .isLessThanOrEqualTo(1);
             conversation.finish();
         }
@@ -256,8 +256,8 @@ class MySqlHandshakeTest {
             Conversation conversation = new Conversation(module, plain);
             conversation.toClient();
             conversation.client(mutated);
-            assertThat(conversation.context.recorded.violations.size() + conversation.context.recorded.identities.size()
-                    + (conversation.context.recorded.closed ? 1 : 0)).isEqualTo(1);
+            assertThat(conversation.context.recording.violations.size() + conversation.context.recording.identities.size()
+                    + (conversation.context.recording.closed ? 1 : 0)).isEqualTo(1);
             conversation.finish();
         }
     }
@@ -267,7 +267,7 @@ class MySqlHandshakeTest {
         MySqlModule empty = new MySqlModule();
         Conversation unGreeted = new Conversation(empty, plain);
         assertThat(unGreeted.toClient()).isEmpty();
-        assertThat(unGreeted.context.recorded.asideTargets).hasSize(1);
+        assertThat(unGreeted.context.recording.asideTargets).hasSize(1);
         ByteBuf preHandshake = unGreeted.session.clientError(new ProxyError(ProxyError.Kind.DRAINING, "draining", ""));
         assertThat(bytes(preHandshake)).isEqualTo(packet(0, payload(0xFF, 0x1D, 0x04, "draining")));
         unGreeted.finish();

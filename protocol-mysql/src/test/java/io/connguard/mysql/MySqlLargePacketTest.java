@@ -114,7 +114,7 @@ class MySqlLargePacketTest {
         assertThat(relayed).isEqualTo(sent);
         conversation.server(okEof(5, 0x0002));
         assertThat(conversation.state()).isEqualTo(SessionState.IDLE);
-        assertThat(conversation.context.recorded.lostSync).isEmpty();
+        assertThat(conversation.context.recording.lostSync).isEmpty();
         conversation.finish();
     }
 
@@ -131,7 +131,7 @@ class MySqlLargePacketTest {
         conversation.client(new byte[] {0, 0, 0, 4}); // end of file
         conversation.server(Packets.ok(5, 0x0002));
         assertThat(conversation.state()).isEqualTo(SessionState.IDLE);
-        assertThat(conversation.context.recorded.lostSync).isEmpty();
+        assertThat(conversation.context.recording.lostSync).isEmpty();
         conversation.finish();
     }
 }

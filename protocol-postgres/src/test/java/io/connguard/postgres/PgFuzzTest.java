@@ -48,7 +48,7 @@ class PgFuzzTest {
         FuzzScript script = FuzzScript.parse(input);
         FuzzSession fuzz = new FuzzSession(new PgModule(), listener(script), new FuzzAllocator(MAX_ALLOCATION));
         fuzz.play(script);
-        assertThat(fuzz.recording().identities).as("identified once at most").hasSizeLessThanOrEqualTo(1);
+        assertThat(fuzz.recording.identities).as("identified once at most").hasSizeLessThanOrEqualTo(1);
         if (!fuzz.upstreamConnected()) {
             assertThat(new String(fuzz.sentToClient(), StandardCharsets.ISO_8859_1))
                     .as("before the server speaks the client gets only 'N' answers").matches("N{0,2}");
@@ -99,7 +99,7 @@ class PgFuzzTest {
         fuzz.client(PgMessages.startup("user", "u", "database", "d", "application_name", "fuzz"));
         fuzz.connect();
         fuzz.server(PgMessages.loginOk(7, PgMessages.key(4, 7)));
-        assertThat(fuzz.recording().states).as("the canned login ends idle").isNotEmpty();
+        assertThat(fuzz.recording.states).as("the canned login ends idle").isNotEmpty();
         fuzz.play(script);
         assertThat(fuzz.sentToUpstream()).as("client bytes relayed unchanged").isEqualTo(fuzz.receivedFromClient());
         assertThat(fuzz.sentToClient()).as("server bytes relayed unchanged").isEqualTo(fuzz.receivedFromServer());

@@ -4,15 +4,12 @@ import io.connguard.core.api.ClientIdentity;
 import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.ProtocolSession;
 import io.connguard.core.api.ProxyError;
-import io.connguard.core.api.SessionContext;
-import io.connguard.core.api.SessionLog;
-import io.connguard.core.api.SessionState;
+import io.connguard.core.testing.ForwardingSessionContext;
 import io.connguard.core.testing.RecordingSessionContext;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandler;
-import io.netty.channel.EventLoop;
 import io.netty.channel.embedded.EmbeddedChannel;
 import io.netty.util.concurrent.Future;
 
@@ -27,9 +24,8 @@ import java.util.List;
  * identified; a violation or an upstream failure is answered with the session's error packet and a close),
  * which also checks the session survives being closed from inside its own calls.
  */
-final class PgTestContext implements SessionContext {
+final class PgTestContext extends ForwardingSessionContext {
 
-    final RecordingSessionContext recording;
     final TrackingAllocator sessionAlloc = new TrackingAllocator();
     final TrackingAllocator inputAlloc = new TrackingAllocator();
     final List<EmbeddedChannel> asideChannels = new ArrayList<>();
@@ -51,7 +47,7 @@ final class PgTestContext implements SessionContext {
     }
 
     private PgTestContext(PgModule module, RecordingSessionContext recording) {
-        this.recording = recording;
+        super(recording);
         this.session = module.newSession(this);
     }
 
@@ -116,49 +112,14 @@ final class PgTestContext implements SessionContext {
     // ---------------------------------------------------------------- SessionContext
 
     @Override
-    public long id() {
-        return recording.id();
-    }
-
-    @Override
-    public ListenerInfo listener() {
-        return recording.listener();
-    }
-
-    @Override
-    public InetSocketAddress clientAddress() {
-        return recording.clientAddress();
-    }
-
-    @Override
     public ByteBufAllocator alloc() {
         return sessionAlloc;
-    }
-
-    @Override
-    public EventLoop eventLoop() {
-        return recording.eventLoop();
-    }
-
-    @Override
-    public SessionLog log() {
-        return recording.log();
     }
 
     @Override
     public void identified(ClientIdentity identity) {
         recording.identified(identity);
         identifiedPending = admitAtOnce;
-    }
-
-    @Override
-    public void stateChanged(SessionState state) {
-        recording.stateChanged(state);
-    }
-
-    @Override
-    public void lostSync(String reason) {
-        recording.lostSync(reason);
     }
 
     @Override
@@ -171,21 +132,6 @@ final class PgTestContext implements SessionContext {
     public void upstreamFailed(String reason) {
         recording.upstreamFailed(reason);
         endWith(ProxyError.Kind.UPSTREAM_UNAVAILABLE, "upstream unavailable: " + reason);
-    }
-
-    @Override
-    public void toClient(ByteBuf bytes) {
-        recording.toClient(bytes);
-    }
-
-    @Override
-    public void toUpstream(ByteBuf bytes) {
-        recording.toUpstream(bytes);
-    }
-
-    @Override
-    public Future<Channel> startUpstreamTls() {
-        return recording.startUpstreamTls();
     }
 
     @Override

@@ -38,7 +38,7 @@ public final class JsonLineEncoder extends EncoderBase<ILoggingEvent> {
             for (KeyValuePair pair : event.getKeyValuePairs()) {
                 out.append(',');
                 if (pair.value instanceof Number || pair.value instanceof Boolean) {
-                    quote(out, pair.key);
+                    JsonText.quote(out, pair.key);
                     out.append(':').append(pair.value);
                 } else {
                     field(out, pair.key, String.valueOf(pair.value));
@@ -60,12 +60,8 @@ public final class JsonLineEncoder extends EncoderBase<ILoggingEvent> {
     }
 
     private static void field(StringBuilder out, String name, String value) {
-        quote(out, name);
+        JsonText.quote(out, name);
         out.append(':');
-        quote(out, value);
-    }
-
-    private static void quote(StringBuilder out, String s) {
-        JsonText.quote(out, s);
+        JsonText.quote(out, value);
     }
 }

@@ -34,6 +34,7 @@ import org.slf4j.event.Level;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -708,9 +709,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             });
         }
         channel.read();
-        loop.schedule(() -> {
-            channel.close();
-        }, GOODBYE_WAIT_MILLIS, TimeUnit.MILLISECONDS);
+        loop.schedule(() -> channel.close(), GOODBYE_WAIT_MILLIS, TimeUnit.MILLISECONDS);
     }
 
     /**
@@ -793,8 +792,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     }
 
     /** The client channel and, once opened, the upstream one. */
-    java.util.List<Channel> channels() {
-        return upstream == null ? java.util.List.of(client) : java.util.List.of(client, upstream);
+    List<Channel> channels() {
+        return upstream == null ? List.of(client) : List.of(client, upstream);
     }
 
     String address() {

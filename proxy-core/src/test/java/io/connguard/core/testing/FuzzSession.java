@@ -5,18 +5,13 @@ import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.ProtocolModule;
 import io.connguard.core.api.ProtocolSession;
 import io.connguard.core.api.ProxyError;
-import io.connguard.core.api.SessionContext;
-import io.connguard.core.api.SessionLog;
 import io.connguard.core.api.SessionState;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelHandler;
-import io.netty.channel.EventLoop;
 import io.netty.util.concurrent.Future;
 
 import java.io.ByteArrayOutputStream;
-import java.net.InetSocketAddress;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -31,12 +26,11 @@ import java.util.List;
  * session for its error packets and its goodbye and closes it from inside the call that reported it;
  * bytes sent after that are released unread.
  */
-public final class FuzzSession implements SessionContext {
+public final class FuzzSession extends ForwardingSessionContext {
 
     /** What a session may hold beyond twice what it was sent (start-up and handshake bounds are 64 KiB). */
     private static final int HELD_SLACK = 256 * 1024;
 
-    private final RecordingSessionContext recording;
     private final FuzzAllocator alloc;
     private final ProtocolSession session;
     private final ByteArrayOutputStream toClient = new ByteArrayOutputStream();
@@ -57,17 +51,13 @@ public final class FuzzSession implements SessionContext {
     private boolean lost;
 
     public FuzzSession(ProtocolModule module, ListenerInfo listener, FuzzAllocator alloc) {
-        this.recording = new RecordingSessionContext(listener);
+        super(new RecordingSessionContext(listener));
         this.alloc = alloc;
         this.session = module.newSession(this);
     }
 
     public ProtocolSession session() {
         return session;
-    }
-
-    public RecordingSessionContext recording() {
-        return recording;
     }
 
     // ---------------------------------------------------------------- driving
@@ -205,33 +195,8 @@ public final class FuzzSession implements SessionContext {
     // ---------------------------------------------------------------- SessionContext
 
     @Override
-    public long id() {
-        return recording.id();
-    }
-
-    @Override
-    public ListenerInfo listener() {
-        return recording.listener();
-    }
-
-    @Override
-    public InetSocketAddress clientAddress() {
-        return recording.clientAddress();
-    }
-
-    @Override
     public ByteBufAllocator alloc() {
         return alloc;
-    }
-
-    @Override
-    public EventLoop eventLoop() {
-        return recording.eventLoop();
-    }
-
-    @Override
-    public SessionLog log() {
-        return recording.log();
     }
 
     @Override
@@ -305,11 +270,6 @@ public final class FuzzSession implements SessionContext {
             throw new AssertionError("TLS started before core connected the upstream");
         }
         return recording.startUpstreamTls();
-    }
-
-    @Override
-    public Future<Channel> connectAside(InetSocketAddress target, ChannelHandler handler) {
-        return recording.connectAside(target, handler);
     }
 
     @Override
