@@ -47,6 +47,20 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def context_switches(pid):
+    """Voluntary and involuntary context switches of a process, summed over its live threads."""
+    total = 0
+    for status in Path("/proc/%d/task" % pid).glob("*/status"):
+        try:
+            with open(status) as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                        total += int(line.split()[1])
+        except FileNotFoundError:  # a thread that ended while we read
+            pass
+    return total
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -95,6 +109,9 @@ class Contender:
 
     def cpu(self):
         return cpu_seconds(self.pid) if self.pid else 0.0
+
+    def switches(self):
+        return context_switches(self.pid) if self.pid else 0
 
     def rss(self):
         return rss_kib(self.pid) if self.pid else 0

@@ -45,14 +45,24 @@ def log(message):
     print("[%s] %s" % (time.strftime("%H:%M:%S"), message), flush=True)
 
 
+WARM_TRANSACTIONS = 12000
+WARM_MAX_SECONDS = 90
+
+
+def foreign_processes(own_pids=()):
+    """Command lines of java and mvn processes that are not this script's contenders (a build or test)."""
+    out = subprocess.run(["pgrep", "-a", "-f", "java|mvn"], capture_output=True, text=True).stdout.strip()
+    own = {str(os.getpid())} | {str(pid) for pid in own_pids}
+    return [line for line in out.splitlines() if line.split()[0] not in own and "pgrep" not in line]
+
+
 def wait_until_quiet(max_load, sleep, max_wait):
     """Waits until the 1-minute load average is below max_load and no other java or mvn process runs;
     returns whether it got quiet within max_wait seconds."""
     deadline = time.monotonic() + max_wait
     while True:
         load = os.getloadavg()[0]
-        others = subprocess.run(["pgrep", "-a", "-f", "java|mvn"], capture_output=True, text=True).stdout.strip()
-        others = [line for line in others.splitlines() if str(os.getpid()) not in line.split()[0]]
+        others = foreign_processes()
         if load < max_load and not others:
             return True
         if time.monotonic() + sleep > deadline:
@@ -64,16 +74,31 @@ def wait_until_quiet(max_load, sleep, max_wait):
 
 # ---------------------------------------------------------------------------------------------- throughput
 
-def throughput(contenders, workloads, rounds, seconds, results):
+def throughput(contenders, workloads, rounds, seconds, results, meta):
     """Rounds A B C, C B A, ...: every workload per round, contenders in alternating order.
 
-    First every contender runs every workload once, unmeasured, so that connguard's JIT compiler has
-    seen each code path (connection set-up included) before anything counts.
+    First every contender runs every workload unmeasured, so that connguard's JIT compiler has compiled
+    each code path before anything counts: for max(2, seconds / 3) seconds and at least WARM_TRANSACTIONS
+    transactions (at most WARM_MAX_SECONDS). The count matters for the new-connection workloads: a
+    query path runs thousands of times a second, the connection set-up only hundreds, and the JIT compiles
+    a method after some ten thousand calls. The CPU per transaction of each warm-up chunk is kept in
+    ``meta["warmup"]``, so the report can show what a cold proxy costs.
     """
+    chunk = max(2, seconds // 3)
     for contender in contenders:
         for workload in workloads:
-            if contender.serves(workload.protocol):
-                workload.run(contender.port(workload.protocol), max(2, seconds // 3))
+            if not contender.serves(workload.protocol):
+                continue
+            done, started, chunks = 0, time.monotonic(), []
+            while True:
+                cpu0 = contender.cpu()
+                transactions, _ = workload.run(contender.port(workload.protocol), chunk)
+                chunks.append(dict(transactions=transactions, cpu_seconds=contender.cpu() - cpu0))
+                done += transactions
+                if done >= WARM_TRANSACTIONS or time.monotonic() - started >= WARM_MAX_SECONDS:
+                    break
+            if contender.pid:
+                meta["warmup"].setdefault(workload.key, {})[contender.name] = chunks
         log("warmed up %s" % contender.name)
     for r in range(rounds):
         order = contenders if r % 2 == 0 else list(reversed(contenders))
@@ -81,14 +106,18 @@ def throughput(contenders, workloads, rounds, seconds, results):
             for contender in order:
                 if not contender.serves(workload.protocol):
                     continue
-                cpu0 = contender.cpu()
+                cpu0, switches0 = contender.cpu(), contender.switches()
                 transactions, tps = workload.run(contender.port(workload.protocol), seconds)
-                cpu = contender.cpu() - cpu0
+                cpu, switches = contender.cpu() - cpu0, contender.switches() - switches0
+                meta["data_points"] += 1
+                if foreign_processes(c.pid for c in contenders if c.pid):
+                    meta["disturbed_points"] += 1
                 results.setdefault(workload.key, {}).setdefault(contender.name, []).append(
-                    dict(round=r, tps=tps, transactions=transactions, cpu_seconds=cpu))
-                log("round %d %-28s %-10s %10.0f tps  %6.1f us CPU/tx" % (
+                    dict(round=r, tps=tps, transactions=transactions, cpu_seconds=cpu, switches=switches))
+                log("round %d %-28s %-10s %10.0f tps  %6.1f us CPU/tx  %5.2f switches/tx" % (
                     r + 1, workload.key, contender.name, tps,
-                    1e6 * cpu / transactions if contender.pid and transactions else 0))
+                    1e6 * cpu / transactions if contender.pid and transactions else 0,
+                    switches / transactions if contender.pid and transactions else 0))
 
 
 # ---------------------------------------------------------------------------------------------- memory
@@ -232,6 +261,24 @@ def cpu_per_tx(rows):
     return statistics.median(1e6 * row["cpu_seconds"] / row["transactions"] for row in rows)
 
 
+def disturbance(meta):
+    """What the report says about other work on the machine during the throughput rounds."""
+    if "disturbed_points" not in meta:  # results.json from before the check existed
+        return "."
+    if meta["disturbed_points"] == 0:
+        return (". No other java or mvn process (a build or a test) was running at the end of any of the %d data "
+                "points; the load is the benchmark's own clients, databases and proxies." % meta["data_points"])
+    return (" — **the machine was shared**: another java or mvn process (a build or a test) was running at the end "
+            "of %d of the %d data points. Interleaving gives every contender the same share of the disturbance, "
+            "but the absolute numbers are lower and noisier than on a quiet machine, and single comparisons "
+            "within ~10%% are not significant." % (meta["disturbed_points"], meta["data_points"]))
+
+
+def switches_per_tx(rows):
+    """Median over the rounds of the proxy's context switches per transaction."""
+    return statistics.median(row["switches"] / row["transactions"] for row in rows)
+
+
 def report(meta, results, memory, stream, start, workloads, contenders, args):
     names = [c.name for c in contenders]
     labels = {c.name: c.label for c in contenders}
@@ -254,10 +301,7 @@ def report(meta, results, memory, stream, start, workloads, contenders, args):
                  "/".join("%.2f" % x for x in meta["load_before"]), "/".join("%.2f" % x for x in meta["load_after"]),
                  "" if meta["quiet"] is None else (" (it started on a quiet machine)" if meta["quiet"]
                                                    else " (it did not find a quiet machine)"),
-                 "." if meta["load_after"][1] < 1.0 else
-                 " — **the machine was shared and got busy during the run** (other builds and tests): interleaving "
-                 "gives every contender the same share of the disturbance, but the absolute numbers are lower and "
-                 "noisier than on a quiet machine, and single comparisons within ~10% are not significant."), ""]
+                 disturbance(meta)), ""]
     if results:
         lines += ["## Throughput", "",
                   "Median transactions per second over the rounds; in brackets the ratio to the direct connection. "
@@ -296,6 +340,43 @@ def report(meta, results, memory, stream, start, workloads, contenders, args):
                 continue
             cells = [w.label] + ["%.1f" % cpu_per_tx(rows[p.name]) if p.name in rows else "–" for p in proxies]
             lines.append("| " + " | ".join(cells) + " |")
+        if any("switches" in row for rows in results.values() for n in rows for row in rows[n]):
+            lines += ["", "### Proxy context switches per transaction", "",
+                      "Voluntary and involuntary context switches of all the proxy's threads "
+                      "(/proc/<pid>/task/*/status) over the run, divided by the transactions; median over the "
+                      "rounds. A thread that finds nothing to do sleeps in epoll and is switched out; each "
+                      "switch costs kernel time that shows in the CPU table above.", ""]
+            lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            for w in workloads:
+                rows = results.get(w.key)
+                if not rows:
+                    continue
+                cells = [w.label] + ["%.2f" % switches_per_tx(rows[p.name])
+                                     if p.name in rows and all("switches" in r for r in rows[p.name]) else "–"
+                                     for p in proxies]
+                lines.append("| " + " | ".join(cells) + " |")
+        warm = {k: v for k, v in meta.get("warmup", {}).items() if any(len(c) > 1 for c in v.values())}
+        if warm:
+            lines += ["", "### Warm-up of the new-connection workloads", "",
+                      "Before the rounds, every contender ran each workload unmeasured for at least %s transactions "
+                      "(at most %d s), in chunks of %d s. The proxy's CPU per transaction in its first and its last "
+                      "chunk, in microseconds: connguard's first chunks include the JIT compiler at work on the "
+                      "connection set-up path, which is what a freshly started proxy costs during its first "
+                      "connections." % (fmt_int(WARM_TRANSACTIONS), WARM_MAX_SECONDS, max(2, args.seconds // 3)), "",
+                      "| workload | " + " | ".join(p.label for p in proxies) + " |", "|" + "---|" * (len(proxies) + 1)]
+            for w in workloads:
+                if w.key not in warm:
+                    continue
+                cells = [w.label]
+                for p in proxies:
+                    chunks = warm[w.key].get(p.name)
+                    if not chunks:
+                        cells.append("–")
+                        continue
+                    per = [1e6 * c["cpu_seconds"] / c["transactions"] for c in chunks if c["transactions"]]
+                    cells.append("%.0f → %.0f (%s transactions)" % (per[0], per[-1],
+                                                                   fmt_int(sum(c["transactions"] for c in chunks))))
+                lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     if memory:
         lines += ["## Memory", "", "### Idle sessions",
@@ -491,7 +572,7 @@ def main():
     W.prepare(log)
     meta = dict(date=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), versions=versions(startup_javas),
                 preset=args.preset, rounds=args.rounds, seconds=args.seconds, quiet=quiet,
-                load_before=os.getloadavg())
+                load_before=os.getloadavg(), data_points=0, disturbed_points=0, warmup={})
     results, memory, stream, start = {}, {}, {}, {}
     proxies = [c for c in contenders if c.name != "direct"]
     with tempfile.TemporaryDirectory(prefix="connguard-bench-") as workdir:
@@ -501,7 +582,7 @@ def main():
                 for contender in contenders:
                     contender.start(workdir)
                 try:
-                    throughput(contenders, workloads, args.rounds, args.seconds, results)
+                    throughput(contenders, workloads, args.rounds, args.seconds, results, meta)
                 finally:
                     for contender in contenders:
                         contender.stop()
