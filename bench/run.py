@@ -2,9 +2,9 @@
 """connguard's benchmark: connguard side by side with a direct connection, PgBouncer (session mode) and
 HAProxy (TCP mode), all on loopback in front of the local PostgreSQL and MariaDB, in interleaved rounds.
 
-    bench/run.py --preset short     3 rounds x 8 s per data point (~35 min)
+    bench/run.py --preset short     3 rounds x 8 s per data point (~40 min)
     bench/run.py --preset full      5 rounds x 15 s per data point (~100 min)
-    bench/run.py --preset quick     1 round x 4 s, for a look while developing (~6 min)
+    bench/run.py --preset quick     1 round x 4 s, for a look while developing (~12 min)
 
 Writes bench/RESULTS.md (and bench/results.json with every round). Needs the built jar
 (./mvnw -q -DskipTests package), pgbench, sysbench, and pgbouncer / haproxy when installed. See
@@ -274,6 +274,12 @@ def disturbance(meta):
             "within ~10%% are not significant." % (meta["disturbed_points"], meta["data_points"]))
 
 
+def direct_spread(rows):
+    """(max - min) / median of the direct connection's rate over the rounds of one workload."""
+    rates = [row["tps"] for row in rows]
+    return (max(rates) - min(rates)) / statistics.median(rates)
+
+
 def switches_per_tx(rows):
     """Median over the rounds of the proxy's context switches per transaction."""
     return statistics.median(row["switches"] / row["transactions"] for row in rows)
@@ -303,10 +309,17 @@ def report(meta, results, memory, stream, start, workloads, contenders, args):
                                                    else " (it did not find a quiet machine)"),
                  disturbance(meta)), ""]
     if results:
+        spreads = sorted(direct_spread(rows["direct"]) for rows in results.values()
+                         if len(rows.get("direct", ())) > 1)
         lines += ["## Throughput", "",
                   "Median transactions per second over the rounds; in brackets the ratio to the direct connection. "
                   "The last columns compare connguard's ratio with the other proxies' (above 1.00: connguard "
-                  "is faster).", ""]
+                  "is faster).%s" % (
+                      "" if not spreads else
+                      " How steady the machine was: the direct connection's own rate varied between rounds by "
+                      "%d%% in the median workload and by up to %d%% (max − min over the median); differences "
+                      "between contenders of that order are not significant." % (
+                          round(100 * statistics.median(spreads)), round(100 * spreads[-1]))), ""]
         others = [n for n in names if n not in ("direct", "connguard")]
         header = ["workload"] + [labels[n] for n in names] + ["connguard / %s" % labels[o] for o in others]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
