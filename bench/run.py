@@ -370,12 +370,13 @@ def report(meta, results, memory, stream, start, workloads, contenders, args):
                 lines.append("| " + " | ".join(cells) + " |")
         warm = {k: v for k, v in meta.get("warmup", {}).items() if any(len(c) > 1 for c in v.values())}
         if warm:
-            lines += ["", "### Warm-up of the new-connection workloads", "",
+            lines += ["", "### Warm-up", "",
                       "Before the rounds, every contender ran each workload unmeasured for at least %s transactions "
-                      "(at most %d s), in chunks of %d s. The proxy's CPU per transaction in its first and its last "
-                      "chunk, in microseconds: connguard's first chunks include the JIT compiler at work on the "
-                      "connection set-up path, which is what a freshly started proxy costs during its first "
-                      "connections." % (fmt_int(WARM_TRANSACTIONS), WARM_MAX_SECONDS, max(2, args.seconds // 3)), "",
+                      "(at most %d s), in chunks of %d s. For the workloads that took more than one chunk (the "
+                      "new-connection ones, and the slower one-client ones), the proxy's CPU per transaction in its "
+                      "first and its last chunk, in microseconds: connguard's first chunks include the JIT compiler "
+                      "at work, which is what a freshly started proxy costs during its first connections." % (
+                          fmt_int(WARM_TRANSACTIONS), WARM_MAX_SECONDS, max(2, args.seconds // 3)), "",
                       "| workload | " + " | ".join(p.label for p in proxies) + " |", "|" + "---|" * (len(proxies) + 1)]
             for w in workloads:
                 if w.key not in warm:
