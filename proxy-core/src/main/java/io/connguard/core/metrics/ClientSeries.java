@@ -11,6 +11,7 @@ import io.micrometer.core.instrument.Timer;
 
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.function.LongSupplier;
 
@@ -19,8 +20,12 @@ import java.util.function.LongSupplier;
  * queued connections and leak suspects, counters of admissions and closes, the queue-wait histogram, and
  * the busy / in-transaction time integrals.
  *
- * <p>Sessions of one client run on different event loops, so state changes are applied under this
- * object's lock; each also advances the integrals, which are therefore exact at any scrape.
+ * <p>Sessions of one client run on different event loops, and every query changes a session's state
+ * twice. So that no lock or cache line is shared between loops on that path, each thread counts the
+ * states of the sessions it serves, and advances their integrals, in a {@link Shard} of its own, which a
+ * session keeps; a scrape sums the shards. The counts are additive, so the sums stay exact even when a
+ * session's changes go to more than one shard (a test): one shard's +1 and another's -1 add up to
+ * nothing, and so do their integrals.
  */
 public final class ClientSeries {
 
@@ -40,16 +45,13 @@ public final class ClientSeries {
     private final Timer queueWait;
     private Gauge maxConnectionsGauge;
 
+    // Copy-on-write: a thread adds its shard once, under this object's lock.
+    private volatile Shard[] shards = new Shard[0];
+
     // guarded by this
-    private final int[] states = new int[STATES.length];
     private int queued;
     private int leakSuspects;
     private int maxConnections;
-    private int active;
-    private int inTransaction;
-    private long busyNanos;
-    private long transactionNanos;
-    private long integratedAt;
 
     // guarded by ProxyMetrics' lock
     int references;
@@ -60,7 +62,6 @@ public final class ClientSeries {
         this.registry = registry;
         this.tags = tags;
         this.nanoClock = nanoClock;
-        this.integratedAt = nanoClock.getAsLong();
         for (SessionState state : STATES) {
             meters.add(Gauge.builder(MeterNames.CLIENT_CONNECTIONS, this, s -> s.count(state))
                     .description("Sessions open now, by state")
@@ -120,22 +121,32 @@ public final class ClientSeries {
         leakSuspects += delta;
     }
 
-    /** A session of this client entered {@code state} (it was not counted before). */
-    public synchronized void enter(SessionState state, boolean tx) {
-        integrate();
-        add(state, tx, 1);
+    /**
+     * The calling thread's share of this client's session counts, for a session to keep: a session runs
+     * on one event loop, so it finds its loop's shard once, not on every change.
+     */
+    public Shard shard() {
+        Thread thread = Thread.currentThread();
+        for (Shard shard : shards) {
+            if (shard.thread == thread) {
+                return shard;
+            }
+        }
+        return addShard(thread);
     }
 
-    /** A session of this client left {@code state} (it is no longer counted). */
-    public synchronized void leave(SessionState state, boolean tx) {
-        integrate();
-        add(state, tx, -1);
-    }
-
-    public synchronized void change(SessionState from, boolean fromTx, SessionState to, boolean toTx) {
-        integrate();
-        add(from, fromTx, -1);
-        add(to, toTx, 1);
+    private synchronized Shard addShard(Thread thread) {
+        Shard[] current = shards;
+        for (Shard shard : current) {
+            if (shard.thread == thread) {
+                return shard;
+            }
+        }
+        Shard shard = new Shard(thread);
+        Shard[] grown = Arrays.copyOf(current, current.length + 1);
+        grown[current.length] = shard;
+        shards = grown;
+        return shard;
     }
 
     /** The cap to publish; 0 removes the gauge (no cap). */
@@ -157,8 +168,14 @@ public final class ClientSeries {
         }
     }
 
-    synchronized double count(SessionState state) {
-        return states[state.ordinal()];
+    double count(SessionState state) {
+        long sum = 0;
+        for (Shard shard : shards) {
+            synchronized (shard) {
+                sum += shard.states[state.ordinal()];
+            }
+        }
+        return sum;
     }
 
     synchronized double queued() {
@@ -173,23 +190,38 @@ public final class ClientSeries {
         return maxConnections;
     }
 
-    synchronized double busySeconds() {
-        integrate();
-        return busyNanos / 1e9;
+    double busySeconds() {
+        long sum = 0;
+        for (Shard shard : shards) {
+            synchronized (shard) {
+                shard.integrate(nanoClock.getAsLong());
+                sum += shard.busyNanos;
+            }
+        }
+        return sum / 1e9;
     }
 
-    synchronized double transactionSeconds() {
-        integrate();
-        return transactionNanos / 1e9;
+    double transactionSeconds() {
+        long sum = 0;
+        for (Shard shard : shards) {
+            synchronized (shard) {
+                shard.integrate(nanoClock.getAsLong());
+                sum += shard.transactionNanos;
+            }
+        }
+        return sum / 1e9;
     }
 
-    synchronized boolean idle() {
-        for (int count : states) {
-            if (count != 0) {
+    /** No session of this client is counted in any state and none is queued. */
+    boolean idle() {
+        for (SessionState state : STATES) {
+            if (count(state) != 0) {
                 return false;
             }
         }
-        return queued == 0;
+        synchronized (this) {
+            return queued == 0;
+        }
     }
 
     void remove() {
@@ -204,23 +236,60 @@ public final class ClientSeries {
         }
     }
 
-    private void add(SessionState state, boolean tx, int delta) {
-        states[state.ordinal()] += delta;
-        if (state == SessionState.ACTIVE) {
-            active += delta;
-        }
-        if (tx) {
-            inTransaction += delta;
-        }
-    }
+    /**
+     * One thread's share of the session states and integrals. Written by the sessions of its thread,
+     * read by scrapes; both under the shard's own lock, which its thread therefore almost always takes
+     * uncontended. It is allocated by its own thread, so it shares no cache line with another loop's.
+     */
+    public final class Shard {
+        private final Thread thread;
+        private final int[] states = new int[STATES.length];
+        private int active;
+        private int inTransaction;
+        private long busyNanos;
+        private long transactionNanos;
+        private long integratedAt;
 
-    private void integrate() {
-        long now = nanoClock.getAsLong();
-        long elapsed = now - integratedAt;
-        if (elapsed > 0) {
-            busyNanos += active * elapsed;
-            transactionNanos += inTransaction * elapsed;
-            integratedAt = now;
+        private Shard(Thread thread) {
+            this.thread = thread;
+            this.integratedAt = nanoClock.getAsLong();
+        }
+
+        /** A session entered {@code state} (it was not counted before). */
+        public synchronized void enter(SessionState state, boolean tx) {
+            integrate(nanoClock.getAsLong());
+            add(state, tx, 1);
+        }
+
+        /** A session left {@code state} (it is no longer counted). */
+        public synchronized void leave(SessionState state, boolean tx) {
+            integrate(nanoClock.getAsLong());
+            add(state, tx, -1);
+        }
+
+        public synchronized void change(SessionState from, boolean fromTx, SessionState to, boolean toTx) {
+            integrate(nanoClock.getAsLong());
+            add(from, fromTx, -1);
+            add(to, toTx, 1);
+        }
+
+        private void add(SessionState state, boolean tx, int delta) {
+            states[state.ordinal()] += delta;
+            if (state == SessionState.ACTIVE) {
+                active += delta;
+            }
+            if (tx) {
+                inTransaction += delta;
+            }
+        }
+
+        private void integrate(long now) {
+            long elapsed = now - integratedAt;
+            if (elapsed > 0) {
+                busyNanos += active * elapsed;
+                transactionNanos += inTransaction * elapsed;
+                integratedAt = now;
+            }
         }
     }
 }

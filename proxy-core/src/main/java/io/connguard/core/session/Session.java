@@ -77,6 +77,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     private Limits limits;
     private Admission.Ticket ticket;
     private ClientSeries series;
+    private ClientSeries.Shard counts; // this loop's share of series' state counts, from connect() on
     private SessionTimers timers;
     private SessionState state = SessionState.ACTIVE;
     private long stateSince;
@@ -254,7 +255,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             case ACTIVE, UNKNOWN -> inTransaction;
         };
         if (reported != state || tx != inTransaction) {
-            series.change(state, inTransaction, reported, tx);
+            counts.change(state, inTransaction, reported, tx);
         }
         if (reported != state || reported != SessionState.ACTIVE) {
             stateSince = now;
@@ -443,8 +444,9 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         listener.admission().rekey(ticket, newKey, newLimits);
         if (!newKey.equals(key)) {
             ClientSeries next = services.metrics().acquire(newKey);
-            series.leave(state, inTransaction);
-            next.enter(state, inTransaction);
+            counts.leave(state, inTransaction);
+            counts = next.shard();
+            counts.enter(state, inTransaction);
             if (leakSuspect) {
                 series.leakSuspectDelta(-1);
                 next.leakSuspectDelta(1);
@@ -481,7 +483,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         if (state != SessionState.UNKNOWN) {
             state = SessionState.ACTIVE; // the start-up is a request in flight until the first idle report
         }
-        series.enter(state, false);
+        counts = series.shard();
+        counts.enter(state, false);
         timers = new SessionTimers(System::nanoTime,
                 (task, delay) -> {
                     ScheduledFuture<?> f = loop.schedule(task, delay, TimeUnit.NANOSECONDS);
@@ -614,7 +617,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                 series.queueWait(System.nanoTime() - queuedAt);
             }
             if (was == Phase.CONNECTING || was == Phase.CONNECTED) {
-                series.leave(state, inTransaction);
+                counts.leave(state, inTransaction);
                 if (leakSuspect) {
                     series.leakSuspectDelta(-1);
                 }
