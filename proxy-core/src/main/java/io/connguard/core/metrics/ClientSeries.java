@@ -14,6 +14,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.function.LongSupplier;
+import java.util.function.ToLongFunction;
 
 /**
  * The meters of one client key (or of the {@code _other} bucket): exact gauges of sessions by state,
@@ -191,25 +192,23 @@ public final class ClientSeries {
     }
 
     double busySeconds() {
-        long sum = 0;
-        for (Shard shard : shards) {
-            synchronized (shard) {
-                shard.integrate(nanoClock.getAsLong());
-                sum += shard.busyNanos;
-            }
-        }
-        return sum / 1e9;
+        return integrated(shard -> shard.busyNanos) / 1e9;
     }
 
     double transactionSeconds() {
+        return integrated(shard -> shard.transactionNanos) / 1e9;
+    }
+
+    /** The sum over the shards of one integral, each advanced to now. */
+    private long integrated(ToLongFunction<Shard> integral) {
         long sum = 0;
         for (Shard shard : shards) {
             synchronized (shard) {
                 shard.integrate(nanoClock.getAsLong());
-                sum += shard.transactionNanos;
+                sum += integral.applyAsLong(shard);
             }
         }
-        return sum / 1e9;
+        return sum;
     }
 
     /** No session of this client is counted in any state and none is queued. */
