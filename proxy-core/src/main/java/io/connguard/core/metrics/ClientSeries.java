@@ -204,7 +204,7 @@ public final class ClientSeries {
         long sum = 0;
         for (Shard shard : shards) {
             synchronized (shard) {
-                shard.integrate(nanoClock.getAsLong());
+                shard.integrate();
                 sum += integral.applyAsLong(shard);
             }
         }
@@ -243,7 +243,6 @@ public final class ClientSeries {
     public final class Shard {
         private final Thread thread;
         private final int[] states = new int[STATES.length];
-        private int active;
         private int inTransaction;
         private long busyNanos;
         private long transactionNanos;
@@ -256,36 +255,34 @@ public final class ClientSeries {
 
         /** A session entered {@code state} (it was not counted before). */
         public synchronized void enter(SessionState state, boolean tx) {
-            integrate(nanoClock.getAsLong());
+            integrate();
             add(state, tx, 1);
         }
 
         /** A session left {@code state} (it is no longer counted). */
         public synchronized void leave(SessionState state, boolean tx) {
-            integrate(nanoClock.getAsLong());
+            integrate();
             add(state, tx, -1);
         }
 
         public synchronized void change(SessionState from, boolean fromTx, SessionState to, boolean toTx) {
-            integrate(nanoClock.getAsLong());
+            integrate();
             add(from, fromTx, -1);
             add(to, toTx, 1);
         }
 
         private void add(SessionState state, boolean tx, int delta) {
             states[state.ordinal()] += delta;
-            if (state == SessionState.ACTIVE) {
-                active += delta;
-            }
             if (tx) {
                 inTransaction += delta;
             }
         }
 
-        private void integrate(long now) {
+        private void integrate() {
+            long now = nanoClock.getAsLong();
             long elapsed = now - integratedAt;
             if (elapsed > 0) {
-                busyNanos += active * elapsed;
+                busyNanos += states[SessionState.ACTIVE.ordinal()] * elapsed;
                 transactionNanos += inTransaction * elapsed;
                 integratedAt = now;
             }
