@@ -23,6 +23,9 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.group.ChannelGroup;
+import io.netty.channel.group.DefaultChannelGroup;
+import io.netty.util.concurrent.GlobalEventExecutor;
 import io.netty.util.concurrent.Future;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -76,6 +79,7 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
     private final Transport transport = Transport.detect();
     private final SessionRegistry registry = new SessionRegistry();
     private final UpstreamResolver resolver = new UpstreamResolver();
+    private final ChannelGroup channels = new DefaultChannelGroup("connguard", GlobalEventExecutor.INSTANCE, true);
     private final Map<String, Listener> listeners = new LinkedHashMap<>();
     private final ProxyMetrics metrics;
     private final MultiThreadIoEventLoopGroup loops;
@@ -232,6 +236,11 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
         return resolver;
     }
 
+    @Override
+    public ChannelGroup channels() {
+        return channels;
+    }
+
     /** Completes with the process exit code when the proxy has stopped. */
     public CompletableFuture<Integer> terminated() {
         return terminated;
@@ -349,6 +358,10 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
             }
         }
         admin.close();
+        // Closed here, on their loops, rather than left to the loops' shutdown: a loop told to stop while it
+        // is running tasks (as it is just after its listening socket closed) can end without closing its
+        // channels (Netty 4.2's SingleThreadIoEventLoop with no quiet period), and they would stay open.
+        channels.close().awaitUninterruptibly(2, TimeUnit.SECONDS);
         Future<?> shutdown = loops.shutdownGracefully(0, 2, TimeUnit.SECONDS);
         shutdown.awaitUninterruptibly(5, TimeUnit.SECONDS);
         resolver.close();

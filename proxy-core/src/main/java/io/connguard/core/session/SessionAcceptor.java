@@ -21,6 +21,7 @@ public final class SessionAcceptor extends ChannelInitializer<Channel> {
 
     @Override
     protected void initChannel(Channel channel) {
+        services.channels().add(channel);
         channel.pipeline().addLast(new RelayHandler(new Session(listener, services, channel), true));
     }
 }

@@ -62,6 +62,7 @@ final class UpstreamConnector {
                     .option(ChannelOption.ALLOCATOR, PooledByteBufAllocator.DEFAULT)
                     .handler(handler);
             ChannelFuture connected = bootstrap.connect((InetSocketAddress) resolved.getNow());
+            services.channels().add(connected.channel());
             connected.addListener(done -> {
                 if (done.isSuccess()) {
                     promise.trySuccess(connected.channel());
