@@ -10,8 +10,11 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
+import java.io.IOException;
 import java.io.InputStream;
 import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.SocketException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -24,9 +27,14 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
-/** The relay engine through the test protocol: integrity under concurrency, backpressure, close propagation. */
+/**
+ * The relay engine through the test protocol: integrity under concurrency, backpressure, close propagation;
+ * and a listener's port across runs (refused while taken, every connection closed on stop, bound again on
+ * restart while the old ones linger in TIME_WAIT).
+ */
 @ExtendWith(LeakGuard.class)
 class RelayIT {
 
@@ -43,16 +51,26 @@ class RelayIT {
     }
 
     private static TestProxy proxy(InetSocketAddress upstream) {
+        return proxy(0, upstream);
+    }
+
+    private static TestProxy proxy(int port, InetSocketAddress upstream) {
         return TestProxy.start("""
                 listeners:
                   - name: relay
                     protocol: line
-                    listen: 127.0.0.1:0
+                    listen: 127.0.0.1:%d
                     upstream: 127.0.0.1:%d
                 clients:
                   defaults:
                     maxConnections: 0
-                """.formatted(upstream.getPort()));
+                """.formatted(port, upstream.getPort()));
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket socket = new ServerSocket(0)) {
+            return socket.getLocalPort();
+        }
     }
 
     @Test
@@ -202,6 +220,65 @@ class RelayIT {
             await().atMost(5, TimeUnit.SECONDS).until(() -> upstreams.openConnections() == before);
             assertThat(upstreams.halfClosedByPeer()).as("no goodbye: the proxy ended its half of the stream").isEqualTo(1);
             await().atMost(5, TimeUnit.SECONDS).until(() -> proxy.server().registry().size() == 0);
+        }
+    }
+
+    @Test
+    void aSecondProxyOnTheSamePortIsRefusedAndTheFirstKeepsEveryConnection() throws Exception {
+        int port = freePort();
+        try (TestProxy first = proxy(port, upstreams.echo())) {
+            assertThatThrownBy(() -> proxy(port, upstreams.echo()))
+                    .hasMessageContaining("cannot listen on 127.0.0.1:" + port)
+                    .hasMessageContaining("Address already in use");
+            for (int i = 0; i < 16; i++) {
+                try (LineClient client = LineClient.hello(port, "u" + i, "db", "app")) {
+                    assertThat(client.readLine()).isEqualTo("WELCOME");
+                    client.send("ping " + i + "\n");
+                    assertThat(client.readLine()).isEqualTo("ping " + i);
+                }
+            }
+        }
+    }
+
+    @Test
+    void stoppingClosesEveryConnectionAndARestartOnTheSamePortSucceedsWhileTheyLinger() throws Exception {
+        int port = freePort();
+        List<LineClient> clients = new ArrayList<>();
+        try {
+            try (TestProxy before = proxy(port, upstreams.echo())) {
+                for (int i = 0; i < 8; i++) {
+                    LineClient client = LineClient.hello(port, "u" + i, "db", "app");
+                    assertThat(client.readLine()).isEqualTo("WELCOME");
+                    clients.add(client);
+                }
+                // Traffic in flight keeps the loops busy as they are told to stop.
+                for (LineClient client : clients) {
+                    client.send(new byte[256 * 1024]);
+                }
+            }
+            // Stopping closed every connection (one still open would time out reading here), and the proxy
+            // closed first, so its side of those it ended cleanly waits in TIME_WAIT on this port.
+            for (LineClient client : clients) {
+                readToTheEnd(client);
+            }
+            try (TestProxy after = proxy(port, upstreams.echo());
+                 LineClient client = LineClient.hello(port, "again", "db", "app")) {
+                assertThat(client.readLine()).isEqualTo("WELCOME");
+                assertThat(after.port("relay")).isEqualTo(port);
+            }
+        } finally {
+            for (LineClient client : clients) {
+                client.close();
+            }
+        }
+    }
+
+    /** Reads until the end of the stream or a reset (the proxy closed with the client's bytes unread). */
+    private static void readToTheEnd(LineClient client) throws IOException {
+        try {
+            client.input().readAllBytes();
+        } catch (SocketException reset) {
+            assertThat(reset).hasMessageContaining("reset");
         }
     }
 }
