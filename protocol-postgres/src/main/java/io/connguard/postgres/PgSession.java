@@ -1,5 +1,6 @@
 package io.connguard.postgres;
 
+import io.connguard.core.api.ClientIdentity;
 import io.connguard.core.api.ProtocolSession;
 import io.connguard.core.api.ProxyError;
 import io.connguard.core.api.SessionContext;
@@ -54,12 +55,14 @@ final class PgSession implements ProtocolSession {
     /** The client's StartupMessage, held until the server is ready for it; released in {@link #close()}. */
     private ByteBuf startup;
     private PgBackendKey backendKey;
+    /** Who the StartupMessage named; a later application_name from the server re-keys the session. */
+    private ClientIdentity identity;
 
     PgSession(SessionContext context, PgCancelRouter router) {
         this.context = context;
         this.router = router;
         this.startupParser = new PgStartupParser(context.alloc());
-        this.tracker = new PgSessionTracker(context, statement, this::registerBackendKey);
+        this.tracker = new PgSessionTracker(context, statement, this::registerBackendKey, this::applicationNameReported);
         this.clientScanner = new PgFrameScanner(tracker.clientSink);
         this.serverScanner = new PgFrameScanner(tracker.serverSink);
     }
@@ -112,7 +115,8 @@ final class PgSession implements ProtocolSession {
                 startup = startupParser.lastPacketBytes();
                 phase = Phase.ADMISSION;
                 context.log().debug("StartupMessage, protocol {}.{}", message.major(), message.minor());
-                context.identified(message.identity());
+                identity = message.identity();
+                context.identified(identity);
             } else if (packet instanceof PgInvalidPacket invalid) {
                 fail(invalid.reason());
             }
@@ -227,6 +231,18 @@ final class PgSession implements ProtocolSession {
         // On failure core has ended the session already.
         if (handshake.isSuccess() && phase == Phase.UPSTREAM_TLS_HANDSHAKE) {
             startRelay();
+        }
+    }
+
+    /**
+     * The server reported application_name (at start-up, and after a {@code SET application_name}, which
+     * pgjdbc sends as its first query unless {@code assumeMinServerVersion=9.0}): core re-keys the session
+     * when it differs from the name the client is counted under.
+     */
+    private void applicationNameReported(String application) {
+        if (identity != null && !application.equals(identity.application())) {
+            identity = new ClientIdentity(identity.user(), identity.database(), application, identity.replication());
+            context.identified(identity);
         }
     }
 

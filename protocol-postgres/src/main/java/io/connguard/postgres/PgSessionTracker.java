@@ -4,6 +4,7 @@ import io.connguard.core.api.SessionContext;
 import io.connguard.core.api.SessionState;
 import io.netty.buffer.ByteBuf;
 
+import java.nio.charset.StandardCharsets;
 import java.util.function.Consumer;
 
 /**
@@ -22,10 +23,15 @@ import java.util.function.Consumer;
 final class PgSessionTracker {
 
     private static final int MAX_BODY = 4 + PgBackendKey.MAX_SECRET_LENGTH;
+    /** The one ParameterStatus the tracker reads: a change of application_name re-keys the session. */
+    private static final byte[] APPLICATION_NAME = "application_name\0".getBytes(StandardCharsets.US_ASCII);
+    /** The server truncates application_name to NAMEDATALEN - 1 = 63 bytes; plus its terminator. */
+    private static final int MAX_APPLICATION_NAME = 64;
 
     private final SessionContext context;
     private final PgStatementCapture statement;
     private final Consumer<PgBackendKey> backendKeys;
+    private final Consumer<String> applicationNames;
 
     final PgFrameScanner.Sink clientSink = new ClientMessages();
     final PgFrameScanner.Sink serverSink = new ServerMessages();
@@ -52,10 +58,25 @@ final class PgSessionTracker {
     private int bodyLength;
     private int declaredLength;
 
-    PgSessionTracker(SessionContext context, PgStatementCapture statement, Consumer<PgBackendKey> backendKeys) {
+    /** Inside a ParameterStatus, whose body goes to {@link ServerMessages#parameterStatusBody}. */
+    private boolean inParameterStatus;
+    /** How many bytes of {@link #APPLICATION_NAME} the current ParameterStatus matched; -1 once another name. */
+    private int nameMatched;
+    /** The reported application_name value, allocated only when one is reported (start-up, SET). */
+    private byte[] applicationName;
+    private int applicationNameLength;
+
+    /**
+     * @param backendKeys      told each BackendKeyData
+     * @param applicationNames told each application_name the server reports (ParameterStatus), which is
+     *                         how a {@code SET application_name} after start-up becomes visible
+     */
+    PgSessionTracker(SessionContext context, PgStatementCapture statement, Consumer<PgBackendKey> backendKeys,
+                     Consumer<String> applicationNames) {
         this.context = context;
         this.statement = statement;
         this.backendKeys = backendKeys;
+        this.applicationNames = applicationNames;
     }
 
     /** The first ReadyForQuery has arrived: authentication and start-up are over. */
@@ -191,11 +212,16 @@ final class PgSessionTracker {
                     }
                     return Math.min(length, body.length);
                 }
+                case 'S' -> {                       // ParameterStatus: name and value, read if application_name
+                    inParameterStatus = true;
+                    nameMatched = 0;
+                    return Math.min(length, APPLICATION_NAME.length + MAX_APPLICATION_NAME);
+                }
                 case 'G' -> {                       // CopyInResponse
                     readyOwed = Math.max(readyOwed - syncsSinceCommand, 0);
                     syncsSinceCommand = 0;
                 }
-                case 'R', 'S', 'E', 'N', 'A', 'v',  // authentication, parameters, errors, notices, negotiation
+                case 'R', 'E', 'N', 'A', 'v',       // authentication, errors, notices, negotiation
                         '1', '2', '3', 'C', 'I', 'n', 's', 't', 'T', 'D', 'V',
                         'H', 'W', 'd', 'c' -> {     // CopyOut, CopyBoth, CopyData, CopyDone
                 }
@@ -206,13 +232,43 @@ final class PgSessionTracker {
 
         @Override
         public void onBody(ByteBuf buf, int index, int length) {
+            if (inParameterStatus) {
+                parameterStatusBody(buf, index, length);
+                return;
+            }
             buf.getBytes(index, body, bodyLength, length);
             bodyLength += length;
         }
 
+        /** Matches the parameter name against application_name byte by byte, then keeps the value. */
+        private void parameterStatusBody(ByteBuf buf, int index, int length) {
+            int i = index;
+            int end = index + length;
+            if (nameMatched < 0) {
+                return;
+            }
+            while (i < end && nameMatched < APPLICATION_NAME.length) {
+                if (buf.getByte(i++) != APPLICATION_NAME[nameMatched]) {
+                    nameMatched = -1; // another parameter: ignore the rest of this message
+                    return;
+                }
+                nameMatched++;
+            }
+            if (nameMatched == APPLICATION_NAME.length && i < end) {
+                if (applicationName == null) {
+                    applicationName = new byte[MAX_APPLICATION_NAME];
+                }
+                int n = Math.min(end - i, MAX_APPLICATION_NAME - applicationNameLength);
+                buf.getBytes(i, applicationName, applicationNameLength, n);
+                applicationNameLength += n;
+            }
+        }
+
         @Override
         public void onMessageEnd(byte type) {
-            if (type == 'Z') {
+            if (type == 'S') {
+                parameterStatusEnd();
+            } else if (type == 'Z') {
                 if (declaredLength != 1) {
                     lose("ReadyForQuery of length " + declaredLength);
                 } else {
@@ -227,6 +283,22 @@ final class PgSessionTracker {
                     backendKeys.accept(key);
                 }
             }
+        }
+
+        private void parameterStatusEnd() {
+            boolean matched = nameMatched == APPLICATION_NAME.length;
+            inParameterStatus = false;
+            int length = applicationNameLength;
+            applicationNameLength = 0;
+            if (!matched) {
+                return;
+            }
+            int end = 0;
+            while (end < length && applicationName[end] != 0) {
+                end++;
+            }
+            applicationNames.accept(new String(applicationName, 0, end, StandardCharsets.UTF_8));
+            applicationName = null; // rare: not worth keeping 64 bytes in every idle session
         }
 
         @Override

@@ -1,5 +1,7 @@
 package io.connguard.postgres;
 
+import com.fasterxml.jackson.databind.JsonNode;
+
 import io.connguard.core.testing.LeakGuard;
 import io.connguard.core.testing.LogCapture;
 import io.connguard.core.testing.TestProxy;
@@ -66,6 +68,23 @@ class PgJdbcIT {
                 }
             }
             assertThat(stringValue(c, "SELECT 'it''s ' || current_database()")).isEqualTo("it's " + PgIt.db().database());
+        }
+    }
+
+    @Test
+    void anApplicationNameSetAfterStartUpReKeysTheSession() throws SQLException {
+        String application = unique("late_name");
+        // Without assumeMinServerVersion pgjdbc names the application with SET after the start-up.
+        try (Connection c = connect(proxy, application, "assumeMinServerVersion", "8.4")) {
+            assertThat(stringValue(c, "SHOW application_name")).isEqualTo(application);
+            await().atMost(10, TimeUnit.SECONDS).untilAsserted(() -> {
+                assertThat(proxy.sessions().findValues("application")).extracting(JsonNode::asText)
+                        .contains(application);
+                assertThat(proxy.scrape().value("connguard_client_connections", "application", application,
+                        "state", "idle")).isEqualTo(1);
+            });
+            assertThat(proxy.clients().findValues("application")).extracting(JsonNode::asText)
+                    .as("nothing left under the empty name").doesNotContain("");
         }
     }
 

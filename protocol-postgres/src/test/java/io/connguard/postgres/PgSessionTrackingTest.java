@@ -309,4 +309,39 @@ class PgSessionTrackingTest {
             context.closeAndCheckBuffers();
         }
     }
+
+    @Test
+    void anApplicationNameTheServerReportsAfterStartUpReKeysTheSessionHoweverTheBytesAreCut() {
+        byte[] reports = concat(commandComplete("SET"), parameterStatus("application_names", "not it"),
+                parameterStatus("application_name", "orders-api"), parameterStatus("TimeZone", "UTC"),
+                readyForQuery('I'));
+        for (int cut = 0; cut <= reports.length; cut++) {
+            PgTestContext context = loggedIn();
+            assertThat(context.recording.identities).hasSize(1);
+            context.client(query("SET application_name = 'orders-api'"));
+            context.server(java.util.Arrays.copyOfRange(reports, 0, cut));
+            context.server(java.util.Arrays.copyOfRange(reports, cut, reports.length));
+            assertThat(context.recording.identities).as("cut at %d", cut).hasSize(2);
+            assertThat(context.recording.identities.get(1).application()).isEqualTo("orders-api");
+            assertThat(context.recording.identities.get(1).user()).isEqualTo("u");
+            assertThat(context.recording.identities.get(1).database()).isEqualTo("d");
+            assertThat(states(context)).containsExactly(IDLE, ACTIVE, IDLE);
+            context.closeAndCheckBuffers();
+        }
+    }
+
+    @Test
+    void theStartUpReportOfTheSameApplicationNameChangesNothingAndALongOneIsReadUpToTheServersLimit() {
+        PgTestContext context = new PgTestContext(new PgModule());
+        context.client(startup("user", "u", "database", "d", "application_name", "web"));
+        context.server(concat(PgMessages.authenticationOk(), parameterStatus("application_name", "web"),
+                PgMessages.backendKeyData(7, PgMessages.key(4, 2)), readyForQuery('I')));
+        assertThat(context.recording.identities).extracting(identity -> identity.application()).containsExactly("web");
+        String long63 = "a".repeat(63);
+        context.client(query("SET application_name = '" + long63 + "'"));
+        context.server(concat(commandComplete("SET"), parameterStatus("application_name", long63), readyForQuery('I')));
+        assertThat(context.recording.identities).extracting(identity -> identity.application())
+                .containsExactly("web", long63);
+        context.closeAndCheckBuffers();
+    }
 }
