@@ -220,6 +220,8 @@ abstract class GuardScenarios {
     void anIdleSessionIsReportedOnceWithItsClientAndFingerprintAndClearedWhenUsed() throws Exception {
         try (TestProxy proxy = proxy("""
                 defaults:
+                  maxConnections: 1
+                  queueTimeout: 200ms
                   leakDetectionThreshold: 1s
                 """);
              LogCapture log = new LogCapture("io.connguard.session");
@@ -228,6 +230,12 @@ abstract class GuardScenarios {
                  ResultSet rs = s.executeQuery("SELECT count(*) FROM cg_guard_rows WHERE id = 7 OR 'hunter2' = 'x'")) {
                 assertThat(rs.next()).isTrue();
             }
+            // Idle past the threshold while its client needs another connection: a leak suspect.
+            await().atMost(10, TimeUnit.SECONDS).until(() -> java.time.Instant.parse(proxy.sessions().get(0)
+                    .get("stateSince").asText()).isBefore(java.time.Instant.now().minusMillis(1200)));
+            SQLException refused = catchThrowableOfType(SQLException.class,
+                    () -> target.open(proxy.port("db"), APP, "holder").close());
+            assertThat(refused.getSQLState()).isEqualTo(target.tooManyConnectionsState());
             await().atMost(10, TimeUnit.SECONDS).until(() -> proxy.sessions().get(0).get("leakSuspect").asBoolean());
             assertThat(proxy.scrape().value("connguard_client_leak_suspects", key(APP, "holder"))).isEqualTo(1);
             Thread.sleep(2500);
@@ -235,7 +243,8 @@ abstract class GuardScenarios {
             assertThat(warnings).as("exactly one WARN line").hasSize(1);
             LogCapture.Line line = warnings.get(0);
             assertThat(line.message()).contains("user=" + APP, "application=holder", "127.0.0.1",
-                    "SELECT count(*) FROM cg_guard_rows WHERE id = ? OR ? = ?");
+                    "SELECT count(*) FROM cg_guard_rows WHERE id = ? OR ? = ?",
+                    "a connection of the same client");
             assertThat(line.text()).doesNotContain("hunter2").doesNotContain("= 7");
             JsonNode session = proxy.sessions().get(0);
             assertThat(session.get("lastStatement").asText())
@@ -244,6 +253,62 @@ abstract class GuardScenarios {
             assertThat(selectOne(holder)).isEqualTo(1);
             assertThat(proxy.sessions().get(0).get("leakSuspect").asBoolean()).as("using it clears the flag").isFalse();
             assertThat(proxy.scrape().value("connguard_client_leak_suspects", key(APP, "holder"))).isZero();
+        }
+    }
+
+    @Test
+    void aHealthyPoolsSpareConnectionsAreNoLeakSuspectsButALeakedOneUnderLoadIs() throws Exception {
+        try (TestProxy proxy = proxy("""
+                defaults:
+                  maxConnections: 10
+                  leakDetectionThreshold: 1s
+                """);
+             LogCapture log = new LogCapture("io.connguard.session");
+             HikariDataSource pool = target.pool(proxy.port("db"), APP, "steady", 5, 5000)) {
+            pool.setMinimumIdle(5);
+            await().atMost(10, TimeUnit.SECONDS).until(() -> proxy.sessions().size() == 5);
+            // Borrowed once every 100 ms and returned: one connection works, the spares idle past the threshold.
+            long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(3);
+            while (System.nanoTime() < until) {
+                try (Connection c = pool.getConnection()) {
+                    assertThat(selectOne(c)).isEqualTo(1);
+                }
+                Thread.sleep(100);
+            }
+            assertThat(proxy.scrape().value("connguard_client_leak_suspects", key(APP, "steady"))).isZero();
+            assertThat(log.lines("WARN", "connection leak suspected")).isEmpty();
+
+            Connection leaked = pool.getConnection();
+            try {
+                assertThat(selectOne(leaked)).isEqualTo(1);
+                Thread.sleep(1500); // never returned, idle past the threshold
+                ExecutorService load = Executors.newFixedThreadPool(4);
+                try {
+                    List<Future<?>> workers = new ArrayList<>();
+                    for (int i = 0; i < 4; i++) {
+                        workers.add(load.submit(() -> {
+                            for (int n = 0; n < 20; n++) {
+                                try (Connection c = pool.getConnection(); Statement st = c.createStatement()) {
+                                    st.execute(target.sleep(0.05));
+                                }
+                            }
+                            return null;
+                        }));
+                    }
+                    for (Future<?> worker : workers) {
+                        worker.get(60, TimeUnit.SECONDS);
+                    }
+                } finally {
+                    load.shutdownNow();
+                }
+                await().atMost(10, TimeUnit.SECONDS).until(() ->
+                        proxy.scrape().value("connguard_client_leak_suspects", key(APP, "steady")) == 1);
+                assertThat(log.lines("WARN", "connection leak suspected")).hasSize(1).allSatisfy(line ->
+                        assertThat(line.message()).contains("application=steady",
+                                "other connections of the same client were busy at once"));
+            } finally {
+                leaked.close();
+            }
         }
     }
 

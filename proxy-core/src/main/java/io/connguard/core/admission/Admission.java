@@ -1,6 +1,7 @@
 package io.connguard.core.admission;
 
 import io.connguard.core.config.Limits;
+import io.connguard.core.timers.LeakWatch;
 
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -8,6 +9,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Executor;
+import java.util.function.LongSupplier;
 
 /**
  * The upstream-connection permits of one listener: a cap per client key and one for the listener, and a
@@ -59,6 +61,15 @@ public final class Admission {
         public Rejection rejection() {
             return rejection;
         }
+
+        /**
+         * The leak watch of this ticket's client key, shared by its sessions; null before {@link #request}.
+         * Read it on the ticket owner's thread (the one that requests and re-keys).
+         */
+        public LeakWatch leaks() {
+            Entry current = entry;
+            return current == null ? null : current.leaks;
+        }
     }
 
     /** Counts for one client key, for {@code /clients}. */
@@ -67,16 +78,21 @@ public final class Admission {
 
     private static final class Entry {
         final ClientKey key;
+        final LeakWatch leaks;
         int admitted;
+        /** The most connections this key held at once since its entry was made. */
+        int highWater;
         int waiting;
         Limits limits;
 
-        Entry(ClientKey key, Limits limits) {
+        Entry(ClientKey key, Limits limits, LeakWatch leaks) {
             this.key = key;
             this.limits = limits;
+            this.leaks = leaks;
         }
     }
 
+    private final LongSupplier clock;
     private final Object lock = new Object();
     private final Map<ClientKey, Entry> entries = new HashMap<>();
     private final LinkedHashSet<Ticket> queue = new LinkedHashSet<>();
@@ -86,7 +102,13 @@ public final class Admission {
 
     /** @param listenerCap the listener's {@code maxUpstreamConnections}; 0 = none */
     public Admission(int listenerCap) {
+        this(listenerCap, System::nanoTime);
+    }
+
+    /** @param clock the nanosecond clock the leak watches remember pressure by */
+    public Admission(int listenerCap, LongSupplier clock) {
         this.listenerCap = listenerCap;
+        this.clock = clock;
     }
 
     /**
@@ -94,6 +116,9 @@ public final class Admission {
      * schedules {@link #expire} at its queue timeout. REJECTED: see {@link Ticket#rejection()}.
      */
     public Decision request(Ticket ticket) {
+        Decision decision;
+        int grewTo = 0;
+        Entry entry;
         synchronized (lock) {
             if (ticket.state != State.NEW) {
                 throw new IllegalStateException("ticket already used: " + ticket.state);
@@ -101,25 +126,39 @@ public final class Admission {
             if (refusing) {
                 return reject(ticket, Rejection.DRAINING);
             }
-            Entry entry = entries.computeIfAbsent(ticket.key, k -> new Entry(k, ticket.limits));
-            entry.limits = ticket.limits;
+            entry = entry(ticket.key, ticket.limits);
             ticket.entry = entry;
             if (clientHasRoom(ticket) && listenerHasRoom()) {
-                admit(ticket);
-                return Decision.ADMITTED;
+                grewTo = admit(ticket);
+                decision = Decision.ADMITTED;
+            } else if (ticket.limits.queueTimeout().isZero()) {
+                decision = rejectNew(ticket, clientHasRoom(ticket) ? Rejection.LISTENER_CAP : Rejection.QUEUE_TIMEOUT);
+            } else if (entry.waiting >= ticket.limits.maxQueued()) {
+                decision = rejectNew(ticket, Rejection.QUEUE_FULL);
+            } else {
+                ticket.state = State.WAITING;
+                entry.waiting++;
+                queue.add(ticket);
+                decision = Decision.QUEUED;
             }
-            Limits limits = ticket.limits;
-            if (limits.queueTimeout().isZero()) {
-                return rejectNew(ticket, clientHasRoom(ticket) ? Rejection.LISTENER_CAP : Rejection.QUEUE_TIMEOUT);
-            }
-            if (entry.waiting >= limits.maxQueued()) {
-                return rejectNew(ticket, Rejection.QUEUE_FULL);
-            }
-            ticket.state = State.WAITING;
-            entry.waiting++;
-            queue.add(ticket);
-            return Decision.QUEUED;
         }
+        // Leak watches hear of pressure outside the lock: telling a candidate hops onto its event loop.
+        switch (decision) {
+            case QUEUED -> entry.leaks.queued("a connection of the same client had to wait at its cap");
+            case REJECTED -> entry.leaks.queued("a connection of the same client was refused at its cap");
+            case ADMITTED -> {
+                if (grewTo > 1) {
+                    entry.leaks.pressure("the same client opened more connections at once than before (" + grewTo + ")");
+                }
+            }
+        }
+        return decision;
+    }
+
+    private Entry entry(ClientKey key, Limits limits) {
+        Entry entry = entries.computeIfAbsent(key, k -> new Entry(k, limits, new LeakWatch(clock)));
+        entry.limits = limits;
+        return entry;
     }
 
     /**
@@ -127,6 +166,8 @@ public final class Admission {
      * (or left) in the meantime.
      */
     public Rejection expire(Ticket ticket) {
+        LeakWatch leaks;
+        Rejection rejected;
         synchronized (lock) {
             if (ticket.state != State.WAITING) {
                 return null;
@@ -136,8 +177,11 @@ public final class Admission {
             ticket.state = State.REJECTED;
             ticket.rejection = why;
             removeIfUnused(ticket.entry);
-            return why;
+            leaks = ticket.entry.leaks;
+            rejected = why;
         }
+        leaks.queued("a connection of the same client was refused after waiting at its cap");
+        return rejected;
     }
 
     /**
@@ -174,14 +218,16 @@ public final class Admission {
     }
 
     /**
-     * Moves an admitted connection to another client key (MySQL COM_CHANGE_USER) without queueing: the
-     * new key may go over its cap, which then stops admitting until it is back under.
+     * Moves an admitted or waiting connection to another client key (MySQL COM_CHANGE_USER, a new
+     * application_name, a reload that changed {@code clients.identity}) without queueing: the new key may go
+     * over its cap, which then stops admitting until it is back under; a waiter keeps its place in the queue.
      */
     public void rekey(Ticket ticket, ClientKey key, Limits limits) {
         List<Ticket> granted;
         synchronized (lock) {
             ticket.limits = limits;
-            if (ticket.state != State.ADMITTED || ticket.key.equals(key)) {
+            boolean counted = ticket.state == State.ADMITTED || ticket.state == State.WAITING;
+            if (!counted || ticket.key.equals(key)) {
                 ticket.key = key;
                 if (ticket.entry != null) {
                     ticket.entry.limits = limits;
@@ -189,11 +235,16 @@ public final class Admission {
                 return;
             }
             Entry old = ticket.entry;
-            old.admitted--;
+            Entry entry = entry(key, limits);
+            if (ticket.state == State.ADMITTED) {
+                old.admitted--;
+                entry.admitted++;
+                entry.highWater = Math.max(entry.highWater, entry.admitted);
+            } else {
+                old.waiting--;
+                entry.waiting++;
+            }
             removeIfUnused(old);
-            Entry entry = entries.computeIfAbsent(key, k -> new Entry(k, limits));
-            entry.limits = limits;
-            entry.admitted++;
             ticket.key = key;
             ticket.entry = entry;
             granted = dispatch();
@@ -286,10 +337,17 @@ public final class Admission {
         return listenerCap == 0 || listenerAdmitted < listenerCap;
     }
 
-    private void admit(Ticket ticket) {
+    /** Returns the key's new high-water mark when this admission raised it, else 0. */
+    private int admit(Ticket ticket) {
         ticket.state = State.ADMITTED;
-        ticket.entry.admitted++;
+        Entry entry = ticket.entry;
+        entry.admitted++;
         listenerAdmitted++;
+        if (entry.admitted > entry.highWater) {
+            entry.highWater = entry.admitted;
+            return entry.highWater;
+        }
+        return 0;
     }
 
     private Decision reject(Ticket ticket, Rejection why) {

@@ -39,6 +39,7 @@ public final class ClientSeries {
 
     private final MeterRegistry registry;
     private final Tags tags;
+    private final boolean shared;
     private final LongSupplier nanoClock;
     private final List<Meter> meters = new ArrayList<>();
     private final Counter[] admissions = new Counter[Outcome.values().length];
@@ -60,8 +61,14 @@ public final class ClientSeries {
     boolean scrapedSinceUnused;
 
     ClientSeries(MeterRegistry registry, Tags tags, LongSupplier nanoClock) {
+        this(registry, tags, nanoClock, false);
+    }
+
+    /** @param shared the {@code _other} bucket: the counts of many client keys together */
+    ClientSeries(MeterRegistry registry, Tags tags, LongSupplier nanoClock, boolean shared) {
         this.registry = registry;
         this.tags = tags;
+        this.shared = shared;
         this.nanoClock = nanoClock;
         for (SessionState state : STATES) {
             meters.add(Gauge.builder(MeterNames.CLIENT_CONNECTIONS, this, s -> s.count(state))
@@ -167,6 +174,25 @@ public final class ClientSeries {
                 maxConnectionsGauge = null;
             }
         }
+    }
+
+    /** Whether this is the {@code _other} bucket, which counts many client keys together. */
+    public boolean shared() {
+        return shared;
+    }
+
+    /** Sessions of this client active now. */
+    public int active() {
+        return (int) count(SessionState.ACTIVE);
+    }
+
+    /** Sessions of this client open now, in any state. */
+    public int open() {
+        int sum = 0;
+        for (SessionState state : STATES) {
+            sum += (int) count(state);
+        }
+        return sum;
     }
 
     double count(SessionState state) {

@@ -82,7 +82,7 @@ public final class ProxyMetrics implements AutoCloseable {
                 series = other.computeIfAbsent(key.listener(), listener -> new ClientSeries(registry,
                         Tags.of(MeterNames.TAG_LISTENER, listener, MeterNames.TAG_USER, "",
                                 MeterNames.TAG_DATABASE, "", MeterNames.TAG_APPLICATION, MeterNames.OTHER_CLIENTS),
-                        nanoClock));
+                        nanoClock, true));
             }
         }
         series.references++;

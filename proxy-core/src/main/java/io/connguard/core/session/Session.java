@@ -16,6 +16,7 @@ import io.connguard.core.metrics.ClientSeries;
 import io.connguard.core.metrics.CloseReason;
 import io.connguard.core.metrics.Outcome;
 import io.connguard.core.server.Listener;
+import io.connguard.core.timers.LeakWatch;
 import io.connguard.core.timers.SessionTimers;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
@@ -47,7 +48,7 @@ import java.util.concurrent.TimeUnit;
  * <p>Everything here runs on the client channel's event loop, which the upstream channel shares; only
  * {@link #kill}, {@link #refresh} and the admission grant arrive from elsewhere, and they hop onto the loop.
  */
-public final class Session implements SessionContext, SessionTimers.Actions, Admission.Grantee {
+public final class Session implements SessionContext, SessionTimers.Actions, Admission.Grantee, LeakWatch.Candidate {
 
     private enum Phase { HANDSHAKE, QUEUED, CONNECTING, CONNECTED, CLOSED }
 
@@ -84,6 +85,10 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     private boolean inTransaction;
     private boolean authenticated;
     private boolean leakSuspect;
+    /** Idle past leakDetectionThreshold and registered with {@link #leaks}, waiting for a sign of pressure. */
+    private boolean leakCandidate;
+    /** The leak watch of this session's client key (from its admission ticket). */
+    private LeakWatch leaks;
     private boolean reading;
     private boolean clientDirty;
     private boolean upstreamDirty;
@@ -91,6 +96,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     private long bytesOut;
     private long queuedAt;
     private long connectStartedAt;
+    /** The upstream connect in flight (CONNECTING), so that a session closed meanwhile can wait for its outcome. */
+    private Future<Channel> connecting;
     private ScheduledFuture<?> handshakeTimer;
     private ScheduledFuture<?> queueTimer;
     /** After a kill: the error that answers the client's next request (see ProtocolSession#errorForNextRequest). */
@@ -265,9 +272,31 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             series.leakSuspectDelta(-1);
             log.debug("leak suspect in use again");
         }
+        if (reported == SessionState.ACTIVE && leakCandidate) {
+            leakCandidate = false;
+            leaks.remove(this);
+        }
+        boolean busier = reported == SessionState.ACTIVE && state != SessionState.ACTIVE;
         state = reported;
         inTransaction = tx;
         timers.state(reported, now);
+        if (busier && leaks.watching()) {
+            checkAllBusy();
+        }
+    }
+
+    /**
+     * Another session of this client idles past its leak threshold: if this one just made every connection
+     * of the client but that one busy, the client needs more connections than it uses.
+     */
+    private void checkAllBusy() {
+        if (series.shared()) {
+            return; // counted together with other clients: the counts say nothing about this one
+        }
+        int open = series.open();
+        if (open >= 2 && series.active() >= open - 1) {
+            leaks.pressure("all " + (open - 1) + " other connections of the same client were busy at once");
+        }
     }
 
     @Override
@@ -369,7 +398,9 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         series = services.metrics().acquire(key);
         series.maxConnections(limits.maxConnections());
         ticket = new Admission.Ticket(key, limits, loop, this);
-        switch (listener.admission().request(ticket)) {
+        Admission.Decision decision = listener.admission().request(ticket);
+        leaks = ticket.leaks();
+        switch (decision) {
             case ADMITTED -> {
                 series.admission(Outcome.ADMITTED);
                 connect();
@@ -435,18 +466,55 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     }
 
     private void rekey(ClientIdentity who) {
-        ClientPolicy policy = services.policy();
-        ClientKey newKey = policy.key(listener.name(), who, address);
-        Limits newLimits = policy.limits(listener.name(), who, address);
         identity = who;
+        applyPolicy();
+        log.info("client identity changed; accounting moved to the new client");
+    }
+
+    /**
+     * Re-reads the client key and the limits in force from the current policy (after a reload, which may
+     * have changed {@code clients.identity} as well as limits). Call from any thread.
+     */
+    public void refresh() {
+        loop.execute(() -> {
+            if (identity == null || phase == Phase.CLOSED) {
+                return;
+            }
+            ClientKey before = key;
+            applyPolicy();
+            if (!key.equals(before)) {
+                log.info("client key changed with the reloaded clients.identity; accounting moved to the new client");
+            }
+        });
+    }
+
+    /**
+     * Applies the policy in force to this session's identity: new limits, and when the key changed, its
+     * admission slot (or place in the queue), metric series and leak candidacy move to the new key, so old
+     * and new keys never each get a full cap.
+     */
+    private void applyPolicy() {
+        ClientPolicy policy = services.policy();
+        ClientKey newKey = policy.key(listener.name(), identity, address);
+        Limits newLimits = policy.limits(listener.name(), identity, address);
         limits = newLimits;
-        timers.limits(newLimits, System.nanoTime());
-        listener.admission().rekey(ticket, newKey, newLimits);
-        if (!newKey.equals(key)) {
+        if (timers != null) {
+            timers.limits(newLimits, System.nanoTime());
+        }
+        if (newKey.equals(key)) {
+            listener.admission().update(ticket, newLimits);
+        } else {
+            listener.admission().rekey(ticket, newKey, newLimits);
             ClientSeries next = services.metrics().acquire(newKey);
-            counts.leave(state, inTransaction);
-            counts = next.shard();
-            counts.enter(state, inTransaction);
+            if (counts != null) {
+                counts.leave(state, inTransaction);
+                counts = next.shard();
+                counts.enter(state, inTransaction);
+            }
+            if (phase == Phase.QUEUED) {
+                series.queuedDelta(-1);
+                next.queuedDelta(1);
+            }
             if (leakSuspect) {
                 series.leakSuspectDelta(-1);
                 next.leakSuspectDelta(1);
@@ -454,24 +522,18 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             services.metrics().release(series);
             series = next;
             key = newKey;
+            LeakWatch before = leaks;
+            leaks = ticket.leaks();
+            if (leakCandidate && leaks != before) {
+                before.remove(this);
+                String why = leaks.add(this, stateSince);
+                if (why != null) {
+                    leakCandidate = false;
+                    suspect(why);
+                }
+            }
         }
         series.maxConnections(newLimits.maxConnections());
-        log.info("client identity changed; accounting moved to the new client");
-    }
-
-    /** Re-reads the limits in force from the current policy (after a reload). Call from any thread. */
-    public void refresh() {
-        loop.execute(() -> {
-            if (identity == null || phase == Phase.CLOSED) {
-                return;
-            }
-            limits = services.policy().limits(listener.name(), identity, address);
-            series.maxConnections(limits.maxConnections());
-            if (timers != null) {
-                timers.limits(limits, System.nanoTime());
-            }
-            listener.admission().update(ticket, limits);
-        });
     }
 
     // ------------------------------------------------------------------ upstream
@@ -492,8 +554,19 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                 },
                 this, now, limits, identity.replication());
         connectStartedAt = now;
-        UpstreamConnector.connect(this, listener, services).addListener(done -> {
+        connecting = UpstreamConnector.connect(this, listener, services);
+        connecting.addListener(done -> {
+            connecting = null;
             Channel channel = (Channel) done.getNow();
+            if (phase == Phase.CLOSED) {
+                if (channel != null) {
+                    // Closed while connecting: end this connection as any other, and only then give the slot back
+                    // (releaseSlotWhenUpstreamCloses is waiting for it), so the database never sees cap + 1.
+                    upstream = channel;
+                    sayGoodbye(null, false);
+                }
+                return;
+            }
             if (!done.isSuccess()) {
                 listener.meters().connectError();
                 String reason = UpstreamConnector.describeConnectFailure(done.cause());
@@ -502,10 +575,6 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                 close(CloseReason.UPSTREAM, new ProxyError(ProxyError.Kind.UPSTREAM_UNAVAILABLE,
                         "connguard could not connect to the database server " + listener.config().upstream()
                                 + ": " + reason, ""));
-                return;
-            }
-            if (phase != Phase.CONNECTING) {
-                channel.close();
                 return;
             }
             upstream = channel;
@@ -559,20 +628,50 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
 
     @Override
     public void leakSuspected(long idleNanos) {
-        if (phase != Phase.CONNECTED || leakSuspect) {
+        if (phase != Phase.CONNECTED || leakSuspect || leakCandidate) {
+            return;
+        }
+        String why = leaks.add(this, stateSince);
+        if (why != null) {
+            suspect(why);
+        } else {
+            leakCandidate = true;
+            log.debug("idle beyond leakDetectionThreshold; a leak suspect if its client needs more connections");
+        }
+    }
+
+    @Override
+    public void underPressure(String why) {
+        loop.execute(() -> {
+            if (leakCandidate && phase == Phase.CONNECTED) {
+                leakCandidate = false;
+                leaks.remove(this);
+                suspect(why);
+            }
+        });
+    }
+
+    /** Flags this idle session as a leak suspect, once per idle period, with the sign of need that made it one. */
+    private void suspect(String why) {
+        if (leakSuspect) {
             return;
         }
         leakSuspect = true;
         series.leakSuspectDelta(1);
+        long now = System.nanoTime();
+        String idle = Messages.duration(Duration.ofNanos(now - stateSince));
+        String age = Messages.duration(Duration.ofNanos(now - openedNanos));
+        String last = lastStatement();
+        String statement = last.isEmpty() ? "(none)" : last;
+        String client = key.describe(services.policy().identity());
         log.at(Level.WARN).addKeyValue("reason", "leak_suspect")
-                .addKeyValue("client", key.describe(services.policy().identity()))
-                .addKeyValue("idle", Messages.duration(Duration.ofNanos(idleNanos)))
-                .addKeyValue("age", Messages.duration(Duration.ofNanos(System.nanoTime() - openedNanos)))
-                .addKeyValue("lastStatement", lastStatement())
-                .log("connection leak suspected: session {} of client {} from {} idle for {} (open {}), last statement: {}",
-                        id, key.describe(services.policy().identity()), address,
-                        Messages.duration(Duration.ofNanos(idleNanos)),
-                        Messages.duration(Duration.ofNanos(System.nanoTime() - openedNanos)), lastStatement());
+                .addKeyValue("client", client)
+                .addKeyValue("idle", idle)
+                .addKeyValue("age", age)
+                .addKeyValue("lastStatement", statement)
+                .addKeyValue("evidence", why)
+                .log("connection leak suspected: session {} of client {} from {} idle for {} (open {}) while {}; "
+                        + "last statement: {}", id, client, address, idle, age, why, statement);
     }
 
     /** Ends the session as the admin API or a drain asks (reason ADMIN or SHUTDOWN). Call from any thread. */
@@ -620,6 +719,10 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                 counts.leave(state, inTransaction);
                 if (leakSuspect) {
                     series.leakSuspectDelta(-1);
+                }
+                if (leakCandidate) {
+                    leakCandidate = false;
+                    leaks.remove(this);
                 }
                 if (reason != null) {
                     series.closed(reason);
@@ -678,6 +781,16 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         Admission admission = listener.admission();
         if (upstream != null && upstream.isOpen()) {
             upstream.closeFuture().addListener(closed -> admission.release(held));
+        } else if (upstream == null && connecting != null) {
+            // The connect may still succeed: the slot is the database's until that connection is closed too.
+            connecting.addListener(done -> {
+                Channel opened = (Channel) done.getNow();
+                if (done.isSuccess() && opened != null && opened.isOpen()) {
+                    opened.closeFuture().addListener(closed -> admission.release(held));
+                } else {
+                    admission.release(held);
+                }
+            });
         } else {
             admission.release(held);
         }

@@ -276,4 +276,32 @@ class AdmissionTest {
             assertThat(admission.request(w.ticket)).isEqualTo(i < cap ? Decision.ADMITTED : Decision.QUEUED);
         }
     }
+
+    @Test
+    void aWaiterReKeyedToAClientWithRoomIsAdmittedAndNoLongerCountsForItsOldKey() {
+        Admission admission = new Admission(0);
+        Waiter holder = new Waiter(APP, cap(1));
+        Waiter waiter = new Waiter(APP, cap(1));
+        assertThat(admission.request(holder.ticket)).isEqualTo(Decision.ADMITTED);
+        assertThat(admission.request(waiter.ticket)).isEqualTo(Decision.QUEUED);
+        admission.rekey(waiter.ticket, OTHER, cap(1));
+        assertThat(waiter.events).containsExactly("admitted");
+        assertThat(admission.clients()).extracting(Admission.ClientCounts::key, Admission.ClientCounts::admitted,
+                        Admission.ClientCounts::waiting)
+                .containsExactlyInAnyOrder(org.assertj.core.groups.Tuple.tuple(APP, 1, 0),
+                        org.assertj.core.groups.Tuple.tuple(OTHER, 1, 0));
+    }
+
+    @Test
+    void queueingAtACapTellsTheClientsLeakWatchAndSoDoesGrowthPastItsHighWaterMark() {
+        Admission admission = new Admission(0);
+        Waiter first = new Waiter(APP, cap(2));
+        assertThat(admission.request(first.ticket)).isEqualTo(Decision.ADMITTED);
+        List<String> told = new ArrayList<>();
+        assertThat(first.ticket.leaks().add(told::add, 0)).isNull();
+        assertThat(admission.request(new Waiter(APP, cap(2)).ticket)).isEqualTo(Decision.ADMITTED);
+        assertThat(told).singleElement().asString().contains("more connections at once than before (2)");
+        assertThat(admission.request(new Waiter(APP, cap(2)).ticket)).isEqualTo(Decision.QUEUED);
+        assertThat(told).hasSize(2).last().asString().contains("had to wait at its cap");
+    }
 }

@@ -136,6 +136,12 @@ class MetricsIT {
             }
 
             try (LineClient leaky = open(proxy, "app", "dave", "web")) {
+                // Idle past the threshold, and then the client wants a second connection at its cap of 1.
+                await().atMost(5, TimeUnit.SECONDS).until(() -> java.time.Instant.parse(
+                        proxy.sessions().get(0).get("stateSince").asText()).isBefore(java.time.Instant.now().minusMillis(1200)));
+                try (LineClient more = LineClient.hello(proxy.port("app"), "dave", "db", "web")) {
+                    assertThat(more.readLine()).startsWith("ERROR TOO_MANY_CONNECTIONS");
+                }
                 await().atMost(5, TimeUnit.SECONDS).untilAsserted(() -> {
                     assertThat(proxy.scrape().value("connguard_client_leak_suspects", "listener", "app", "user", "dave"))
                             .isEqualTo(1);
