@@ -17,6 +17,8 @@ final class MySqlErrorWriter {
     record Code(int code, String sqlState) {
     }
 
+    /** ER_CONNECT_TO_MASTER, "Error connecting to master": SQLSTATE 08S01 in the server and in Connector/J. */
+    static final int UPSTREAM_UNAVAILABLE_CODE = 1218;
     private static final int MAX_MESSAGE_BYTES = 512;
 
     private MySqlErrorWriter() {
@@ -29,7 +31,9 @@ final class MySqlErrorWriter {
             case ADMIN_KILL, SHUTDOWN -> new Code(1927, "70100");
             case DRAINING -> new Code(1053, "08S01");
             case PROTOCOL_VIOLATION -> new Code(1047, "08S01");
-            case UPSTREAM_UNAVAILABLE -> new Code(2003, "HY000");
+            // A server-range code (2003 is the client library's own: libmariadb then reports 2027 "malformed
+            // packet"), and one Connector/J maps to 08S01 even before the greeting, where no SQLSTATE is sent.
+            case UPSTREAM_UNAVAILABLE -> new Code(UPSTREAM_UNAVAILABLE_CODE, "08S01");
         };
     }
 

@@ -27,7 +27,7 @@ interface FaultTarget {
     /** Ends that backend from a direct connection, as an operator would ({@code pg_terminate_backend}, {@code KILL}). */
     void terminateBackend(long id) throws SQLException;
 
-    /** Asserts that {@code e} is the driver's report of the proxy's "the database cannot be reached" (08006 / 2003). */
+    /** Asserts that {@code e} is the driver's report of the proxy's "the database cannot be reached" (08006 / 1218 08S01). */
     void assertUpstreamUnavailable(SQLException e);
 
     /** Asserts that {@code e} is how the driver reports its backend being ended by the server. */

@@ -50,7 +50,8 @@ final class MySqlFaults implements FaultTarget {
 
     @Override
     public void assertUpstreamUnavailable(SQLException e) {
-        assertThat(e.getErrorCode()).as("error code of %s", e).isEqualTo(2003);
+        assertThat(e.getErrorCode()).as("error code of %s", e).isEqualTo(1218);
+        assertThat(e.getSQLState()).as("SQLSTATE of %s", e).startsWith("08");
         assertThat(e.getMessage()).contains("connguard could not connect to the database server");
     }
 
