@@ -58,7 +58,6 @@ public final class ClientSeries {
     // guarded by ProxyMetrics' lock
     int references;
     long unusedSince;
-    boolean scrapedSinceUnused;
 
     ClientSeries(MeterRegistry registry, Tags tags, LongSupplier nanoClock) {
         this(registry, tags, nanoClock, false);

@@ -9,7 +9,12 @@ import io.micrometer.core.instrument.Timer;
 import java.time.Duration;
 import java.util.concurrent.atomic.AtomicInteger;
 
-/** The meters of one listener: its upstream connections, connect errors and connect time. */
+/**
+ * The meters of one listener: its upstream connections, connect errors and connect time, and its
+ * rejections by reason. These series live as long as the listener, and every rejection reason is
+ * registered at 0 when the listener starts, so an alert's {@code increase()} sees the first rejection
+ * of a client whose own series did not exist a moment before.
+ */
 public final class ListenerMeters {
 
     private static final Duration[] CONNECT_BUCKETS = {
@@ -22,6 +27,7 @@ public final class ListenerMeters {
     private final Counter connectErrors;
     private final Counter lostSync;
     private final Timer connectTime;
+    private final Counter[] rejections = new Counter[Outcome.values().length];
 
     ListenerMeters(MeterRegistry registry, String listener) {
         Tags tags = Tags.of(MeterNames.TAG_LISTENER, listener);
@@ -35,6 +41,18 @@ public final class ListenerMeters {
         connectTime = Timer.builder(MeterNames.LISTENER_UPSTREAM_CONNECT)
                 .description("Time to open an upstream connection").tags(tags)
                 .serviceLevelObjectives(CONNECT_BUCKETS).register(registry);
+        for (Outcome outcome : Outcome.values()) {
+            if (outcome.rejection()) {
+                rejections[outcome.ordinal()] = Counter.builder(MeterNames.LISTENER_REJECTIONS)
+                        .description("Connections rejected (too many connections, or draining), by reason")
+                        .tags(tags).tag(MeterNames.TAG_REASON, outcome.reason()).register(registry);
+            }
+        }
+    }
+
+    /** A connection of this listener was rejected; {@code outcome} is one of the {@code REJECTED_*}. */
+    public void rejected(Outcome outcome) {
+        rejections[outcome.ordinal()].increment();
     }
 
     public void upstreamOpened(long connectNanos) {

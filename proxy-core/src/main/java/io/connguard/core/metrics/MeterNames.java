@@ -34,6 +34,8 @@ public final class MeterNames {
     public static final String LISTENER_UPSTREAM_CONNECT = "connguard.listener.upstream.connect";
     /** {@code connguard_listener_lost_sync_total}: sessions whose tracker lost sync (state unknown). */
     public static final String LISTENER_LOST_SYNC = "connguard.listener.lost.sync";
+    /** {@code connguard_listener_rejections_total{reason}}: rejections of the listener's connections; never removed. */
+    public static final String LISTENER_REJECTIONS = "connguard.listener.rejections";
 
     public static final String TAG_LISTENER = "listener";
     public static final String TAG_USER = "user";

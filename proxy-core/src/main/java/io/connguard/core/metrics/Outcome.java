@@ -13,7 +13,25 @@ public enum Outcome {
     REJECTED_LISTENER_CAP,
     REJECTED_DRAINING;
 
+    private static final String REJECTED_PREFIX = "REJECTED_";
+
     public String tag() {
         return name().toLowerCase(Locale.ROOT);
+    }
+
+    /** The connection was turned away. */
+    public boolean rejection() {
+        return name().startsWith(REJECTED_PREFIX);
+    }
+
+    /**
+     * The {@code reason} tag of {@code connguard_listener_rejections_total}: the outcome without its
+     * {@code rejected_} prefix (queue_timeout, queue_full, listener_cap, draining).
+     */
+    public String reason() {
+        if (!rejection()) {
+            throw new IllegalStateException(this + " is not a rejection");
+        }
+        return tag().substring(REJECTED_PREFIX.length());
     }
 }

@@ -16,25 +16,33 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.netty.buffer.ByteBufAllocatorMetricProvider;
 import io.netty.channel.EventLoopGroup;
 
+import java.time.Duration;
 import java.util.HashMap;
 import java.util.Iterator;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
 
 /**
  * The Prometheus registry and the per-client series in it. At most {@code maxTrackedClients} client keys
  * get series of their own; the others share their listener's {@code _other} series. A series whose last
- * session has closed is removed once a scrape has seen its final values, or after a grace period without
- * scrapes, so the registry does not grow with churn.
+ * session has closed (and whose last waiter has left) keeps its final values for {@link #SERIES_GRACE},
+ * so that Prometheus scrapes them several times and {@code increase()} sees a rejection or a kill that
+ * was the key's last event; then it is removed, so the registry does not grow with churn. A key in its
+ * grace period still holds its place among the {@code maxTrackedClients}.
  */
 public final class ProxyMetrics implements AutoCloseable {
 
-    /** How long an unused series is kept when nobody scrapes. */
-    public static final long GRACE_NANOS = TimeUnit.MINUTES.toNanos(5);
+    /**
+     * How long a client key's series stay, at their final values, after its last session or waiter has
+     * gone: ten scrapes at the Helm chart's 30 s interval, and more than the 5-minute windows of the
+     * shipped alert rules, so that a rule using {@code increase()} has samples on both sides of the
+     * key's last event.
+     */
+    public static final Duration SERIES_GRACE = Duration.ofMinutes(5);
 
     private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     private final LongSupplier nanoClock;
+    private final long graceNanos;
     private final Map<ClientKey, ClientSeries> tracked = new HashMap<>();
     private final Map<String, ClientSeries> other = new HashMap<>();
     private final Map<String, ListenerMeters> listeners = new HashMap<>();
@@ -42,8 +50,13 @@ public final class ProxyMetrics implements AutoCloseable {
     private volatile int maxTrackedClients;
 
     public ProxyMetrics(int maxTrackedClients, LongSupplier nanoClock) {
+        this(maxTrackedClients, nanoClock, SERIES_GRACE);
+    }
+
+    ProxyMetrics(int maxTrackedClients, LongSupplier nanoClock, Duration grace) {
         this.maxTrackedClients = maxTrackedClients;
         this.nanoClock = nanoClock;
+        this.graceNanos = grace.toNanos();
     }
 
     /** Binds the JVM, process and Netty meters. */
@@ -75,6 +88,9 @@ public final class ProxyMetrics implements AutoCloseable {
     public synchronized ClientSeries acquire(ClientKey key) {
         ClientSeries series = tracked.get(key);
         if (series == null) {
+            if (tracked.size() >= maxTrackedClients) {
+                sweep(tracked.values().iterator(), nanoClock.getAsLong()); // make room without waiting for a scrape
+            }
             if (tracked.size() < maxTrackedClients) {
                 series = new ClientSeries(registry, tags(key), nanoClock);
                 tracked.put(key, series);
@@ -92,21 +108,16 @@ public final class ProxyMetrics implements AutoCloseable {
     public synchronized void release(ClientSeries series) {
         if (--series.references == 0) {
             series.unusedSince = nanoClock.getAsLong();
-            series.scrapedSinceUnused = false;
         }
     }
 
-    /** The Prometheus exposition; series unused before this scrape are removed after it. */
+    /** The Prometheus exposition; series whose grace period has ended are removed first. */
     public String scrape() {
-        synchronized (this) {
-            markScraped();
-        }
-        String text = registry.scrape();
         sweep();
-        return text;
+        return registry.scrape();
     }
 
-    /** Removes unused series that a scrape has seen, or that were unused longer than the grace period. */
+    /** Removes the series that have been unused for the whole grace period. */
     public synchronized void sweep() {
         long now = nanoClock.getAsLong();
         sweep(tracked.values().iterator(), now);
@@ -118,23 +129,10 @@ public final class ProxyMetrics implements AutoCloseable {
         return tracked.size() + other.size();
     }
 
-    private void markScraped() {
-        for (ClientSeries series : tracked.values()) {
-            if (series.references == 0) {
-                series.scrapedSinceUnused = true;
-            }
-        }
-        for (ClientSeries series : other.values()) {
-            if (series.references == 0) {
-                series.scrapedSinceUnused = true;
-            }
-        }
-    }
-
-    private static void sweep(Iterator<ClientSeries> it, long now) {
+    private void sweep(Iterator<ClientSeries> it, long now) {
         while (it.hasNext()) {
             ClientSeries series = it.next();
-            if (series.references == 0 && (series.scrapedSinceUnused || now - series.unusedSince >= GRACE_NANOS)) {
+            if (series.references == 0 && now - series.unusedSince >= graceNanos) {
                 series.remove();
                 it.remove();
             }

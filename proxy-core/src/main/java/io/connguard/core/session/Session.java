@@ -453,12 +453,14 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     }
 
     private void reject(Rejection why) {
-        series.admission(switch (why) {
+        Outcome outcome = switch (why) {
             case QUEUE_TIMEOUT -> Outcome.REJECTED_QUEUE_TIMEOUT;
             case QUEUE_FULL -> Outcome.REJECTED_QUEUE_FULL;
             case LISTENER_CAP -> Outcome.REJECTED_LISTENER_CAP;
             case DRAINING -> Outcome.REJECTED_DRAINING;
-        });
+        };
+        series.admission(outcome);
+        listener.meters().rejected(outcome);
         ProxyError error = Messages.rejection(why, this);
         log.at(Level.INFO).addKeyValue("reason", why.name().toLowerCase(java.util.Locale.ROOT))
                 .log("connection rejected: {}", error.message());

@@ -195,9 +195,9 @@ class MetricsIT {
     }
 
     @Test
-    void clientSeriesAreCappedAtMaxTrackedClientsAndRemovedAfterTheFinalScrape() throws Exception {
+    void clientSeriesAreCappedAtMaxTrackedClientsAndOutliveTheirSessions() throws Exception {
         try (TestProxy proxy = proxy("maxTrackedClients: 100\ndefaults:\n  maxConnections: 0")) {
-            for (int batch = 0; batch < 10; batch++) {
+            for (int batch = 0; batch < 3; batch++) {
                 List<LineClient> open = new ArrayList<>();
                 for (int i = 0; i < 200; i++) {
                     open.add(open(proxy, "app", "frank", "app-" + (batch * 200 + i)));
@@ -211,22 +211,62 @@ class MetricsIT {
                 List<PrometheusScrape.Sample> idle = scrape.series("connguard_client_connections", "state", "idle");
                 assertThat(idle).hasSizeLessThanOrEqualTo(101);
                 assertThat(idle.stream().mapToDouble(PrometheusScrape.Sample::value).sum()).isEqualTo(200);
-                if (batch == 0) {
-                    assertThat(scrape.value("connguard_client_connections", "application", "_other", "state", "idle"))
-                            .isEqualTo(100);
-                }
+                // The first batch's keys keep their places for their grace period, closed or not.
+                assertThat(scrape.value("connguard_client_connections", "application", "_other", "state", "idle"))
+                        .isEqualTo(batch == 0 ? 100 : 200);
                 for (LineClient client : open) {
                     client.close();
                 }
                 await().atMost(10, TimeUnit.SECONDS).until(() -> proxy.server().registry().size() == 0);
             }
-            PrometheusScrape last = proxy.scrape();
-            assertThat(last.sum("connguard_client_admissions_total", "outcome", "admitted"))
-                    .as("the final scrape still shows what the closed clients did").isPositive();
-            PrometheusScrape after = proxy.scrape();
-            assertThat(after.series("connguard_client_connections")).isEmpty();
-            assertThat(after.series("connguard_client_admissions_total")).isEmpty();
-            assertThat(proxy.server().metrics().clientSeries()).isZero();
+            for (PrometheusScrape scrape : List.of(proxy.scrape(), proxy.scrape())) {
+                assertThat(scrape.sum("connguard_client_admissions_total", "outcome", "admitted"))
+                        .as("every closed client's admission is still counted").isEqualTo(600);
+                assertThat(scrape.series("connguard_client_connections", "state", "idle")).hasSize(101)
+                        .allSatisfy(sample -> assertThat(sample.value()).isZero());
+            }
+            assertThat(proxy.server().metrics().clientSeries()).isEqualTo(101);
+        }
+    }
+
+    @Test
+    void aRejectionAtTheListenerCapIsSeenByTwoScrapesAfterTheClientHasGone() throws Exception {
+        try (TestProxy proxy = TestProxy.start("""
+                listeners:
+                  - name: capped
+                    protocol: line
+                    listen: 127.0.0.1:0
+                    upstream: 127.0.0.1:%d
+                    maxUpstreamConnections: 1
+                clients:
+                  defaults:
+                    maxConnections: 10
+                    queueTimeout: 0
+                """.formatted(echo))) {
+            String[] listenerCap = {"listener", "capped", "reason", "listener_cap"};
+            assertThat(proxy.scrape().series("connguard_listener_rejections_total", listenerCap))
+                    .as("the listener's counter is there, at 0, before any rejection")
+                    .singleElement().satisfies(sample -> assertThat(sample.value()).isZero());
+            PrometheusScrape first;
+            try (LineClient api = open(proxy, "capped", "svc", "api")) {
+                try (LineClient batch = LineClient.hello(proxy.port("capped"), "etl", "db", "batch")) {
+                    assertThat(batch.readLine()).startsWith("ERROR TOO_MANY_CONNECTIONS too many connections through "
+                            + "listener capped (client user=etl database=db application=batch)");
+                    assertThat(batch.closedByPeer()).isTrue();
+                }
+                // The rejected session released its series before it answered: no session of etl is left.
+                first = proxy.scrape();
+            }
+            await().atMost(10, TimeUnit.SECONDS).until(() -> proxy.server().registry().size() == 0);
+            Thread.sleep(1000); // Prometheus' next scrape, a while later
+            PrometheusScrape second = proxy.scrape();
+            for (PrometheusScrape scrape : List.of(first, second)) {
+                assertThat(scrape.value("connguard_client_admissions_total", "listener", "capped", "user", "etl",
+                        "application", "batch", "outcome", "rejected_listener_cap")).isEqualTo(1);
+                assertThat(scrape.series("connguard_client_connections", "user", "etl")).hasSize(4);
+                assertThat(scrape.value("connguard_listener_rejections_total", listenerCap)).isEqualTo(1);
+                assertThat(scrape.sum("connguard_listener_rejections_total")).isEqualTo(1);
+            }
         }
     }
 
