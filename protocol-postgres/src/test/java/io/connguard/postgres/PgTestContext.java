@@ -52,7 +52,7 @@ final class PgTestContext extends ForwardingSessionContext {
     }
 
     static ListenerInfo listener(ListenerInfo.UpstreamTlsMode tls) {
-        return new ListenerInfo("test", InetSocketAddress.createUnresolved("127.0.0.1", 5432), tls, false);
+        return new ListenerInfo("test", InetSocketAddress.createUnresolved("127.0.0.1", 5432), tls, ListenerInfo.ClientTlsMode.DISABLE);
     }
 
     // ---------------------------------------------------------------- driving

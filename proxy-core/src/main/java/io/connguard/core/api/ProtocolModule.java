@@ -17,4 +17,12 @@ public interface ProtocolModule {
      * client connected, before any byte was read.
      */
     ProtocolSession newSession(SessionContext context);
+
+    /**
+     * The ALPN protocol names a client may ask for in a TLS handshake on the client leg (PostgreSQL:
+     * {@code postgresql}); a client that offers only other names is refused. Empty: no ALPN.
+     */
+    default java.util.List<String> tlsApplicationProtocols() {
+        return java.util.List.of();
+    }
 }
