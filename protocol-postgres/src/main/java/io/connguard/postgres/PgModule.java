@@ -27,6 +27,11 @@ public final class PgModule implements ProtocolModule {
         return new PgSession(context, cancelRouter);
     }
 
+    @Override
+    public boolean terminatesClientTls() {
+        return true;
+    }
+
     /** Direct TLS ({@code sslnegotiation=direct}) must ask for this ALPN name, as PostgreSQL 17 requires. */
     @Override
     public List<String> tlsApplicationProtocols() {

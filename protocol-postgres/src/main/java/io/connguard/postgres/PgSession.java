@@ -183,7 +183,7 @@ final class PgSession implements ProtocolSession {
     private void directTls() {
         if (!context.listener().clientTls().enabled()) {
             context.clientTlsRefused(null, "a direct TLS handshake, sslnegotiation=direct");
-            context.log().info("client opened with a TLS handshake (sslnegotiation=direct) but this listener "
+            context.log().debug("client opened with a TLS handshake (sslnegotiation=direct) but this listener "
                     + "does not accept TLS from clients (clientTls: disable); closing. Connect with "
                     + "sslmode=disable or prefer and the default sslnegotiation=postgres");
             phase = Phase.CLOSED;

@@ -177,6 +177,10 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
         if (current != null && current.config().equals(lc.clientTls())) {
             return current;
         }
+        if (lc.clientTls().mode().enabled() && !module.terminatesClientTls()) {
+            throw new ConfigException(List.of(new ConfigError("listeners." + lc.name() + ".clientTls.mode", 0,
+                    "protocol " + lc.protocol() + " does not accept TLS from clients in this version; use mode disable")));
+        }
         try {
             return ClientTlsContext.build(lc.name(), lc.clientTls(), module.tlsApplicationProtocols());
         } catch (TlsIdentity.Invalid e) {
