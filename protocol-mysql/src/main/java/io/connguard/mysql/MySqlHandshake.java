@@ -128,6 +128,7 @@ final class MySqlHandshake {
         }
         if (response.sslRequest()) {
             phase = Phase.DONE;
+            context.clientTlsRefused(null, "SSLRequest");
             context.toClient(MySqlErrorWriter.write(context.alloc(), 2, 1043, "08S01",
                     "connguard: TLS was requested, but this listener does not offer TLS to clients (clientTls: disable);"
                             + " connect without TLS (sslMode=PREFERRED or DISABLED) or enable upstreamTls for the database leg"));

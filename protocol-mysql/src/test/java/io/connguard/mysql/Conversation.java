@@ -32,7 +32,7 @@ final class Conversation {
     }
 
     static ListenerInfo listener(ListenerInfo.UpstreamTlsMode tls) {
-        return new ListenerInfo("my", InetSocketAddress.createUnresolved("127.0.0.1", 3306), tls, false);
+        return new ListenerInfo("my", InetSocketAddress.createUnresolved("127.0.0.1", 3306), tls, ListenerInfo.ClientTlsMode.DISABLE);
     }
 
     /** A module that already knows the captured MariaDB 10.11 greeting for listener "my". */

@@ -31,6 +31,7 @@ final class PgErrorWriter {
             case DRAINING -> "57P03";                      // cannot_connect_now
             case PROTOCOL_VIOLATION -> "08P01";            // protocol_violation
             case UPSTREAM_UNAVAILABLE -> "08006";          // connection_failure
+            case TLS_REQUIRED -> "28000";                  // invalid_authorization_specification, as hostssl-only
         };
     }
 

@@ -4,6 +4,8 @@ import io.connguard.core.api.ProtocolModule;
 import io.connguard.core.api.ProtocolSession;
 import io.connguard.core.api.SessionContext;
 
+import java.util.List;
+
 /**
  * The PostgreSQL wire protocol for connguard ({@code protocol: postgres}), found through
  * {@link java.util.ServiceLoader}. One instance serves every PostgreSQL listener of a running proxy; the
@@ -23,6 +25,17 @@ public final class PgModule implements ProtocolModule {
     @Override
     public ProtocolSession newSession(SessionContext context) {
         return new PgSession(context, cancelRouter);
+    }
+
+    @Override
+    public boolean terminatesClientTls() {
+        return true;
+    }
+
+    /** Direct TLS ({@code sslnegotiation=direct}) must ask for this ALPN name, as PostgreSQL 17 requires. */
+    @Override
+    public List<String> tlsApplicationProtocols() {
+        return List.of(PgSession.ALPN);
     }
 
     /** The routes to live backends, for tests: one per session that has received its BackendKeyData. */

@@ -1,6 +1,8 @@
 package io.connguard.postgres;
 
 import io.connguard.core.api.ClientIdentity;
+import io.connguard.core.api.ClientTlsSession;
+import io.connguard.core.api.ListenerInfo.ClientTlsMode;
 import io.connguard.core.api.ProtocolSession;
 import io.connguard.core.api.ProxyError;
 import io.connguard.core.api.SessionContext;
@@ -12,18 +14,22 @@ import java.net.InetSocketAddress;
 import java.util.Locale;
 
 /**
- * The PostgreSQL half of one client session: it answers the client's encryption requests, reads the
+ * The PostgreSQL half of one client session: it answers the client's encryption requests (TLS through
+ * core when the listener's {@code clientTls} offers it, by SSLRequest or direct TLS), reads the
  * StartupMessage and names the client to core before any upstream connection exists, forwards cancel
  * requests, negotiates TLS with the server when the listener asks for it, and then relays both streams
  * buffer by buffer while {@link PgSessionTracker} watches the message headers.
  *
- * @see <a href="https://www.postgresql.org/docs/current/protocol-flow.html">Message flow</a>
+ * @see <a href="https://www.postgresql.org/docs/current/protocol-flow.html">Message flow</a>,
+ *     <a href="https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SSL">SSL session encryption</a>
  */
 final class PgSession implements ProtocolSession {
 
     private enum Phase {
         /** Reading SSLRequest / GSSENCRequest / CancelRequest / StartupMessage. */
         STARTUP,
+        /** Core runs the TLS handshake with the client; decrypted bytes are held for STARTUP. */
+        CLIENT_TLS,
         /** Identified; core is admitting the session and opening the upstream connection. */
         ADMISSION,
         /** Our SSLRequest is on its way to the server; its one-byte answer is awaited. */
@@ -40,6 +46,8 @@ final class PgSession implements ProtocolSession {
     }
 
     private static final int SSL_REQUEST_LENGTH = 8;
+    /** The ALPN protocol name of PostgreSQL over TLS. */
+    static final String ALPN = "postgresql";
 
     private final SessionContext context;
     private final PgCancelRouter router;
@@ -52,6 +60,11 @@ final class PgSession implements ProtocolSession {
     private Phase phase = Phase.STARTUP;
     private boolean sslAnswered;
     private boolean gssAnswered;
+    /** TLS with the client has started (by SSLRequest or directly): what follows is decrypted. */
+    private boolean encrypted;
+    private boolean directTls;
+    /** The SSLRequest was answered 'N' ({@code clientTls: disable}). */
+    private boolean sslRefused;
     /** The client's StartupMessage, held until the server is ready for it; released in {@link #close()}. */
     private ByteBuf startup;
     private PgBackendKey backendKey;
@@ -83,7 +96,7 @@ final class PgSession implements ProtocolSession {
                     fail("start-up packets too large");
                 }
             }
-            case ADMISSION, UPSTREAM_SSL_REQUEST, UPSTREAM_TLS_HANDSHAKE -> {
+            case CLIENT_TLS, ADMISSION, UPSTREAM_SSL_REQUEST, UPSTREAM_TLS_HANDSHAKE -> {
                 // A conforming client waits for the server; keep what it sends anyway, within a bound.
                 if (!startupParser.feed(bytes)) {
                     fail("client sent more than " + PgStartupParser.MAX_EARLY_BYTES
@@ -100,18 +113,21 @@ final class PgSession implements ProtocolSession {
             if (packet == null) {
                 return;
             }
-            if (packet == PgNegotiationRequest.SSL_REQUEST || packet == PgNegotiationRequest.GSSENC_REQUEST) {
-                refuseEncryption((PgNegotiationRequest) packet);
+            if (packet == PgNegotiationRequest.SSL_REQUEST) {
+                answerSslRequest();
+            } else if (packet == PgNegotiationRequest.GSSENC_REQUEST) {
+                refuseGssEncryption();
             } else if (packet == PgNegotiationRequest.DIRECT_TLS) {
-                context.log().info("client opened with a TLS handshake (sslnegotiation=direct) but this listener "
-                        + "does not accept TLS from clients (clientTls: disable); closing. Connect with "
-                        + "sslmode=disable or prefer and the default sslnegotiation=postgres");
-                phase = Phase.CLOSED;
-                context.close();
+                directTls();
             } else if (packet instanceof PgCancelRequest cancel) {
                 phase = Phase.CANCEL;
                 router.forward(context, cancel.key(), startupParser.lastPacketBytes());
             } else if (packet instanceof PgStartupMessage message) {
+                if (!encrypted && context.listener().clientTls() == ClientTlsMode.REQUIRE) {
+                    phase = Phase.FAILED;
+                    context.plaintextRefused(message.identity());
+                    return;
+                }
                 startup = startupParser.lastPacketBytes();
                 phase = Phase.ADMISSION;
                 context.log().debug("StartupMessage, protocol {}.{}", message.major(), message.minor());
@@ -124,22 +140,84 @@ final class PgSession implements ProtocolSession {
     }
 
     /**
-     * Answers SSLRequest or GSSENCRequest with 'N': the proxy cannot see through encryption on the client
-     * leg, so {@code sslmode=prefer} clients continue in plaintext and {@code require} clients stop with
-     * their own clear error. Each may come once, as the server allows.
+     * Answers SSLRequest: 'S' and TLS through core when the listener offers it, else 'N' (the proxy then
+     * cannot see through encryption on the client leg, so {@code sslmode=prefer} clients continue in
+     * plaintext and {@code require} clients stop with their own error). It may come once, and not over
+     * TLS. Bytes the client sent after it, before the handshake, were sent in plaintext and could have been
+     * injected: refused after the 'S', as PostgreSQL refuses them (CVE-2021-23222).
      */
-    private void refuseEncryption(PgNegotiationRequest request) {
-        boolean ssl = request == PgNegotiationRequest.SSL_REQUEST;
-        if (ssl ? sslAnswered : gssAnswered) {
-            fail((ssl ? "SSLRequest" : "GSSENCRequest") + " sent twice");
+    private void answerSslRequest() {
+        if (encrypted || sslAnswered) {
+            fail(encrypted ? "SSLRequest over an encrypted connection" : "SSLRequest sent twice");
             return;
         }
-        if (ssl) {
-            sslAnswered = true;
-        } else {
-            gssAnswered = true;
+        sslAnswered = true;
+        if (!context.listener().clientTls().enabled()) {
+            sslRefused = true;
+            context.toClient(context.alloc().buffer(1).writeByte('N'));
+            return;
         }
+        context.toClient(context.alloc().buffer(1).writeByte('S'));
+        if (startupParser.buffered() > 0) {
+            fail("received unencrypted data after SSL request");
+            return;
+        }
+        startClientTls(null);
+    }
+
+    /** GSSENCRequest is always answered 'N' (the proxy speaks no GSSAPI); once, and not over TLS. */
+    private void refuseGssEncryption() {
+        if (encrypted || gssAnswered) {
+            fail(encrypted ? "GSSENCRequest over an encrypted connection" : "GSSENCRequest sent twice");
+            return;
+        }
+        gssAnswered = true;
         context.toClient(context.alloc().buffer(1).writeByte('N'));
+    }
+
+    /**
+     * The client opened with a TLS ClientHello (PostgreSQL 17's {@code sslnegotiation=direct}): TLS through
+     * core when the listener offers it, as the very first bytes only; the handshake must then agree on ALPN
+     * {@code postgresql} (checked in {@link #clientTlsDone}).
+     */
+    private void directTls() {
+        if (!context.listener().clientTls().enabled()) {
+            context.clientTlsRefused(null, "a direct TLS handshake, sslnegotiation=direct");
+            context.log().debug("client opened with a TLS handshake (sslnegotiation=direct) but this listener "
+                    + "does not accept TLS from clients (clientTls: disable); closing. Connect with "
+                    + "sslmode=disable or prefer and the default sslnegotiation=postgres");
+            phase = Phase.CLOSED;
+            context.close();
+            return;
+        }
+        if (encrypted || sslAnswered || gssAnswered) {
+            fail("a TLS handshake record after an encryption request");
+            return;
+        }
+        directTls = true;
+        startClientTls(startupParser.takeRemainder());
+    }
+
+    private void startClientTls(ByteBuf alreadyRead) {
+        phase = Phase.CLIENT_TLS;
+        encrypted = true;
+        context.startClientTls(alreadyRead).addListener(this::clientTlsDone);
+    }
+
+    /** The handshake is over (on failure core has ended the session): read the decrypted start-up packets. */
+    private void clientTlsDone(Future<? super ClientTlsSession> handshake) {
+        if (!handshake.isSuccess() || phase != Phase.CLIENT_TLS) {
+            return;
+        }
+        ClientTlsSession tls = (ClientTlsSession) handshake.getNow();
+        if (directTls && !ALPN.equals(tls.applicationProtocol())) {
+            // PostgreSQL 17 refuses the same way, over the established TLS connection.
+            fail("received direct SSL connection request without ALPN protocol negotiation extension "
+                    + "(a client using sslnegotiation=direct must offer ALPN \"postgresql\")");
+            return;
+        }
+        phase = Phase.STARTUP;
+        readStartupPackets();
     }
 
     private void fail(String reason) {
@@ -261,6 +339,8 @@ final class PgSession implements ProtocolSession {
     public ByteBuf clientError(ProxyError error) {
         boolean safe = switch (phase) {
             case STARTUP, ADMISSION, UPSTREAM_SSL_REQUEST, UPSTREAM_TLS_HANDSHAKE, FAILED -> true;
+            // Mid-handshake the client can read neither plaintext nor (yet) TLS records.
+            case CLIENT_TLS -> false;
             case RELAY -> serverScanner.atBoundary();
             // A cancel connection is never answered; a TLS client cannot read plaintext.
             case CANCEL, CLOSED -> false;
@@ -289,6 +369,10 @@ final class PgSession implements ProtocolSession {
 
     @Override
     public void close() {
+        if (sslRefused && phase == Phase.STARTUP && startupParser.buffered() == 0) {
+            // It hung up after the 'N' instead of going on in plaintext: it wanted TLS (sslmode=require).
+            context.clientTlsRefused(null, "SSLRequest, answered N");
+        }
         phase = Phase.CLOSED;
         startupParser.release();
         if (startup != null) {

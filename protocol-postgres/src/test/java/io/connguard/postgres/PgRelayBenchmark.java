@@ -73,7 +73,7 @@ public class PgRelayBenchmark {
     public void start() {
         PgTrace trace = PgTrace.load(conversation.equals("datarows") ? "pgbench-simple" : conversation);
         context = new CountingSessionContext(new ListenerInfo("bench",
-                InetSocketAddress.createUnresolved("127.0.0.1", 5432), ListenerInfo.UpstreamTlsMode.DISABLE, false));
+                InetSocketAddress.createUnresolved("127.0.0.1", 5432), ListenerInfo.UpstreamTlsMode.DISABLE, ListenerInfo.ClientTlsMode.DISABLE));
         session = new PgModule().newSession(context);
         List<PgTrace.Chunk> commands = startUp(trace.chunks());
         if (conversation.equals("datarows")) {

@@ -52,7 +52,11 @@ final class PgTestContext extends ForwardingSessionContext {
     }
 
     static ListenerInfo listener(ListenerInfo.UpstreamTlsMode tls) {
-        return new ListenerInfo("test", InetSocketAddress.createUnresolved("127.0.0.1", 5432), tls, false);
+        return listener(tls, ListenerInfo.ClientTlsMode.DISABLE);
+    }
+
+    static ListenerInfo listener(ListenerInfo.UpstreamTlsMode tls, ListenerInfo.ClientTlsMode clientTls) {
+        return new ListenerInfo("test", InetSocketAddress.createUnresolved("127.0.0.1", 5432), tls, clientTls);
     }
 
     // ---------------------------------------------------------------- driving
@@ -132,6 +136,12 @@ final class PgTestContext extends ForwardingSessionContext {
     public void upstreamFailed(String reason) {
         recording.upstreamFailed(reason);
         endWith(ProxyError.Kind.UPSTREAM_UNAVAILABLE, "upstream unavailable: " + reason);
+    }
+
+    @Override
+    public void plaintextRefused(ClientIdentity identity) {
+        recording.plaintextRefused(identity);
+        endWith(ProxyError.Kind.TLS_REQUIRED, "connection without TLS refused");
     }
 
     @Override

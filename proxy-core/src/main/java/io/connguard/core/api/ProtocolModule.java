@@ -17,4 +17,21 @@ public interface ProtocolModule {
      * client connected, before any byte was read.
      */
     ProtocolSession newSession(SessionContext context);
+
+    /**
+     * Whether this protocol's sessions terminate TLS from clients ({@link SessionContext#startClientTls}).
+     * A listener whose {@code clientTls.mode} is allow or require is refused at start (and on reload)
+     * for a protocol that does not.
+     */
+    default boolean terminatesClientTls() {
+        return false;
+    }
+
+    /**
+     * The ALPN protocol names a client may ask for in a TLS handshake on the client leg (PostgreSQL:
+     * {@code postgresql}); a client that offers only other names is refused. Empty: no ALPN.
+     */
+    default java.util.List<String> tlsApplicationProtocols() {
+        return java.util.List.of();
+    }
 }

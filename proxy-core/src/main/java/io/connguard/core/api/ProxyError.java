@@ -33,6 +33,8 @@ public record ProxyError(Kind kind, String message, String detail, boolean perUs
         /** Malformed or unsupported input. */
         PROTOCOL_VIOLATION,
         /** The upstream could not be reached or refused the connection the listener requires. */
-        UPSTREAM_UNAVAILABLE
+        UPSTREAM_UNAVAILABLE,
+        /** A plaintext client on a listener with {@code clientTls.mode: require}. */
+        TLS_REQUIRED
     }
 }

@@ -80,6 +80,42 @@ public interface SessionContext {
     Future<Channel> startUpstreamTls();
 
     /**
+     * Start TLS on the client connection, as its server, with the listener's {@code clientTls} certificate.
+     * Call it only when {@link ListenerInfo#clientTls()} is enabled, once per session, after the protocol
+     * has queued its plaintext answer that accepts TLS (PostgreSQL 'S'); core flushes that answer first.
+     * {@code alreadyRead} (may be null; ownership moves to core) holds client bytes the protocol read that
+     * belong to the TLS stream: the start of the ClientHello when the client opened with TLS directly
+     * (PostgreSQL {@code sslnegotiation=direct}). Bytes read from then on reach
+     * {@link ProtocolSession#onClientBytes} decrypted, and bytes sent with {@link #toClient} are encrypted.
+     *
+     * <p>MySQL calls it in the middle of its handshake, right after the client's SSLRequest packet (the
+     * 32-byte HandshakeResponse prefix with CLIENT_SSL): the client's next packet, its full
+     * HandshakeResponse, then arrives decrypted with sequence id 2.
+     *
+     * <p>The future completes with what the handshake agreed on when it has finished, before any decrypted
+     * byte is delivered. When the handshake fails, core has logged it, counted it and closed the session (no
+     * error packet: a TLS client cannot read plaintext), and the future fails. While the handshake runs
+     * {@link ProtocolSession#clientError} is not asked for.
+     */
+    Future<ClientTlsSession> startClientTls(ByteBuf alreadyRead);
+
+    /**
+     * The client asked for TLS that this listener does not offer ({@code clientTls: disable}) and gave up:
+     * a PostgreSQL client that hung up after its SSLRequest was answered 'N', a direct TLS hello, a MySQL
+     * SSLRequest. Core counts it and logs a warning naming the {@code clientTls} setting, once per client
+     * ({@code identity} when known, else the client's address); it does not close the session.
+     *
+     * @param request what the client sent, e.g. "SSLRequest"
+     */
+    void clientTlsRefused(ClientIdentity identity, String request);
+
+    /**
+     * The client went on in plaintext on a listener whose {@code clientTls.mode} is require: core counts
+     * it, logs it once per client, sends {@link ProxyError.Kind#TLS_REQUIRED} and closes the session.
+     */
+    void plaintextRefused(ClientIdentity identity);
+
+    /**
      * Open a connection that is not a session: not counted, not queued, not relayed (a PostgreSQL
      * CancelRequest, a probe for a server greeting). It runs on this session's event loop with the
      * given handler and is closed by whoever finishes with it; it fails after the listener's

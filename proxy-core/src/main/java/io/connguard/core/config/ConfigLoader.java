@@ -1,9 +1,9 @@
 package io.connguard.core.config;
 
+import io.connguard.core.api.ListenerInfo.ClientTlsMode;
 import io.connguard.core.api.ListenerInfo.UpstreamTlsMode;
 import io.connguard.core.config.ClientsConfig.IdentityField;
 import io.connguard.core.config.ListenerConfig.ClientTls;
-import io.connguard.core.config.ListenerConfig.ClientTlsMode;
 import io.connguard.core.config.ListenerConfig.UpstreamTls;
 import org.yaml.snakeyaml.LoaderOptions;
 import org.yaml.snakeyaml.Yaml;
@@ -39,7 +39,7 @@ public final class ConfigLoader {
     private static final Set<String> LISTENER = keys("name", "protocol", "listen", "upstream",
             "maxUpstreamConnections", "connectTimeout", "handshakeTimeout", "upstreamTls", "clientTls");
     private static final Set<String> UPSTREAM_TLS = keys("mode", "caFile");
-    private static final Set<String> CLIENT_TLS = keys("mode");
+    private static final Set<String> CLIENT_TLS = keys("mode", "certFile", "keyFile");
     private static final Set<String> CLIENTS = keys("identity", "maxTrackedClients", "defaults", "rules");
     private static final Set<String> LIMITS = keys("maxConnections", "queueTimeout", "maxQueued",
             "idleInTransactionTimeout", "idleTimeout", "leakDetectionThreshold", "maxSessionLifetime");
@@ -196,13 +196,61 @@ public final class ConfigLoader {
         } else if (mode == UpstreamTlsMode.VERIFY_CA || mode == UpstreamTlsMode.VERIFY_FULL) {
             tls.error("caFile", "mode " + mode.name().toLowerCase().replace('_', '-') + " needs a caFile");
         }
-        YamlFields client = f.mapping("clientTls", CLIENT_TLS);
-        ClientTlsMode clientTls = client.enumValue("mode", ClientTlsMode.class, ClientTlsMode.DISABLE);
+        ClientTls clientTls = clientTls(f.mapping("clientTls", CLIENT_TLS));
         if (name == null || protocol == null || listen == null || upstream == null) {
             return null;
         }
         return new ListenerConfig(name, protocol, listen, upstream, maxUpstream, connectTimeout, handshakeTimeout,
-                new UpstreamTls(mode, ca), new ClientTls(clientTls));
+                new UpstreamTls(mode, ca), clientTls);
+    }
+
+    /**
+     * {@code clientTls}: the mode, and the certificate and key files, which go together and are read here
+     * (readable, PEM, the key belongs to the certificate) when the mode offers TLS; with {@code disable}
+     * they are ignored.
+     */
+    private static ClientTls clientTls(YamlFields tls) {
+        ClientTlsMode mode = tls.enumValue("mode", ClientTlsMode.class, ClientTlsMode.DISABLE);
+        String certFile = blankToNull(tls.string("certFile"));
+        String keyFile = blankToNull(tls.string("keyFile"));
+        if ((certFile == null) != (keyFile == null)) {
+            tls.error(certFile == null ? "certFile" : "keyFile", "certFile and keyFile go together: give both "
+                    + "(PEM files) or neither (a self-signed certificate is made at start)");
+            return new ClientTls(mode, null, null);
+        }
+        if (certFile == null || !mode.enabled()) {
+            return new ClientTls(mode, null, null); // with disable the files are not used, so not read
+        }
+        Path cert = readablePath(tls, "certFile", certFile);
+        Path key = readablePath(tls, "keyFile", keyFile);
+        if (cert != null && key != null) {
+            try {
+                TlsIdentity.read(cert, key);
+            } catch (TlsIdentity.Invalid e) {
+                tls.error(e.field(), e.getMessage());
+            }
+        }
+        return new ClientTls(mode, cert, key);
+    }
+
+    private static String blankToNull(String value) {
+        return value == null || value.isBlank() ? null : value;
+    }
+
+    /** The file as a path, or null after an error (not a path, or not readable). */
+    private static Path readablePath(YamlFields fields, String key, String file) {
+        Path path;
+        try {
+            path = Path.of(file);
+        } catch (InvalidPathException e) {
+            fields.error(key, "not a valid file path: " + e.getReason());
+            return null;
+        }
+        if (!Files.isReadable(path)) {
+            fields.error(key, "cannot read " + file);
+            return null;
+        }
+        return path;
     }
 
     /** The CA file as a path, or null after an error (a NUL or another character no path may hold). */

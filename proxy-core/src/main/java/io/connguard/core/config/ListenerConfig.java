@@ -1,6 +1,7 @@
 package io.connguard.core.config;
 
 import io.connguard.core.api.ListenerInfo;
+import io.connguard.core.api.ListenerInfo.ClientTlsMode;
 
 import java.nio.file.Path;
 import java.time.Duration;
@@ -18,14 +19,23 @@ public record ListenerConfig(String name, String protocol, HostPort listen, Host
     public record UpstreamTls(ListenerInfo.UpstreamTlsMode mode, Path caFile) {
     }
 
-    /** {@code clientTls}: only {@code disable} exists; TLS from the client is refused. */
-    public record ClientTls(ClientTlsMode mode) {
-    }
+    /**
+     * {@code clientTls}: TLS on the local leg. {@code certFile} and {@code keyFile} are PEM files, both
+     * given or both null; null with {@code allow} / {@code require} means a self-signed certificate made at
+     * start.
+     */
+    public record ClientTls(ClientTlsMode mode, Path certFile, Path keyFile) {
 
-    public enum ClientTlsMode { DISABLE }
+        public static final ClientTls DISABLED = new ClientTls(ClientTlsMode.DISABLE, null, null);
+
+        /** The certificate comes from files (re-read when they change) rather than being made at start. */
+        public boolean fromFiles() {
+            return certFile != null;
+        }
+    }
 
     /** The view of this listener a protocol module gets. */
     public ListenerInfo info() {
-        return new ListenerInfo(name, upstream.unresolved(), upstreamTls.mode(), false);
+        return new ListenerInfo(name, upstream.unresolved(), upstreamTls.mode(), clientTls.mode());
     }
 }

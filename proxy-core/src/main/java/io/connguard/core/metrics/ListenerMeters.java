@@ -14,6 +14,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * rejections by reason. These series live as long as the listener, and every rejection reason is
  * registered at 0 when the listener starts, so an alert's {@code increase()} sees the first rejection
  * of a client whose own series did not exist a moment before.
+ * It also counts TLS on the client leg: handshakes by outcome, TLS refused, plaintext refused.
  */
 public final class ListenerMeters {
 
@@ -28,6 +29,10 @@ public final class ListenerMeters {
     private final Counter lostSync;
     private final Timer connectTime;
     private final Counter[] rejections = new Counter[Outcome.values().length];
+    private final Counter clientTlsSucceeded;
+    private final Counter clientTlsFailed;
+    private final Counter clientTlsRefused;
+    private final Counter clientPlaintextRefused;
 
     ListenerMeters(MeterRegistry registry, String listener) {
         Tags tags = Tags.of(MeterNames.TAG_LISTENER, listener);
@@ -48,6 +53,18 @@ public final class ListenerMeters {
                         .tags(tags).tag(MeterNames.TAG_REASON, outcome.reason()).register(registry);
             }
         }
+        clientTlsSucceeded = Counter.builder(MeterNames.LISTENER_CLIENT_TLS_HANDSHAKES)
+                .description("TLS handshakes with clients").tags(tags.and(MeterNames.TAG_OUTCOME, "success"))
+                .register(registry);
+        clientTlsFailed = Counter.builder(MeterNames.LISTENER_CLIENT_TLS_HANDSHAKES)
+                .description("TLS handshakes with clients").tags(tags.and(MeterNames.TAG_OUTCOME, "failure"))
+                .register(registry);
+        clientTlsRefused = Counter.builder(MeterNames.LISTENER_CLIENT_TLS_REFUSED)
+                .description("Clients that asked for TLS on a listener with clientTls disabled").tags(tags)
+                .register(registry);
+        clientPlaintextRefused = Counter.builder(MeterNames.LISTENER_CLIENT_PLAINTEXT_REFUSED)
+                .description("Plaintext clients refused by a listener with clientTls required").tags(tags)
+                .register(registry);
     }
 
     /** A connection of this listener was rejected; {@code outcome} is one of the {@code REJECTED_*}. */
@@ -74,5 +91,17 @@ public final class ListenerMeters {
 
     public void lostSync() {
         lostSync.increment();
+    }
+
+    public void clientTlsHandshake(boolean succeeded) {
+        (succeeded ? clientTlsSucceeded : clientTlsFailed).increment();
+    }
+
+    public void clientTlsRefused() {
+        clientTlsRefused.increment();
+    }
+
+    public void clientPlaintextRefused() {
+        clientPlaintextRefused.increment();
     }
 }

@@ -36,6 +36,12 @@ public final class MeterNames {
     public static final String LISTENER_LOST_SYNC = "connguard.listener.lost.sync";
     /** {@code connguard_listener_rejections_total{reason}}: rejections of the listener's connections; never removed. */
     public static final String LISTENER_REJECTIONS = "connguard.listener.rejections";
+    /** {@code connguard_listener_client_tls_handshakes_total{outcome}}: TLS handshakes on the client leg. */
+    public static final String LISTENER_CLIENT_TLS_HANDSHAKES = "connguard.listener.client.tls.handshakes";
+    /** {@code connguard_listener_client_tls_refused_total}: clients that asked for TLS under {@code clientTls: disable}. */
+    public static final String LISTENER_CLIENT_TLS_REFUSED = "connguard.listener.client.tls.refused";
+    /** {@code connguard_listener_client_plaintext_refused_total}: plaintext clients under {@code clientTls: require}. */
+    public static final String LISTENER_CLIENT_PLAINTEXT_REFUSED = "connguard.listener.client.plaintext.refused";
 
     public static final String TAG_LISTENER = "listener";
     public static final String TAG_USER = "user";

@@ -9,7 +9,7 @@ import io.netty.channel.Channel;
 
 /**
  * One listener at run time: its configuration (replaced on reload), the protocol it speaks, its
- * admission and meters, and its bound server channel.
+ * admission and meters, its TLS contexts for both legs, and its bound server channel.
  */
 public final class Listener {
 
@@ -20,20 +20,25 @@ public final class Listener {
     private volatile ListenerConfig config;
     private volatile ListenerInfo info;
     private volatile UpstreamTlsContext tls;
+    private volatile ClientTlsContext clientTls;
+    private final FirstSeen tlsMismatchLogged = new FirstSeen();
     private volatile Channel serverChannel;
 
-    Listener(ListenerConfig config, ProtocolModule module, ListenerMeters meters, UpstreamTlsContext tls) {
+    Listener(ListenerConfig config, ProtocolModule module, ListenerMeters meters, UpstreamTlsContext tls,
+             ClientTlsContext clientTls) {
         this.name = config.name();
         this.module = module;
         this.meters = meters;
         this.admission = new Admission(config.maxUpstreamConnections());
-        update(config, tls);
+        update(config, tls, clientTls);
     }
 
-    void update(ListenerConfig config, UpstreamTlsContext tls) {
+    void update(ListenerConfig config, UpstreamTlsContext tls, ClientTlsContext clientTls) {
+        // The contexts first: a session that reads the new info (its clientTls mode) finds its context.
+        this.tls = tls;
+        this.clientTls = clientTls;
         this.config = config;
         this.info = config.info();
-        this.tls = tls;
         admission.updateListenerCap(config.maxUpstreamConnections());
     }
 
@@ -56,6 +61,16 @@ public final class Listener {
     /** The upstream TLS context, or null when {@code upstreamTls.mode} is disable. */
     public UpstreamTlsContext tls() {
         return tls;
+    }
+
+    /** The client-leg TLS context, or null when {@code clientTls.mode} is disable. */
+    public ClientTlsContext clientTls() {
+        return clientTls;
+    }
+
+    /** The clients (keys or addresses) already told in the log that their TLS wish and the listener disagree. */
+    public FirstSeen tlsMismatchLogged() {
+        return tlsMismatchLogged;
     }
 
     public Admission admission() {

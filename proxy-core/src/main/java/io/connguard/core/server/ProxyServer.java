@@ -9,6 +9,7 @@ import io.connguard.core.config.ConfigException;
 import io.connguard.core.config.ConfigLoader;
 import io.connguard.core.config.ListenerConfig;
 import io.connguard.core.config.ProxyConfig;
+import io.connguard.core.config.TlsIdentity;
 import io.connguard.core.lifecycle.ConfigWatcher;
 import io.connguard.core.lifecycle.Drain;
 import io.connguard.core.lifecycle.ReloadResult;
@@ -31,6 +32,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import javax.net.ssl.SSLException;
+import java.security.GeneralSecurityException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -90,6 +92,7 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
     private volatile ClientPolicy policy;
     private volatile boolean bound;
     private ConfigWatcher watcher;
+    private final ClientTlsWatcher certificateWatcher = new ClientTlsWatcher(listeners::values);
     private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
     private ProxyServer(ProxyConfig config, Options options) {
@@ -120,7 +123,8 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
         metrics.bindRuntime(PooledByteBufAllocator.DEFAULT, loops);
         for (ListenerConfig lc : config.listeners()) {
             ProtocolModule module = options.modules().get(lc.protocol());
-            Listener listener = new Listener(lc, module, metrics.listener(lc.name()), tlsContext(lc));
+            Listener listener = new Listener(lc, module, metrics.listener(lc.name()), tlsContext(lc),
+                    clientTlsContext(lc, module, null));
             listeners.put(lc.name(), listener);
         }
         for (Listener listener : listeners.values()) {
@@ -136,6 +140,7 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
             watcher = new ConfigWatcher(options.configFile(), this::reload);
             watcher.start();
         }
+        certificateWatcher.start();
         loops.next().scheduleAtFixedRate(metrics::sweep, 1, 1, TimeUnit.MINUTES);
         LOG.atInfo().addKeyValue("transport", transport.name()).addKeyValue("ioThreads", loops.executorCount())
                 .log("connguard {} started: {} listener(s), admin on {}", Version.get(), listeners.size(),
@@ -163,6 +168,27 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
         } catch (Exception e) {
             throw new BindException("cannot listen on " + lc.listen() + " for listener " + lc.name() + ": "
                     + Objects.requireNonNullElse(e.getMessage(), e.getClass().getSimpleName()), e);
+        }
+    }
+
+    /** The listener's client TLS context: {@code current} again when its settings did not change. */
+    private static ClientTlsContext clientTlsContext(ListenerConfig lc, ProtocolModule module, ClientTlsContext current)
+            throws ConfigException {
+        if (current != null && current.config().equals(lc.clientTls())) {
+            return current;
+        }
+        if (lc.clientTls().mode().enabled() && !module.terminatesClientTls()) {
+            throw new ConfigException(List.of(new ConfigError("listeners." + lc.name() + ".clientTls.mode", 0,
+                    "protocol " + lc.protocol() + " does not accept TLS from clients in this version; use mode disable")));
+        }
+        try {
+            return ClientTlsContext.build(lc.name(), lc.clientTls(), module.tlsApplicationProtocols());
+        } catch (TlsIdentity.Invalid e) {
+            throw new ConfigException(List.of(new ConfigError("listeners." + lc.name() + ".clientTls." + e.field(), 0,
+                    e.getMessage())));
+        } catch (GeneralSecurityException | SSLException | IllegalArgumentException e) {
+            throw new ConfigException(List.of(new ConfigError("listeners." + lc.name() + ".clientTls", 0,
+                    "cannot set up TLS for clients: " + e.getMessage())));
         }
     }
 
@@ -276,9 +302,12 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
             return ReloadResult.refused(restart);
         }
         Map<String, UpstreamTlsContext> contexts = new LinkedHashMap<>();
+        Map<String, ClientTlsContext> clientContexts = new LinkedHashMap<>();
         for (ListenerConfig lc : next.listeners()) {
             try {
                 contexts.put(lc.name(), tlsContext(lc));
+                Listener listener = listeners.get(lc.name());
+                clientContexts.put(lc.name(), clientTlsContext(lc, listener.module(), listener.clientTls()));
             } catch (ConfigException e) {
                 LOG.atWarn().log("reload ignored: {}", e.getMessage());
                 return ReloadResult.invalid(List.of(e.getMessage()));
@@ -292,7 +321,7 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
         policy = new ClientPolicy(next.clients());
         metrics.maxTrackedClients(next.clients().maxTrackedClients());
         for (ListenerConfig lc : next.listeners()) {
-            listeners.get(lc.name()).update(lc, contexts.get(lc.name()));
+            listeners.get(lc.name()).update(lc, contexts.get(lc.name()), clientContexts.get(lc.name()));
         }
         if (loggingChanged) {
             Logging.configure(next.logging());
@@ -352,6 +381,7 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
         if (watcher != null) {
             watcher.close();
         }
+        certificateWatcher.close();
         for (Listener listener : listeners.values()) {
             if (listener.serverChannel() != null) {
                 listener.serverChannel().close().syncUninterruptibly();

@@ -5,6 +5,7 @@ import io.connguard.core.admission.Admission.Rejection;
 import io.connguard.core.admission.ClientKey;
 import io.connguard.core.admission.ClientPolicy;
 import io.connguard.core.api.ClientIdentity;
+import io.connguard.core.api.ClientTlsSession;
 import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.ProtocolSession;
 import io.connguard.core.api.ProxyError;
@@ -15,6 +16,7 @@ import io.connguard.core.config.Limits;
 import io.connguard.core.metrics.ClientSeries;
 import io.connguard.core.metrics.CloseReason;
 import io.connguard.core.metrics.Outcome;
+import io.connguard.core.server.ClientTlsContext;
 import io.connguard.core.server.Listener;
 import io.connguard.core.timers.LeakWatch;
 import io.connguard.core.timers.SessionTimers;
@@ -27,8 +29,10 @@ import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.EventLoop;
 import io.netty.channel.socket.DuplexChannel;
+import io.netty.handler.ssl.SslHandler;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.Future;
+import io.netty.util.concurrent.Promise;
 import io.netty.util.concurrent.ScheduledFuture;
 import org.slf4j.event.Level;
 
@@ -100,6 +104,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     private Future<Channel> connecting;
     private ScheduledFuture<?> handshakeTimer;
     private ScheduledFuture<?> queueTimer;
+    private boolean clientTlsStarted;
+    private boolean clientTlsHandshaking;
     /** After a kill: the error that answers the client's next request (see ProtocolSession#errorForNextRequest). */
     private ByteBuf pendingAnswer;
 
@@ -375,6 +381,78 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                 upstream.read();
             }
         });
+    }
+
+    @Override
+    public Future<ClientTlsSession> startClientTls(ByteBuf alreadyRead) {
+        ClientTlsContext tls = listener.clientTls();
+        if (phase == Phase.CLOSED || clientTlsStarted || tls == null) {
+            ReferenceCountUtil.release(alreadyRead);
+            String why = clientTlsStarted ? "client TLS started twice"
+                    : "listener " + listener.name() + " does not offer TLS to clients";
+            if (phase != Phase.CLOSED) {
+                log.at(Level.WARN).log("cannot start TLS with the client: {}", why);
+                close(identity == null ? null : CloseReason.PROTOCOL_ERROR, null);
+            }
+            return loop.newFailedFuture(new IllegalStateException(why));
+        }
+        client.flush(); // the protocol's plaintext answer ('S') goes out before the handshake
+        clientTlsStarted = true;
+        clientTlsHandshaking = true;
+        Promise<ClientTlsSession> result = loop.newPromise();
+        SslHandler handler = ClientTlsLeg.start(client, tls, alreadyRead);
+        handler.handshakeFuture().addListener(done -> {
+            clientTlsHandshaking = false;
+            listener.meters().clientTlsHandshake(done.isSuccess());
+            if (done.isSuccess()) {
+                ClientTlsSession agreed = ClientTlsLeg.describe(handler);
+                log.debug("client TLS established: {}", agreed);
+                result.trySuccess(agreed);
+                return;
+            }
+            log.at(Level.INFO).addKeyValue("reason", "client_tls")
+                    .log("TLS handshake with the client failed: {}", ClientTlsLeg.describeFailure(done.cause()));
+            close(identity == null ? null : CloseReason.CLIENT, null);
+            result.tryFailure(done.cause());
+        });
+        return result;
+    }
+
+    @Override
+    public void clientTlsRefused(ClientIdentity who, String request) {
+        listener.meters().clientTlsRefused();
+        String client = describeForLog(who);
+        if (listener.tlsMismatchLogged().first("tls " + client)) {
+            log.at(Level.WARN).addKeyValue("reason", "client_tls_refused").log("client {} asked for TLS ({}) but "
+                    + "listener {} does not offer TLS to clients (clientTls.mode: disable); set clientTls.mode to "
+                    + "allow or require on this listener, or connect without requiring TLS", client, request,
+                    listener.name());
+        }
+    }
+
+    @Override
+    public void plaintextRefused(ClientIdentity who) {
+        if (phase == Phase.CLOSED) {
+            return;
+        }
+        listener.meters().clientPlaintextRefused();
+        String client = describeForLog(who);
+        if (listener.tlsMismatchLogged().first("plaintext " + client)) {
+            log.at(Level.WARN).addKeyValue("reason", "client_plaintext_refused").log("client {} connected without "
+                    + "TLS but listener {} requires it (clientTls.mode: require); refused", client, listener.name());
+        }
+        close(null, new ProxyError(ProxyError.Kind.TLS_REQUIRED, "connection without TLS refused: connguard listener "
+                + listener.name() + " accepts only TLS connections (clientTls.mode: require)",
+                "Connect with TLS (PostgreSQL sslmode=require, MySQL sslMode=REQUIRED)."));
+    }
+
+    /** The client key for a once-per-client log line, or its address before it is named. */
+    private String describeForLog(ClientIdentity who) {
+        if (who == null) {
+            return "at " + address;
+        }
+        ClientPolicy policy = services.policy();
+        return policy.key(listener.name(), who, address).describe(policy.identity());
     }
 
     @Override
@@ -738,7 +816,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         boolean clientSaidGoodbye = false;
         if (protocol != null) {
             try {
-                if (error != null && client.isActive()) {
+                if (error != null && client.isActive() && !clientTlsHandshaking) {
                     packet = protocol.clientError(error);
                     if (packet != null) {
                         answer = protocol.errorForNextRequest(error);

@@ -1,5 +1,6 @@
 package io.connguard.core.config;
 
+import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.ListenerInfo.UpstreamTlsMode;
 import io.connguard.core.config.ClientsConfig.IdentityField;
 import org.junit.jupiter.api.Test;
@@ -47,7 +48,7 @@ class ConfigLoaderTest {
         assertThat(pg.connectTimeout()).isEqualTo(Duration.ofSeconds(5));
         assertThat(pg.handshakeTimeout()).isEqualTo(Duration.ofSeconds(10));
         assertThat(pg.upstreamTls().mode()).isEqualTo(UpstreamTlsMode.DISABLE);
-        assertThat(pg.clientTls().mode()).isEqualTo(ListenerConfig.ClientTlsMode.DISABLE);
+        assertThat(pg.clientTls().mode()).isEqualTo(ListenerInfo.ClientTlsMode.DISABLE);
         assertThat(config.clients().identity())
                 .containsExactly(IdentityField.USER, IdentityField.DATABASE, IdentityField.APPLICATION);
         assertThat(config.clients().maxTrackedClients()).isEqualTo(500);

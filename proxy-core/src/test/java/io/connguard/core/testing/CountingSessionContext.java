@@ -1,6 +1,7 @@
 package io.connguard.core.testing;
 
 import io.connguard.core.api.ClientIdentity;
+import io.connguard.core.api.ClientTlsSession;
 import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.SessionContext;
 import io.connguard.core.api.SessionLog;
@@ -128,6 +129,21 @@ public final class CountingSessionContext implements SessionContext {
     @Override
     public Future<Channel> startUpstreamTls() {
         throw new UnsupportedOperationException("no TLS in a micro-benchmark");
+    }
+
+    @Override
+    public Future<ClientTlsSession> startClientTls(ByteBuf alreadyRead) {
+        throw new UnsupportedOperationException("no TLS in a micro-benchmark");
+    }
+
+    @Override
+    public void clientTlsRefused(ClientIdentity identity, String request) {
+        problem("client TLS refused: " + request);
+    }
+
+    @Override
+    public void plaintextRefused(ClientIdentity identity) {
+        problem("plaintext refused");
     }
 
     @Override

@@ -1,6 +1,7 @@
 package io.connguard.core.testing;
 
 import io.connguard.core.api.ClientIdentity;
+import io.connguard.core.api.ClientTlsSession;
 import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.SessionContext;
 import io.connguard.core.api.SessionLog;
@@ -95,6 +96,21 @@ public abstract class ForwardingSessionContext implements SessionContext {
     @Override
     public Future<Channel> startUpstreamTls() {
         return recording.startUpstreamTls();
+    }
+
+    @Override
+    public Future<ClientTlsSession> startClientTls(ByteBuf alreadyRead) {
+        return recording.startClientTls(alreadyRead);
+    }
+
+    @Override
+    public void clientTlsRefused(ClientIdentity identity, String request) {
+        recording.clientTlsRefused(identity, request);
+    }
+
+    @Override
+    public void plaintextRefused(ClientIdentity identity) {
+        recording.plaintextRefused(identity);
     }
 
     @Override

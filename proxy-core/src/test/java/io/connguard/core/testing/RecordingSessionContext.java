@@ -1,6 +1,7 @@
 package io.connguard.core.testing;
 
 import io.connguard.core.api.ClientIdentity;
+import io.connguard.core.api.ClientTlsSession;
 import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.SessionContext;
 import io.connguard.core.api.SessionLog;
@@ -40,11 +41,17 @@ public final class RecordingSessionContext implements SessionContext {
     public final ByteBuf toClient = Unpooled.buffer();
     public final ByteBuf toUpstream = Unpooled.buffer();
     public int tlsStarts;
+    /** One entry per startClientTls call: the bytes handed over with it (empty when none). */
+    public final List<byte[]> clientTlsStarts = new ArrayList<>();
+    /** The last client TLS handshake started, left pending for the test to complete or fail. */
+    public Promise<ClientTlsSession> clientTlsHandshake;
+    public final List<String> clientTlsRefusals = new ArrayList<>();
+    public final List<ClientIdentity> plaintextRefusals = new ArrayList<>();
     public boolean closed;
 
     public RecordingSessionContext() {
         this(new ListenerInfo("test", InetSocketAddress.createUnresolved("127.0.0.1", 5432),
-                ListenerInfo.UpstreamTlsMode.DISABLE, false));
+                ListenerInfo.UpstreamTlsMode.DISABLE, ListenerInfo.ClientTlsMode.DISABLE));
     }
 
     public RecordingSessionContext(ListenerInfo listener) {
@@ -168,6 +175,29 @@ public final class RecordingSessionContext implements SessionContext {
         Promise<Channel> promise = loop.eventLoop().newPromise();
         promise.setSuccess(loop);
         return promise;
+    }
+
+    @Override
+    public Future<ClientTlsSession> startClientTls(ByteBuf alreadyRead) {
+        byte[] bytes = new byte[0];
+        if (alreadyRead != null) {
+            bytes = new byte[alreadyRead.readableBytes()];
+            alreadyRead.readBytes(bytes);
+            alreadyRead.release();
+        }
+        clientTlsStarts.add(bytes);
+        clientTlsHandshake = loop.eventLoop().newPromise();
+        return clientTlsHandshake;
+    }
+
+    @Override
+    public void clientTlsRefused(ClientIdentity identity, String request) {
+        clientTlsRefusals.add(request + (identity == null ? "" : " by " + identity.user()));
+    }
+
+    @Override
+    public void plaintextRefused(ClientIdentity identity) {
+        plaintextRefusals.add(identity);
     }
 
     @Override
