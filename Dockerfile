@@ -7,8 +7,11 @@
 #   docker run --rm connguard:dev --version
 #
 # Both base images can be replaced, e.g. by locally built ones where no registry is reachable:
-#   --build-arg BUILD_IMAGE=...   any JDK 17+ image with a POSIX shell (the wrapper is a shell script)
-#   --build-arg BASE_IMAGE=...    any JRE 21+ image with `java` on its PATH; no shell needed
+#   --build-arg BUILD_IMAGE=...   any JDK 17+ image with a POSIX shell (the wrapper is a shell script);
+#                                 the default is a JDK 21
+#   --build-arg BASE_IMAGE=...    any JRE 17+ image with `java` on its PATH, no shell needed (the jar is
+#                                 Java 17 bytecode, and Java 17, 21 and 25 accept the entrypoint's
+#                                 flags); the default is a Java 25 runtime
 
 ARG BUILD_IMAGE=eclipse-temurin:21-jdk
 ARG BASE_IMAGE=eclipse-temurin:25-jre

@@ -19,6 +19,7 @@ nothing, so both lines can stay. "connguard.sidecar" is the container itself, fo
 */}}
 
 {{- define "connguard.sidecar" -}}
+{{- include "connguard.checkKubeVersion" . -}}
 {{- $port := include "connguard.adminPort" . | int -}}
 {{- $probes := .Values.sidecar.probes -}}
 {{- if and $probes.enabled (eq (include "connguard.adminIsLoopback" .) "true") -}}
@@ -99,6 +100,21 @@ nothing, so both lines can stay. "connguard.sidecar" is the container itself, fo
     {{- with .Values.sidecar.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
+{{- end -}}
+
+{{/*
+Chart.yaml admits every Kubernetes version whose API has the fields the legacy mode renders (1.19 and
+newer); the two features that need a newer cluster refuse to render on an older one, with the values that
+work there, rather than give the API server a pod it rejects or, worse, silently drops fields of.
+*/}}
+{{- define "connguard.checkKubeVersion" -}}
+{{- $version := .Capabilities.KubeVersion.Version -}}
+{{- if and .Values.sidecar.native (not (semverCompare ">=1.29.0-0" $version)) -}}
+{{- fail (printf "sidecar.native=true needs Kubernetes 1.29 or newer (native sidecar containers), but the cluster is %s: set sidecar.native=false to run connguard as a regular container (before 1.30 also sidecar.preStopSleepSeconds=0, with config.shutdown.minDrainDelay instead)" $version) -}}
+{{- end -}}
+{{- if and (not .Values.sidecar.native) (gt (int .Values.sidecar.preStopSleepSeconds) 0) (not (semverCompare ">=1.30.0-0" $version)) -}}
+{{- fail (printf "sidecar.preStopSleepSeconds needs Kubernetes 1.30 or newer (the preStop sleep action), but the cluster is %s: set sidecar.preStopSleepSeconds=0 and config.shutdown.minDrainDelay to the same delay (connguard then keeps accepting that long after SIGTERM by itself)" $version) -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "connguard.initContainers" -}}

@@ -7,7 +7,8 @@ import io.netty.buffer.ByteBufAllocator;
 import java.nio.charset.StandardCharsets;
 
 /**
- * Writes the ERR packets connguard sends in its own name, with the codes DESIGN.md assigns to each event.
+ * Writes the ERR packets connguard sends in its own name, with the code README.md's "Wire behaviour"
+ * table gives each event.
  *
  * @see <a href="https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_basic_err_packet.html">ERR_Packet</a>
  */

@@ -8,9 +8,9 @@ import java.nio.charset.StandardCharsets;
 
 /**
  * Writes the ErrorResponse that tells a client why the proxy ends its session: severity FATAL (fields
- * {@code S} and {@code V}), the SQLSTATE DESIGN.md assigns to the event ({@code C}), the message
- * ({@code M}) and, when there is one, a detail naming the limit ({@code D}). No ReadyForQuery follows a
- * FATAL error: the session ends.
+ * {@code S} and {@code V}), the SQLSTATE README.md's "Wire behaviour" table gives the event
+ * ({@code C}), the message ({@code M}) and, when there is one, a detail naming the limit ({@code D}).
+ * No ReadyForQuery follows a FATAL error: the session ends.
  *
  * @see <a href="https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-ERRORRESPONSE">
  *     ErrorResponse</a>, <a href="https://www.postgresql.org/docs/current/protocol-error-fields.html">Error fields</a>,

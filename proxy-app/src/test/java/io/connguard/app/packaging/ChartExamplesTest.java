@@ -9,6 +9,9 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -48,6 +51,24 @@ class ChartExamplesTest {
             assertThat(files.map(f -> f.getFileName().toString()))
                     .containsExactlyInAnyOrder("orders-values.yaml", "legacy-mysql-values.yaml");
         }
+    }
+
+    /** A user copies the command: the chart and the values file it names exist, from the repository root. */
+    @Test
+    void everyHelmInstallCommandNamesFilesThatExist() throws Exception {
+        Path repository = DockerfileLintTest.repository();
+        Pattern install = Pattern.compile("helm install \\S+ (\\S+) -f (\\S+)");
+        int commands = 0;
+        for (Path file : List.of(repository.resolve("README.md"), HelmChart.dir().resolve("README.md"),
+                HelmChart.dir().resolve("ci/orders-values.yaml"), HelmChart.dir().resolve("ci/legacy-mysql-values.yaml"))) {
+            Matcher m = install.matcher(Files.readString(file));
+            while (m.find()) {
+                commands++;
+                assertThat(repository.resolve(m.group(1)).resolve("Chart.yaml")).as("%s: %s", file, m.group()).isRegularFile();
+                assertThat(repository.resolve(m.group(2))).as("%s: %s", file, m.group()).isRegularFile();
+            }
+        }
+        assertThat(commands).isGreaterThanOrEqualTo(5);
     }
 
     @Test

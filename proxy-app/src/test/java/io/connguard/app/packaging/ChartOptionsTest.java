@@ -230,6 +230,24 @@ class ChartOptionsTest {
     }
 
     @Test
+    void theApplicationsSecurityContextIsTheOneGivenAndConnguardsStaysItsOwn() {
+        Rendered r = HelmChart.render("""
+                app:
+                  securityContext: { runAsUser: 0, readOnlyRootFilesystem: false }
+                podSecurityContext: { fsGroup: 2000 }
+                """);
+        Container app = r.pod().getContainers().get(0);
+        assertThat(app.getSecurityContext().getRunAsUser()).isZero();
+        assertThat(app.getSecurityContext().getReadOnlyRootFilesystem()).isFalse();
+        assertThat(app.getSecurityContext().getRunAsNonRoot()).isNull();
+        assertThat(r.pod().getSecurityContext().getFsGroup()).isEqualTo(2000L);
+        assertThat(r.pod().getSecurityContext().getRunAsNonRoot()).isNull();
+        assertThat(r.sidecar().getSecurityContext().getRunAsNonRoot()).isTrue();
+        assertThat(r.sidecar().getSecurityContext().getRunAsUser()).isEqualTo(65532L);
+        assertThat(r.sidecar().getSecurityContext().getReadOnlyRootFilesystem()).isTrue();
+    }
+
+    @Test
     void namesCanBeOverridden() {
         Rendered r = HelmChart.render("fullnameOverride: guard");
         assertThat(r.kinds()).contains("ConfigMap/guard", "Secret/guard-admin-token");

@@ -10,7 +10,6 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.stream.Stream;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -94,26 +93,32 @@ class ChartSubchartTest {
         assertThat(pod.getTerminationGracePeriodSeconds()).isEqualTo(5 + 40 + 10L);
     }
 
+    @Test
+    void legacySidecarInAnotherChartsPodOnAClusterOlderThanNativeSidecars(@TempDir Path dir) throws Exception {
+        Path parent = parent(dir);
+        assertThat(HelmChart.renderError(parent, PARENT_VALUES.formatted(true), "1.27.0"))
+                .contains("sidecar.native=true needs Kubernetes 1.29 or newer");
+        Rendered r = HelmChart.render(parent, """
+                connguard:
+                  app: { enabled: false }
+                  sidecar: { native: false, preStopSleepSeconds: 0 }
+                  config:
+                    shutdown: { minDrainDelay: 5s, drainTimeout: 40s }
+                """, "1.27.0");
+        PodSpec pod = r.deployment().getSpec().getTemplate().getSpec();
+        assertThat(pod.getContainers()).extracting(Container::getName).containsExactly("shop", "connguard");
+        assertThat(Rendered.sidecar(pod).getLifecycle()).isNull();
+        assertThat(pod.getTerminationGracePeriodSeconds()).isEqualTo(5 + 40 + 10L);
+    }
+
     /** A parent chart with connguard copied into its charts/ directory, as `helm dependency build` leaves it. */
     private static Path parent(Path dir) throws IOException {
         Path parent = dir.resolve("shop");
         Files.createDirectories(parent.resolve("templates"));
         Files.writeString(parent.resolve("Chart.yaml"), PARENT_CHART);
         Files.writeString(parent.resolve("templates/deployment.yaml"), PARENT_DEPLOYMENT);
-        copy(HelmChart.dir(), parent.resolve("charts/connguard"));
+        HelmChart.copy(HelmChart.dir(), parent.resolve("charts/connguard"));
         return parent;
     }
 
-    private static void copy(Path from, Path to) throws IOException {
-        try (Stream<Path> files = Files.walk(from)) {
-            for (Path file : files.toList()) {
-                Path target = to.resolve(from.relativize(file).toString());
-                if (Files.isDirectory(file)) {
-                    Files.createDirectories(target);
-                } else {
-                    Files.copy(file, target);
-                }
-            }
-        }
-    }
 }

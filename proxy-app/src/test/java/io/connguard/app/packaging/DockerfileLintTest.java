@@ -22,6 +22,9 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 class DockerfileLintTest {
 
+    /** The oldest Java that builds connguard and runs its image: the bytecode level of the build. */
+    static final int OLDEST_JAVA = 17;
+
     static final Path LINTER = Path.of(System.getProperty("connguard.dockerfileLinter",
             "/opt/connguard-ci/node_modules/.bin/dockerfile-utils"));
 
@@ -54,6 +57,42 @@ class DockerfileLintTest {
         assertThat(run).contains("COPY --from=build /src/proxy-app/target/connguard.jar /opt/connguard/connguard.jar");
         assertThat(run).as("nothing runs in the run stage, so it needs no shell").noneMatch(i -> i.startsWith("RUN "));
         assertThat(run).noneMatch(i -> i.startsWith("VOLUME "));
+    }
+
+    /**
+     * The Java versions the Dockerfile's comment and the READMEs state are what the build really needs:
+     * the lowest is the bytecode level of the build (maven.compiler.release), which the build and the
+     * entrypoint flags accept (ImageEntrypointIT runs them on every installed JDK from that version on),
+     * and the defaults it names are those of the ARG lines.
+     */
+    @Test
+    void theJavaVersionsTheCommentsStateAreTheOnesTheBuildUses() throws IOException {
+        String pom = Files.readString(repository().resolve("pom.xml"));
+        java.util.regex.Matcher release = java.util.regex.Pattern
+                .compile("<maven.compiler.release>(\\d+)</maven.compiler.release>").matcher(pom);
+        assertThat(release.find()).isTrue();
+        assertThat(Integer.parseInt(release.group(1))).isEqualTo(OLDEST_JAVA);
+
+        String dockerfile = Files.readString(repository().resolve("Dockerfile"));
+        assertThat(dockerfile).contains("any JDK " + OLDEST_JAVA + "+ image", "any JRE " + OLDEST_JAVA + "+ image")
+                .doesNotContainPattern("any (JDK|JRE) (?!" + OLDEST_JAVA + "\\+)\\d+\\+");
+        int buildDefault = defaultVersion("BUILD_IMAGE", "jdk");
+        int runDefault = defaultVersion("BASE_IMAGE", "jre");
+        assertThat(buildDefault).isGreaterThanOrEqualTo(OLDEST_JAVA);
+        assertThat(runDefault).isGreaterThanOrEqualTo(OLDEST_JAVA);
+        assertThat(dockerfile).contains("the default is a JDK " + buildDefault, "the default is a Java " + runDefault + " runtime");
+        for (Path readme : List.of(repository().resolve("README.md"), HelmChart.dir().resolve("README.md"))) {
+            assertThat(Files.readString(readme)).as("%s", readme)
+                    .contains("default `eclipse-temurin:" + runDefault + "-jre`; any JRE " + OLDEST_JAVA + "+")
+                    .doesNotContainPattern("any JRE (?!" + OLDEST_JAVA + "\\+)\\d+\\+");
+        }
+    }
+
+    /** The Java feature version of an ARG's default eclipse-temurin image. */
+    private static int defaultVersion(String arg, String kind) throws IOException {
+        String prefix = "ARG " + arg + "=eclipse-temurin:";
+        String instruction = instructions().stream().filter(i -> i.startsWith(prefix)).findFirst().orElseThrow();
+        return Integer.parseInt(instruction.substring(prefix.length()).replaceFirst("-" + kind + "$", ""));
     }
 
     @Test

@@ -9,6 +9,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.stream.Stream;
 
 /**
  * Lints and renders the chart under {@code helm/connguard} with the Helm that helm-java bundles as a
@@ -41,25 +42,60 @@ final class HelmChart {
     }
 
     static Rendered render(Path chart, String values) {
+        return render(chart, values, KUBE_VERSION);
+    }
+
+    /** Renders as `helm template --kube-version` does for a cluster of that version. */
+    static Rendered render(Path chart, String values, String kubeVersion) {
         TemplateCommand template = new Helm(chart).template()
-                .withName(RELEASE).withNamespace(NAMESPACE).withKubeVersion(KUBE_VERSION)
+                .withName(RELEASE).withNamespace(NAMESPACE).withKubeVersion(kubeVersion)
                 .withValuesFile(valuesFile(values));
         return new Rendered(Manifests.parse(template.call()));
     }
 
     /** The message Helm fails with for these values; fails the test when rendering succeeds. */
     static String renderError(String values) {
+        return renderError(values, KUBE_VERSION);
+    }
+
+    static String renderError(String values, String kubeVersion) {
+        return renderError(dir(), values, kubeVersion);
+    }
+
+    static String renderError(Path chart, String values, String kubeVersion) {
         try {
-            render(values);
+            render(chart, values, kubeVersion);
         } catch (IllegalStateException e) {
             return e.getMessage();
         }
-        throw new AssertionError("the chart rendered, but these values should have been rejected:\n" + values);
+        throw new AssertionError("the chart rendered for Kubernetes " + kubeVersion
+                + ", but these values should have been rejected:\n" + values);
     }
 
-    /** {@code helm lint --strict} with the chart's own values (helm-java's lint takes no values file). */
+    /**
+     * {@code helm lint --strict} with the chart's own values (helm-java's lint takes no values file, and
+     * renders for its default Kubernetes version, 1.20).
+     */
     static LintResult lint() {
-        return new Helm(dir()).lint().strict().call();
+        return lint(dir());
+    }
+
+    static LintResult lint(Path chart) {
+        return new Helm(chart).lint().strict().call();
+    }
+
+    /** Copies a chart directory, e.g. into another chart's charts/ as `helm dependency build` does. */
+    static void copy(Path from, Path to) throws IOException {
+        try (Stream<Path> files = Files.walk(from)) {
+            for (Path file : files.toList()) {
+                Path target = to.resolve(from.relativize(file).toString());
+                if (Files.isDirectory(file)) {
+                    Files.createDirectories(target);
+                } else {
+                    Files.copy(file, target);
+                }
+            }
+        }
     }
 
     /** NOTES.txt as `helm install` prints it (a client-side dry run). */

@@ -15,8 +15,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 /**
  * The image's ENTRYPOINT, taken from the Dockerfile, started with the packaged jar and {@code --version}
- * on the build's JVM and on every JDK 21+ installed under /usr/lib/jvm (the image's base is a Java 25
- * runtime): the JVM flags are accepted, nothing is printed but the version. Building and running the
+ * on the build's JVM and on every JDK 17+ installed under /usr/lib/jvm (the Dockerfile admits any Java
+ * 17+ runtime; its default base is a Java 25 runtime): the JVM flags are accepted, nothing is printed but the version. Building and running the
  * image itself is .ci/image-smoke.sh (it needs root and podman).
  */
 class ImageEntrypointIT {
@@ -52,7 +52,7 @@ class ImageEntrypointIT {
         }
         try (Stream<Path> dirs = Files.list(jvms)) {
             return dirs.filter(d -> !Files.isSymbolicLink(d))
-                    .filter(d -> feature(d) >= 21)
+                    .filter(d -> feature(d) >= DockerfileLintTest.OLDEST_JAVA)
                     .map(d -> d.resolve("bin/java"))
                     .filter(Files::isExecutable)
                     .toList();

@@ -3,7 +3,7 @@ package io.connguard.core.api;
 /**
  * Why core is ending a session, for the protocol to put into its own error packet.
  *
- * @param kind    what happened; each protocol maps it to its codes (DESIGN.md, "Wire behaviour")
+ * @param kind    what happened; each protocol maps it to its codes (README.md, "Wire behaviour")
  * @param message the primary message, naming the limit and the client key, never counts
  * @param detail  a second line naming the configuration key; may be empty
  * @param perUser for {@link Kind#TOO_MANY_CONNECTIONS}: the cap is keyed by user alone

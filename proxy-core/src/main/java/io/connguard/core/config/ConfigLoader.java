@@ -30,7 +30,7 @@ import java.util.regex.PatternSyntaxException;
 
 /**
  * Reads a configuration file into an immutable {@link ProxyConfig}, checking every key against the
- * schema of DESIGN.md and reporting every error at once, each with its key path and line.
+ * schema README.md documents and reporting every error at once, each with its key path and line.
  */
 public final class ConfigLoader {
 
@@ -392,7 +392,7 @@ public final class ConfigLoader {
         return host.equals("0.0.0.0") || host.equals("::") || host.equals("*");
     }
 
-    /** The keys of a mapping in the order DESIGN.md documents them (error messages list them so). */
+    /** The keys of a mapping in the order README.md documents them (error messages list them so). */
     private static Set<String> keys(String... keys) {
         return java.util.Collections.unmodifiableSet(new java.util.LinkedHashSet<>(List.of(keys)));
     }

@@ -8,7 +8,7 @@ import java.time.Duration;
 public record Limits(int maxConnections, Duration queueTimeout, int maxQueued, Duration idleInTransactionTimeout,
                      Duration idleTimeout, Duration leakDetectionThreshold, Duration maxSessionLifetime) {
 
-    /** The defaults of DESIGN.md, used for every key not written in the file. */
+    /** The defaults README.md documents, used for every key not written in the file. */
     public static final Limits DEFAULTS = new Limits(20, Duration.ofSeconds(5), 100, Duration.ofSeconds(60),
             Duration.ZERO, Duration.ofMinutes(10), Duration.ZERO);
 

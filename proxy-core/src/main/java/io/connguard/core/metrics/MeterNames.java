@@ -1,9 +1,9 @@
 package io.connguard.core.metrics;
 
 /**
- * Every connguard meter name, as Micrometer names it; the Prometheus names of DESIGN.md follow from
- * Micrometer's naming convention (dots become underscores, counters get {@code _total}, a base unit of
- * seconds adds {@code _seconds}).
+ * Every connguard meter name, as Micrometer names it; the Prometheus names of README.md's metrics
+ * table follow from Micrometer's naming convention (dots become underscores, counters get
+ * {@code _total}, a base unit of seconds adds {@code _seconds}).
  */
 public final class MeterNames {
 

@@ -20,6 +20,7 @@ import java.time.Duration;
 import java.util.HashMap;
 import java.util.Iterator;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
 
 /**
@@ -40,9 +41,12 @@ public final class ProxyMetrics implements AutoCloseable {
      */
     public static final Duration SERIES_GRACE = Duration.ofMinutes(5);
 
+    private static final long ROOM_SWEEP_INTERVAL_NANOS = TimeUnit.SECONDS.toNanos(1);
+
     private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     private final LongSupplier nanoClock;
     private final long graceNanos;
+    private long sweptForRoomAt; // guarded by this
     private final Map<ClientKey, ClientSeries> tracked = new HashMap<>();
     private final Map<String, ClientSeries> other = new HashMap<>();
     private final Map<String, ListenerMeters> listeners = new HashMap<>();
@@ -57,6 +61,7 @@ public final class ProxyMetrics implements AutoCloseable {
         this.maxTrackedClients = maxTrackedClients;
         this.nanoClock = nanoClock;
         this.graceNanos = grace.toNanos();
+        this.sweptForRoomAt = nanoClock.getAsLong() - ROOM_SWEEP_INTERVAL_NANOS;
     }
 
     /** Binds the JVM, process and Netty meters. */
@@ -89,7 +94,13 @@ public final class ProxyMetrics implements AutoCloseable {
         ClientSeries series = tracked.get(key);
         if (series == null) {
             if (tracked.size() >= maxTrackedClients) {
-                sweep(tracked.values().iterator(), nanoClock.getAsLong()); // make room without waiting for a scrape
+                // Make room without waiting for a scrape; at most once a second, so that a storm of new
+                // keys beyond the cap does not walk every tracked series on each connection.
+                long now = nanoClock.getAsLong();
+                if (now - sweptForRoomAt >= ROOM_SWEEP_INTERVAL_NANOS) {
+                    sweptForRoomAt = now;
+                    sweep(tracked.values().iterator(), now);
+                }
             }
             if (tracked.size() < maxTrackedClients) {
                 series = new ClientSeries(registry, tags(key), nanoClock);

@@ -10,7 +10,7 @@ import java.util.HashMap;
 import java.util.Map;
 
 /**
- * Finds the real database servers integration tests run against, in the order DESIGN.md gives:
+ * Finds the real database servers integration tests run against, in the order README.md's Tests section gives:
  * <ol>
  *   <li>the environment: {@code CONNGUARD_IT_POSTGRES} / {@code CONNGUARD_IT_MYSQL} as JDBC URLs with
  *       {@code user} and {@code password} parameters;</li>
