@@ -242,9 +242,13 @@ abstract class GuardScenarios {
             List<LogCapture.Line> warnings = log.lines("WARN", "connection leak suspected");
             assertThat(warnings).as("exactly one WARN line").hasSize(1);
             LogCapture.Line line = warnings.get(0);
-            assertThat(line.message()).contains("user=" + APP, "application=holder", "127.0.0.1",
-                    "SELECT count(*) FROM cg_guard_rows WHERE id = ? OR ? = ?",
-                    "a connection of the same client");
+            assertThat(line.field("user")).isEqualTo(APP);
+            assertThat(line.field("application")).isEqualTo("holder");
+            assertThat(line.field("address")).isEqualTo("127.0.0.1");
+            assertThat(line.field("lastStatement")).isEqualTo("SELECT count(*) FROM cg_guard_rows WHERE id = ? OR ? = ?");
+            assertThat(line.message()).as("the fields name the client; the message does not repeat it")
+                    .doesNotContain("user=").contains("a connection of the same client")
+                    .endsWith("last statement: SELECT count(*) FROM cg_guard_rows WHERE id = ? OR ? = ?");
             assertThat(line.text()).doesNotContain("hunter2").doesNotContain("= 7");
             JsonNode session = proxy.sessions().get(0);
             assertThat(session.get("lastStatement").asText())
