@@ -679,6 +679,9 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
 
     private void armHandshakeTimer() {
         long timeout = listener.config().handshakeTimeout().toNanos();
+        if (timeout == 0) {
+            return; // handshakeTimeout: 0 turns the timer off, as 0 does for every timer
+        }
         handshakeTimer = loop.schedule(this::handshakeExpired, timeout, TimeUnit.NANOSECONDS);
     }
 
