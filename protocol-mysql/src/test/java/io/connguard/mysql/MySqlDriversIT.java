@@ -8,6 +8,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
+import java.time.Duration;
 import java.io.BufferedWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -25,6 +26,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
 
 /**
  * MySQL Connector/J and MariaDB Connector/J through the proxy, each feature the way an application turns
@@ -333,7 +335,8 @@ class MySqlDriversIT {
             long start = System.nanoTime();
             CompletableFuture<Void> cancel = CompletableFuture.runAsync(() -> {
                 try {
-                    TimeUnit.MILLISECONDS.sleep(1500);
+                    // Cancel once the SLEEP is running on the server (its session is active), not after a guess.
+                    await().atMost(Duration.ofSeconds(10)).until(() -> sleeping(proxy));
                     s.cancel();
                 } catch (Exception e) {
                     throw new IllegalStateException(e);
@@ -384,5 +387,16 @@ class MySqlDriversIT {
                     assertThat(e.getMessage()).contains("Access denied for user '" + MySqlIt.NATIVE_USER + "'");
                     assertThat(((SQLException) e).getSQLState()).isEqualTo("28000");
                 });
+    }
+
+    /** Whether a session of the proxy is active running {@code SELECT SLEEP(?)}. */
+    private static boolean sleeping(TestProxy proxy) {
+        for (var session : proxy.sessions()) {
+            if (session.get("state").asText().equals("active")
+                    && session.get("lastStatement").asText().startsWith("SELECT SLEEP(")) {
+                return true;
+            }
+        }
+        return false;
     }
 }

@@ -75,4 +75,53 @@ class MySqlEnforcementIT {
             }
         }
     }
+
+    /**
+     * idleTimeout and maxSessionLifetime end an idle session: MariaDB Connector/J reads error 4031, MySQL
+     * Connector/J (which skips bytes that arrive while it is idle) fails its next statement with connguard's
+     * message, and /metrics counts each under its own reason for that client.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource({"idleTimeout, idle, idle-session timeout",
+            "maxSessionLifetime, lifetime, maximum lifetime"})
+    void idleAndLifetimeKillsReachBothDriversAndAreCountedByReason(String limit, String reason, String message)
+            throws Exception {
+        try (TestProxy proxy = MySqlIt.proxy("", "    idleInTransactionTimeout: 0\n    " + limit + ": 1s\n")) {
+            for (boolean mysqlDriver : new boolean[] {true, false}) {
+                String app = "cg-my-" + reason + (mysqlDriver ? "-cj" : "-mariadb");
+                String attributes = "connectionAttributes=program_name:" + app;
+                String url = mysqlDriver ? MySqlIt.mysqlUrl(proxy, "sslMode=DISABLED&" + attributes)
+                        : MySqlIt.mariadbUrl(proxy, attributes);
+                try (Connection c = MySqlIt.connect(url, MySqlIt.NATIVE_USER, MySqlIt.NATIVE_PASSWORD);
+                     Statement s = c.createStatement()) {
+                    try (ResultSet rs = s.executeQuery("SELECT 1")) {
+                        assertThat(rs.next()).isTrue();
+                    }
+                    await().atMost(Duration.ofSeconds(15)).until(() -> proxy.sessions().isEmpty());
+                    SQLException killed = catchThrowableOfType(SQLException.class, () -> {
+                        try (ResultSet rs = s.executeQuery("SELECT 1")) {
+                            rs.next();
+                        }
+                    });
+                    assertThat((Throwable) killed).as(app).isNotNull();
+                    StringBuilder chain = new StringBuilder();
+                    for (Throwable t = killed; t != null; t = t.getCause()) {
+                        chain.append(t).append(" | ");
+                    }
+                    if (mysqlDriver) {
+                        assertThat(chain.toString()).as("Connector/J carries connguard's message").contains(message);
+                    } else {
+                        assertThat(killed.getErrorCode()).as(chain.toString()).isEqualTo(4031);
+                        assertThat(killed.getSQLState()).isEqualTo("HY000");
+                        assertThat(killed.getMessage()).contains(message);
+                    }
+                }
+                var scrape = proxy.scrape(); // the first scrape after the close sees the client's final values
+                assertThat(scrape.sum("connguard_client_sessions_closed_total", "listener", "my",
+                        "application", app, "reason", reason)).as(app).isEqualTo(1);
+                assertThat(scrape.sum("connguard_client_sessions_closed_total", "listener", "my",
+                        "application", app)).as("%s: no other reason", app).isEqualTo(1);
+            }
+        }
+    }
 }

@@ -18,7 +18,8 @@ record PgCancelRequest(PgBackendKey key) implements PgInitialPacket {
     static PgInitialPacket decode(ByteBuf buf, int index, int length) {
         PgBackendKey key = PgBackendKey.read(buf, index + 8, length - 8);
         if (key == null) {
-            return new PgInvalidPacket("invalid length of cancel request packet: " + length);
+            // PostgreSQL logs this as any bad length and closes without a reply.
+            return PgInvalidPacket.silent(PgInvalidPacket.INVALID_LENGTH);
         }
         return new PgCancelRequest(key);
     }

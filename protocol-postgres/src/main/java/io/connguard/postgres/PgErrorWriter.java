@@ -40,7 +40,12 @@ final class PgErrorWriter {
     }
 
     static ByteBuf fatal(ByteBufAllocator alloc, String sqlState, String message, String detail) {
-        ByteBuf out = alloc.buffer(64 + message.length() * 3 + (detail == null ? 0 : detail.length() * 3));
+        return fatal(alloc, sqlState, message, detail, null);
+    }
+
+    static ByteBuf fatal(ByteBufAllocator alloc, String sqlState, String message, String detail, String hint) {
+        ByteBuf out = alloc.buffer(64 + message.length() * 3 + (detail == null ? 0 : detail.length() * 3)
+                + (hint == null ? 0 : hint.length() * 3));
         out.writeByte('E');
         int lengthIndex = out.writerIndex();
         out.writeInt(0);
@@ -51,8 +56,23 @@ final class PgErrorWriter {
         if (detail != null && !detail.isEmpty()) {
             field(out, 'D', detail);
         }
+        if (hint != null && !hint.isEmpty()) {
+            field(out, 'H', hint);
+        }
         out.writeByte(0);
         out.setInt(lengthIndex, out.writerIndex() - lengthIndex);
+        return out;
+    }
+
+    /**
+     * The error in protocol 2's form: 'E', then "FATAL:  message\n" as one C string, no length word. The
+     * server still answers this way when a StartupMessage asks for a version below 3.0 (and not 0.0).
+     */
+    static ByteBuf fatalVersion2(ByteBufAllocator alloc, String message) {
+        ByteBuf out = alloc.buffer(16 + message.length() * 3);
+        out.writeByte('E');
+        out.writeCharSequence("FATAL:  " + message.replace('\0', ' ') + "\n", StandardCharsets.UTF_8);
+        out.writeByte(0);
         return out;
     }
 

@@ -65,6 +65,10 @@ final class PgSession implements ProtocolSession {
     private boolean directTls;
     /** The SSLRequest was answered 'N' ({@code clientTls: disable}). */
     private boolean sslRefused;
+    /** A start-up packet refused as the server refuses it; {@link #clientError} then gives the server's reply. */
+    private PgInvalidPacket refused;
+    /** Core ended the session before the StartupMessage (and logged why). */
+    private boolean endedByCore;
     /** The client's StartupMessage, held until the server is ready for it; released in {@link #close()}. */
     private ByteBuf startup;
     private PgBackendKey backendKey;
@@ -90,10 +94,12 @@ final class PgSession implements ProtocolSession {
                 context.toUpstream(bytes);
             }
             case STARTUP -> {
-                if (startupParser.feed(bytes)) {
-                    readStartupPackets();
-                } else {
-                    fail("start-up packets too large");
+                // Packets are checked before the bound, so a bad length is refused as the server refuses it.
+                startupParser.feed(bytes);
+                readStartupPackets();
+                if (!startupParser.withinBound() && phase != Phase.FAILED && phase != Phase.CLOSED) {
+                    fail("client sent more than " + PgStartupParser.MAX_EARLY_BYTES
+                            + " bytes before the server answered its StartupMessage");
                 }
             }
             case CLIENT_TLS, ADMISSION, UPSTREAM_SSL_REQUEST, UPSTREAM_TLS_HANDSHAKE -> {
@@ -134,27 +140,38 @@ final class PgSession implements ProtocolSession {
                 identity = message.identity();
                 context.identified(identity);
             } else if (packet instanceof PgInvalidPacket invalid) {
-                fail(invalid.reason());
+                refuse(invalid);
             }
         }
     }
 
     /**
+     * Ends the session as the server ends a connection whose start-up packet it refuses: with its FATAL
+     * error, or (bad lengths, incomplete packets) without a word. Core logs and counts it as a protocol error.
+     */
+    private void refuse(PgInvalidPacket invalid) {
+        refused = invalid;
+        fail(invalid.reason());
+    }
+
+    /**
      * Answers SSLRequest: 'S' and TLS through core when the listener offers it, else 'N' (the proxy then
      * cannot see through encryption on the client leg, so {@code sslmode=prefer} clients continue in
-     * plaintext and {@code require} clients stop with their own error). It may come once, and not over
-     * TLS. Bytes the client sent after it, before the handshake, were sent in plaintext and could have been
-     * injected: refused after the 'S', as PostgreSQL refuses them (CVE-2021-23222).
+     * plaintext and {@code require} clients stop with their own error). It is answered once (the parser
+     * reads a second one as a StartupMessage of protocol 1234.5679, which the server refuses), and not over
+     * direct TLS. Bytes the client sent after it, before the answer, were sent in plaintext and could have
+     * been injected: refused as PostgreSQL refuses them (CVE-2021-23214, CVE-2021-23222).
      */
     private void answerSslRequest() {
-        if (encrypted || sslAnswered) {
-            fail(encrypted ? "SSLRequest over an encrypted connection" : "SSLRequest sent twice");
+        if (encrypted) {
+            fail("SSLRequest over an encrypted connection");
             return;
         }
         sslAnswered = true;
         if (!context.listener().clientTls().enabled()) {
             sslRefused = true;
             context.toClient(context.alloc().buffer(1).writeByte('N'));
+            refuseEarlyBytes("received unencrypted data after SSL request");
             return;
         }
         context.toClient(context.alloc().buffer(1).writeByte('S'));
@@ -165,14 +182,29 @@ final class PgSession implements ProtocolSession {
         startClientTls(null);
     }
 
-    /** GSSENCRequest is always answered 'N' (the proxy speaks no GSSAPI); once, and not over TLS. */
+    /** GSSENCRequest is always answered 'N' (the proxy speaks no GSSAPI); once (as above), and not over TLS. */
     private void refuseGssEncryption() {
-        if (encrypted || gssAnswered) {
-            fail(encrypted ? "GSSENCRequest over an encrypted connection" : "GSSENCRequest sent twice");
+        if (encrypted && sslAnswered) {
+            // After TLS by SSLRequest the server takes no second encryption request and reads it as a version.
+            refuse(PgStartupMessage.unsupportedVersion(PgStartupParser.GSSENC_REQUEST_CODE));
+            return;
+        }
+        if (encrypted) {
+            fail("GSSENCRequest over an encrypted connection");
             return;
         }
         gssAnswered = true;
         context.toClient(context.alloc().buffer(1).writeByte('N'));
+        refuseEarlyBytes("received unencrypted data after GSSAPI encryption request");
+    }
+
+    /** After an 'N': what came with the request, before its answer, gets the server's FATAL error. */
+    private void refuseEarlyBytes(String message) {
+        if (startupParser.buffered() > 0) {
+            refuse(PgInvalidPacket.fatal(new PgStartupReply("08P01", message,
+                    "This could be either a client-software bug or evidence of an attempted man-in-the-middle attack.",
+                    null, false)));
+        }
     }
 
     /**
@@ -181,6 +213,11 @@ final class PgSession implements ProtocolSession {
      * {@code postgresql} (checked in {@link #clientTlsDone}).
      */
     private void directTls() {
+        if (encrypted || sslAnswered || gssAnswered) {
+            // Only the very first byte may open TLS; later the server reads 0x16... as a length, and closes.
+            refuse(PgInvalidPacket.silent(PgInvalidPacket.INVALID_LENGTH));
+            return;
+        }
         if (!context.listener().clientTls().enabled()) {
             context.clientTlsRefused(null, "a direct TLS handshake, sslnegotiation=direct");
             context.log().debug("client opened with a TLS handshake (sslnegotiation=direct) but this listener "
@@ -188,10 +225,6 @@ final class PgSession implements ProtocolSession {
                     + "sslmode=disable or prefer and the default sslnegotiation=postgres");
             phase = Phase.CLOSED;
             context.close();
-            return;
-        }
-        if (encrypted || sslAnswered || gssAnswered) {
-            fail("a TLS handshake record after an encryption request");
             return;
         }
         directTls = true;
@@ -337,13 +370,21 @@ final class PgSession implements ProtocolSession {
 
     @Override
     public ByteBuf clientError(ProxyError error) {
+        if (phase == Phase.STARTUP) {
+            endedByCore = true; // core logs why (the handshake timeout, a drain); nothing more to say in close()
+        }
+        if (refused != null) {
+            PgStartupReply reply = refused.reply();
+            return reply == null ? null : reply.encode(context.alloc());
+        }
         boolean safe = switch (phase) {
-            case STARTUP, ADMISSION, UPSTREAM_SSL_REQUEST, UPSTREAM_TLS_HANDSHAKE, FAILED -> true;
+            case ADMISSION, UPSTREAM_SSL_REQUEST, UPSTREAM_TLS_HANDSHAKE, FAILED -> true;
             // Mid-handshake the client can read neither plaintext nor (yet) TLS records.
             case CLIENT_TLS -> false;
             case RELAY -> serverScanner.atBoundary();
-            // A cancel connection is never answered; a TLS client cannot read plaintext.
-            case CANCEL, CLOSED -> false;
+            // Before its StartupMessage a client is never told anything (the server's start-up timeout and
+            // shutdown just close); a cancel connection is never answered; a TLS client cannot read plaintext.
+            case STARTUP, CANCEL, CLOSED -> false;
         };
         return safe ? PgErrorWriter.fatal(context.alloc(), error) : null;
     }
@@ -369,6 +410,11 @@ final class PgSession implements ProtocolSession {
 
     @Override
     public void close() {
+        if (phase == Phase.STARTUP && !endedByCore && startupParser.buffered() > 0) {
+            // The server's words for a connection that ends mid-packet; it sends nothing either.
+            context.log().info("incomplete startup packet: the connection ended after {} bytes of it",
+                    startupParser.buffered());
+        }
         if (sslRefused && phase == Phase.STARTUP && startupParser.buffered() == 0) {
             // It hung up after the 'N' instead of going on in plaintext: it wanted TLS (sslmode=require).
             context.clientTlsRefused(null, "SSLRequest, answered N");

@@ -33,6 +33,9 @@ final class PgStartupParser {
     private int limit = MAX_PACKET_LENGTH + MAX_EARLY_BYTES;
     private int lastStart;
     private int lastLength;
+    /** The server answers each encryption request once; a second one is read as a StartupMessage. */
+    private boolean sslSeen;
+    private boolean gssSeen;
 
     PgStartupParser(ByteBufAllocator alloc) {
         this.alloc = alloc;
@@ -40,26 +43,34 @@ final class PgStartupParser {
 
     /**
      * Appends bytes read from the client (ownership moves here). Returns false when more has arrived than
-     * a client may send before the server answers.
+     * a client may send before the server answers (see {@link #withinBound()}).
      */
     boolean feed(ByteBuf bytes) {
         try {
             if (pending == null) {
                 pending = alloc.buffer(Math.max(bytes.readableBytes(), 256));
             }
-            if (pending.readableBytes() + bytes.readableBytes() > limit) {
-                return false;
-            }
             pending.writeBytes(bytes);
-            return true;
+            return withinBound();
         } finally {
             bytes.release();
         }
     }
 
     /**
+     * Whether what waits is within what a client may send before the server answers: one start-up packet
+     * (with the requests before it) and {@link #MAX_EARLY_BYTES}, or after the StartupMessage only the latter.
+     * A read adds at most one socket read beyond it before the caller ends the session.
+     */
+    boolean withinBound() {
+        return pending == null || pending.readableBytes() <= limit;
+    }
+
+    /**
      * The next complete packet, its bytes consumed (see {@link #lastPacketBytes()}); null while incomplete.
-     * A {@link PgInvalidPacket} or {@link PgNegotiationRequest#DIRECT_TLS} ends the exchange.
+     * A {@link PgInvalidPacket} or {@link PgNegotiationRequest#DIRECT_TLS} ends the exchange. The checks are
+     * the server's own, in its order ({@code ProcessStartupPacket} in PostgreSQL 15-17): a length outside
+     * 8..10004 is refused as soon as the length word is in, before the rest arrives.
      */
     PgInitialPacket next() {
         if (pending == null || !pending.isReadable()) {
@@ -74,20 +85,25 @@ final class PgStartupParser {
         }
         int length = pending.getInt(start);
         if (length < 8 || length > MAX_PACKET_LENGTH) {
-            return new PgInvalidPacket("invalid length of startup packet: " + length);
+            return PgInvalidPacket.silent(PgInvalidPacket.INVALID_LENGTH);
         }
         if (pending.readableBytes() < length) {
             return null;
         }
         int code = pending.getInt(start + 4);
-        PgInitialPacket packet = switch (code) {
-            case SSL_REQUEST_CODE -> length == 8 ? PgNegotiationRequest.SSL_REQUEST
-                    : new PgInvalidPacket("invalid length of SSLRequest: " + length);
-            case GSSENC_REQUEST_CODE -> length == 8 ? PgNegotiationRequest.GSSENC_REQUEST
-                    : new PgInvalidPacket("invalid length of GSSENCRequest: " + length);
-            case PgCancelRequest.CODE -> PgCancelRequest.decode(pending, start, length);
-            default -> PgStartupMessage.decode(pending, start, length);
-        };
+        // As on the server, an encryption request may carry a body (it is skipped) and counts only once.
+        PgInitialPacket packet;
+        if (code == PgCancelRequest.CODE) {
+            packet = PgCancelRequest.decode(pending, start, length);
+        } else if (code == SSL_REQUEST_CODE && !sslSeen) {
+            sslSeen = true;
+            packet = PgNegotiationRequest.SSL_REQUEST;
+        } else if (code == GSSENC_REQUEST_CODE && !gssSeen) {
+            gssSeen = true;
+            packet = PgNegotiationRequest.GSSENC_REQUEST;
+        } else {
+            packet = PgStartupMessage.decode(pending, start, length);
+        }
         lastStart = start;
         lastLength = length;
         pending.skipBytes(length);

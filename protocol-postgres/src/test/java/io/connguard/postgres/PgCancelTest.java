@@ -64,7 +64,8 @@ class PgCancelTest {
         byte[] key = key(4, 5);
         PgTestContext owner = sessionWithKey(12, key, PgMessages.PROTOCOL_3_0);
         PgTestContext canceller = new PgTestContext(module);
-        canceller.client(concat(sslRequest(), cancelRequest(12, key)));
+        canceller.client(sslRequest());
+        canceller.client(cancelRequest(12, key));
         assertThat(canceller.recording.takeToClient()).containsExactly('N');
         assertThat(canceller.asideChannels).hasSize(1);
         canceller.asideChannels.get(0).close();

@@ -96,8 +96,10 @@ class PgClientTlsStartupTest {
         context.recording.clientTlsHandshake.setSuccess(agreed(""));
         context.recording.takeToClient();
         context.client(gss ? gssEncRequest() : sslRequest());
-        assertThat(context.recording.violations).singleElement().asString().endsWith("over an encrypted connection");
-        assertThat(PgErrorParser.fields(context.recording.takeToClient())).containsEntry('C', "08P01");
+        // As on the server, a request after TLS is read as a StartupMessage of version 1234.5679 / 1234.5680.
+        assertThat(context.recording.violations).singleElement().asString()
+                .startsWith("unsupported frontend protocol 1234." + (gss ? 5680 : 5679));
+        assertThat(PgErrorParser.fields(context.recording.takeToClient())).containsEntry('C', "0A000");
         assertThat(context.recording.clientTlsStarts).hasSize(1);
         context.closeAndCheckBuffers();
     }
@@ -128,10 +130,13 @@ class PgClientTlsStartupTest {
     }
 
     @Test
-    void aDirectTlsHelloAfterAnEncryptionRequestIsAViolation() {
+    void aDirectTlsHelloAfterAnEncryptionRequestIsReadAsABadLengthAndClosedSilently() {
         PgTestContext context = context(ClientTlsMode.ALLOW);
-        context.client(concat(gssEncRequest(), CLIENT_HELLO));
-        assertThat(context.recording.violations).singleElement().asString().contains("TLS handshake record");
+        context.client(gssEncRequest());
+        assertThat(context.recording.takeToClient()).containsExactly('N');
+        context.client(CLIENT_HELLO);
+        assertThat(context.recording.violations).containsExactly("invalid length of startup packet");
+        assertThat(context.recording.takeToClient()).as("as the server: no reply").isEmpty();
         assertThat(context.recording.clientTlsStarts).isEmpty();
         context.closeAndCheckBuffers();
     }
@@ -179,7 +184,8 @@ class PgClientTlsStartupTest {
     @Test
     void underDisableAClientThatGoesOnInPlaintextIsNotReported() {
         PgTestContext context = context(ClientTlsMode.DISABLE);
-        context.client(concat(sslRequest(), startup("user", "prefer")));
+        context.client(sslRequest());
+        context.client(startup("user", "prefer"));
         context.closeAndCheckBuffers();
         assertThat(context.recording.clientTlsRefusals).isEmpty();
         assertThat(context.recording.identities).hasSize(1);

@@ -9,7 +9,9 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.util.Map;
@@ -50,7 +52,9 @@ class PgSessionStartupTest {
     @Test
     void gssEncryptionThenSslThenPlaintextAsLibpqTriesThem() {
         PgTestContext context = new PgTestContext(module);
-        context.client(concat(gssEncRequest(), sslRequest(), startup("user", "u")));
+        context.client(gssEncRequest());
+        context.client(sslRequest());
+        context.client(startup("user", "u"));
         assertThat(context.recording.takeToClient()).containsExactly('N', 'N');
         assertThat(context.recording.identities).hasSize(1);
         context.closeAndCheckBuffers();
@@ -58,17 +62,41 @@ class PgSessionStartupTest {
 
     @ParameterizedTest
     @ValueSource(booleans = {true, false})
-    void aSecondSslRequestIsAViolationTheClientIsToldAbout(boolean gss) {
+    void aSecondEncryptionRequestIsReadAsProtocol1234AsTheServerReadsIt(boolean gss) {
         PgTestContext context = new PgTestContext(module);
         byte[] request = gss ? gssEncRequest() : sslRequest();
-        context.client(concat(request, request));
+        context.client(request);
+        context.client(request);
         assertThat(context.recording.violations).hasSize(1);
         byte[] sent = context.recording.takeToClient();
         assertThat(sent[0]).isEqualTo((byte) 'N');
         Map<Character, String> error = PgErrorParser.fields(java.util.Arrays.copyOfRange(sent, 1, sent.length));
-        assertThat(error).containsEntry('C', "08P01").containsEntry('S', "FATAL");
+        assertThat(error).containsEntry('C', "0A000").containsEntry('S', "FATAL")
+                .containsEntry('M', "unsupported frontend protocol 1234." + (gss ? 5680 : 5679)
+                        + ": server supports 3.0 to 3.2");
         assertThat(context.recording.identities).isEmpty();
         context.closeAndCheckBuffers();
+    }
+
+    @ParameterizedTest
+    @ValueSource(booleans = {true, false})
+    void bytesSentWithAnEncryptionRequestBeforeItsAnswerAreRefusedAsTheServerRefusesThem(boolean gss) {
+        byte[] request = gss ? gssEncRequest() : sslRequest();
+        byte[] stream = concat(request, startup("user", "u"));
+        // Whatever arrives with the request, before the answer, is unencrypted data the server refuses.
+        for (int cut = request.length + 1; cut <= stream.length; cut++) {
+            PgTestContext context = new PgTestContext(module);
+            context.client(java.util.Arrays.copyOf(stream, cut));
+            context.client(java.util.Arrays.copyOfRange(stream, cut, stream.length));
+            byte[] sent = context.recording.takeToClient();
+            assertThat(sent[0]).as("cut at %d", cut).isEqualTo((byte) 'N');
+            Map<Character, String> error = PgErrorParser.fields(java.util.Arrays.copyOfRange(sent, 1, sent.length));
+            assertThat(error).as("cut at %d", cut).containsEntry('C', "08P01").containsEntry('M', gss
+                    ? "received unencrypted data after GSSAPI encryption request"
+                    : "received unencrypted data after SSL request");
+            assertThat(context.recording.identities).isEmpty();
+            context.closeAndCheckBuffers();
+        }
     }
 
     @Test
@@ -83,15 +111,84 @@ class PgSessionStartupTest {
         context.closeAndCheckBuffers();
     }
 
+    static java.util.List<Arguments> refusedSilently() {
+        byte[] terminate = {'X', 0, 0, 0, 4};
+        return java.util.List.of(
+                Arguments.of(false, terminate),                             // Terminate first: a driver's connect() + end()
+                Arguments.of(false, concat(int32(20_000), int32(3 << 16), new byte[100])), // over the server's limit
+                Arguments.of(false, int32(4)),
+                Arguments.of(false, concat(int32(8), int32(80877102))),    // a CancelRequest without a key
+                Arguments.of(false, concat(int32(11), int32(80877102), new byte[3])), // a key shorter than 4 bytes
+                Arguments.of(true, terminate));                            // the same after a refused SSLRequest
+    }
+
+    @ParameterizedTest
+    @MethodSource("refusedSilently")
+    void badLengthsCloseWithoutAReplyAsTheServerDoesWhereverTheyAreCut(boolean afterSslRequest, byte[] packet) {
+        for (int cut = 0; cut < packet.length; cut++) {
+            PgTestContext context = new PgTestContext(module);
+            if (afterSslRequest) {
+                context.client(sslRequest());
+                assertThat(context.recording.takeToClient()).containsExactly('N');
+            }
+            if (cut > 0) {
+                context.client(java.util.Arrays.copyOf(packet, cut));
+            }
+            if (!context.sessionClosed()) {
+                context.client(java.util.Arrays.copyOfRange(packet, cut, packet.length));
+            }
+            assertThat(context.recording.violations).as("cut at %d", cut)
+                    .containsExactly("invalid length of startup packet");
+            assertThat(context.recording.takeToClient()).as("cut at %d: no reply", cut).isEmpty();
+            assertThat(context.recording.identities).isEmpty();
+            assertThat(context.sessionClosed()).isTrue();
+            context.closeAndCheckBuffers();
+        }
+    }
+
     @Test
-    void anOversizedStartupPacketIsAViolationAnsweredWithAnErrorResponse() {
+    void aStartupPacketTheServerWouldRefuseGetsTheServersErrorBeforeAnyUpstream() {
+        for (var entry : Map.of(
+                startup("database", "d"), "28000",
+                startup(2 << 16, "user", "u"), "",
+                startup(4 << 16, "user", "u"), "0A000",
+                startup("user", "u", "replication", "maybe"), "22023",
+                concat(int32(8), int32(3 << 16)), "08P01").entrySet()) {
+            PgTestContext context = new PgTestContext(module);
+            context.client(entry.getKey());
+            assertThat(context.recording.violations).hasSize(1);
+            assertThat(context.recording.identities).as("nothing is admitted").isEmpty();
+            byte[] sent = context.recording.takeToClient();
+            if (entry.getValue().isEmpty()) {
+                assertThat(new String(sent, java.nio.charset.StandardCharsets.UTF_8)).isEqualTo(
+                        "EFATAL:  unsupported frontend protocol 2.0: server supports 3.0 to 3.2\n\0");
+            } else {
+                assertThat(PgErrorParser.fields(sent)).containsEntry('S', "FATAL").containsEntry('C', entry.getValue());
+            }
+            context.closeAndCheckBuffers();
+        }
+    }
+
+    @Test
+    void beforeItsStartupMessageAClientIsNeverToldWhyItIsClosed() {
         PgTestContext context = new PgTestContext(module);
-        context.client(concat(int32(20_000), int32(3 << 16), new byte[100]));
-        assertThat(context.recording.violations).singleElement().asString().contains("invalid length of startup packet");
-        assertThat(PgErrorParser.fields(context.recording.takeToClient())).containsEntry('C', "08P01");
-        assertThat(context.recording.identities).isEmpty();
-        assertThat(context.sessionClosed()).isTrue();
+        context.client(new byte[] {0, 0, 0});
+        for (ProxyError.Kind kind : ProxyError.Kind.values()) {
+            assertThat(context.session.clientError(new ProxyError(kind, "handshake not completed", ""))).isNull();
+        }
         context.closeAndCheckBuffers();
+        assertThat(context.recording.logLines).as("core logged why it ended the session")
+                .noneMatch(line -> line.contains("incomplete startup packet"));
+    }
+
+    @Test
+    void aClientThatLeavesMidPacketIsLoggedOnceInTheServersWords() {
+        PgTestContext context = new PgTestContext(module);
+        context.client(concat(int32(100), int32(3 << 16)));
+        context.closeAndCheckBuffers(); // as core does when the client's channel closes
+        assertThat(context.recording.takeToClient()).isEmpty();
+        assertThat(context.recording.logLines).filteredOn(line -> line.contains("startup packet"))
+                .singleElement().asString().startsWith("INFO incomplete startup packet");
     }
 
     @Test
@@ -138,7 +235,8 @@ class PgSessionStartupTest {
     void aQueuedClientRejectedByCoreReadsTooManyConnections() {
         PgTestContext context = new PgTestContext(module);
         context.admitAtOnce = false;
-        context.client(concat(sslRequest(), startup("user", "u")));
+        context.client(sslRequest());
+        context.client(startup("user", "u"));
         context.recording.takeToClient();
         ByteBuf error = context.session.clientError(new ProxyError(ProxyError.Kind.TOO_MANY_CONNECTIONS,
                 "too many connections for client user=u", "clients.defaults.maxConnections is 20"));
@@ -157,7 +255,8 @@ class PgSessionStartupTest {
     void upstreamTlsAsksTheServerFirstAndSendsTheStartupOnlyAfterTheHandshake(UpstreamTlsMode mode) {
         PgTestContext context = new PgTestContext(module, PgTestContext.listener(mode));
         byte[] startup = startup("user", "u");
-        context.client(concat(sslRequest(), startup));
+        context.client(sslRequest());
+        context.client(startup);
         assertThat(context.recording.takeToClient()).as("the client leg stays plaintext").containsExactly('N');
         assertThat(context.recording.takeToUpstream()).isEqualTo(sslRequest());
         context.server(new byte[] {'S'});

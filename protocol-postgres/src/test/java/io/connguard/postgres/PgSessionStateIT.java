@@ -125,4 +125,40 @@ class PgSessionStateIT {
             }
         }
     }
+
+    /**
+     * idleTimeout and maxSessionLifetime end an idle pgjdbc session with 57P05, and /metrics counts each under
+     * its own reason for that client.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource({"idleTimeout, idle", "maxSessionLifetime, lifetime"})
+    void idleAndLifetimeKillsReachPgjdbcAs57P05AndAreCountedByReason(String limit, String reason) throws Exception {
+        try (TestProxy proxy = TestProxy.start(PgIt.config(limit + ": 1s"))) {
+            String app = unique(reason);
+            try (Connection c = connect(proxy, app)) {
+                assertThat(longValue(c, "SELECT 1")).isEqualTo(1);
+                await().atMost(15, TimeUnit.SECONDS).until(() -> PgIt.session(proxy, app) == null);
+                assertThatThrownBy(() -> execute(c, "SELECT 1"))
+                        .isInstanceOf(SQLException.class)
+                        .satisfies(e -> assertThat(((SQLException) e).getSQLState()).isEqualTo("57P05"));
+            }
+            String[] client = {"listener", "pg", "user", PgIt.db().user(), "database", PgIt.db().database(),
+                    "application", app};
+            var scrape = proxy.scrape(); // the first scrape after the close sees the client's final values
+            assertThat(scrape.value("connguard_client_sessions_closed_total", with(client, "reason", reason)))
+                    .isEqualTo(1);
+            for (String other : new String[] {"idle", "lifetime", "client", "upstream"}) {
+                if (!other.equals(reason)) {
+                    assertThat(scrape.value("connguard_client_sessions_closed_total", with(client, "reason", other)))
+                            .as("reason %s", other).isZero();
+                }
+            }
+        }
+    }
+
+    private static String[] with(String[] labels, String... more) {
+        String[] all = java.util.Arrays.copyOf(labels, labels.length + more.length);
+        System.arraycopy(more, 0, all, labels.length, more.length);
+        return all;
+    }
 }

@@ -9,6 +9,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -91,11 +92,54 @@ class PgStartupParserTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"true,true", "on,true", "yes,true", "1,true", "t,true", "database,true", "DATABASE,true",
-            "false,false", "off,false", "0,false", "no,false", "'',false", "o,false"})
+    @CsvSource({"true,true", "on,true", "ON,true", "yes,true", "1,true", "t,true", "TR,true", "database,true",
+            "false,false", "off,false", "of,false", "0,false", "no,false", "f,false"})
     void replicationFollowsTheServersBooleanRules(String value, boolean replication) {
         PgStartupMessage message = (PgStartupMessage) parseOne(startup("user", "u", "replication", value));
         assertThat(message.replication()).isEqualTo(replication);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"", "o", "DATABASE", "truex", "2", "10", "onx", "bogus"})
+    void replicationValuesTheServerRefusesGetItsFatalError(String value) {
+        PgInvalidPacket invalid = (PgInvalidPacket) parseOne(startup("user", "u", "replication", value));
+        assertThat(invalid.reply().sqlState()).isEqualTo("22023");
+        assertThat(invalid.reply().message()).isEqualTo("invalid value for parameter \"replication\": \"" + value + "\"");
+        assertThat(invalid.reply().hint()).isEqualTo("Valid values are: \"false\", 0, \"true\", 1, \"database\".");
+    }
+
+    @Test
+    void aMissingUserIsRefusedUnlessTheServerMustNegotiateFirst() {
+        for (byte[] packet : List.of(startup("database", "d"), startup("user", ""), startup())) {
+            PgInvalidPacket invalid = (PgInvalidPacket) parseOne(packet);
+            assertThat(invalid.reply()).isEqualTo(PgStartupReply.fatal("28000",
+                    "no PostgreSQL user name specified in startup packet"));
+        }
+        // The server answers these with NegotiateProtocolVersion before its FATAL: they go to the server.
+        assertThat(parseOne(startup(PROTOCOL_3_2, "database", "d"))).isInstanceOf(PgStartupMessage.class);
+        assertThat(parseOne(startup("_pq_.x", "1"))).isInstanceOf(PgStartupMessage.class);
+    }
+
+    @ParameterizedTest
+    @CsvSource({"2, 0, true", "1, 0, true", "0, 1, true", "2, 65535, true", "0, 0, false", "4, 0, false",
+            "65535, 0, false"})
+    void otherProtocolVersionsGetTheServersErrorInTheFormTheyAskedFor(int major, int minor, boolean version2) {
+        PgInvalidPacket invalid = (PgInvalidPacket) parseOne(startup(major << 16 | minor, "user", "u"));
+        assertThat(invalid.reply()).isEqualTo(new PgStartupReply("0A000",
+                "unsupported frontend protocol " + major + "." + minor + ": server supports 3.0 to 3.2", null, null,
+                version2));
+    }
+
+    @Test
+    void anEncryptionRequestWithABodyIsStillOneAndASecondIsAStartupOfProtocol1234() {
+        List<PgInitialPacket> packets = parse(concat(int32(12), int32(80877103), int32(0), sslRequest()));
+        assertThat(packets).hasSize(2);
+        assertThat(packets.get(0)).isEqualTo(PgNegotiationRequest.SSL_REQUEST);
+        assertThat(((PgInvalidPacket) packets.get(1)).reply().message())
+                .startsWith("unsupported frontend protocol 1234.5679");
+        packets = parse(concat(gssEncRequest(), gssEncRequest()));
+        assertThat(((PgInvalidPacket) packets.get(1)).reply().message())
+                .startsWith("unsupported frontend protocol 1234.5680");
     }
 
     @Test
@@ -130,8 +174,31 @@ class PgStartupParserTest {
 
     @ParameterizedTest
     @CsvSource({"0", "3", "257"})
-    void cancelKeysOutsideFourTo256BytesAreRejected(int keyLength) {
-        assertThat(parseOne(cancelRequest(1, new byte[keyLength]))).isInstanceOf(PgInvalidPacket.class);
+    void cancelKeysOutsideFourTo256BytesAreRefusedSilently(int keyLength) {
+        assertThat(parseOne(cancelRequest(1, new byte[keyLength])))
+                .isEqualTo(PgInvalidPacket.silent("invalid length of startup packet"));
+    }
+
+    /** Refused by the server without a reply: a length it will not read (Terminate sent first is one). */
+    static List<byte[]> badLengths() {
+        return List.of(
+                new byte[] {'X', 0, 0, 0, 4},                               // Terminate before any start-up packet
+                int32(7),                                                   // shorter than a header
+                int32(4),
+                int32(0),
+                int32(-1),
+                int32(10_005),                                              // over the server's limit
+                concat(int32(8), int32(80877102)));                        // a CancelRequest without a key
+    }
+
+    @ParameterizedTest
+    @MethodSource("badLengths")
+    void badLengthsAreRefusedWithoutAReplyWhereverTheyAreCut(byte[] packet) {
+        for (int cut = 0; cut < packet.length; cut++) {
+            List<PgInitialPacket> packets = cut == 0 ? parse(packet) : parse(packet, cut);
+            assertThat(packets).as("cut at %d", cut)
+                    .containsExactly(PgInvalidPacket.silent("invalid length of startup packet"));
+        }
     }
 
     static List<byte[]> malformed() {
@@ -139,8 +206,6 @@ class PgStartupParserTest {
                 int32(7),                                                   // shorter than a header
                 int32(-1),
                 int32(10_005),                                              // over the server's limit
-                concat(int32(9), int32(80877103), new byte[] {0}),         // SSLRequest with a body
-                concat(int32(9), int32(80877104), new byte[] {0}),
                 startup(2 << 16, "user", "u"),                              // protocol 2
                 startup(4 << 16, "user", "u"),
                 concat(int32(8), int32(1234 << 16 | 5681)),                 // an unknown request code

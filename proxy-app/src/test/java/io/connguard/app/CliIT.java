@@ -189,9 +189,68 @@ class CliIT {
     }
 
     @Test
+    void addressesThatBindTheSameSocketAreAConfigurationErrorNotABindFailure(@TempDir Path dir) throws Exception {
+        int port;
+        try (ServerSocket free = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            port = free.getLocalPort();
+        }
+        Path file = Files.writeString(dir.resolve("twice.yaml"), """
+                admin:
+                  listen: localhost:%1$d
+                listeners:
+                  - name: a
+                    protocol: postgres
+                    listen: 127.0.0.1:%1$d
+                    upstream: %2$s
+                  - name: b
+                    protocol: postgres
+                    listen: localhost:%1$d
+                    upstream: %2$s
+                """.formatted(port, pg.hostPort()));
+        Process check = new ProcessBuilder(java(), "-jar", JAR.toString(), "--config", file.toString(), "--check")
+                .redirectErrorStream(true).start();
+        String output = new String(check.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(check.waitFor(30, TimeUnit.SECONDS)).isTrue();
+        assertThat(check.exitValue()).as(output).isEqualTo(1);
+        assertThat(output).contains("listeners[1].listen", "listeners[0].listen 127.0.0.1:" + port,
+                "admin.listen", "listener 'a' (listen 127.0.0.1:" + port + ")");
+        try (Proxy proxy = new Proxy(file)) {
+            assertThat(proxy.exitCode()).as("at start too: a configuration error, not a bind failure (2)").isEqualTo(1);
+            assertThat(String.join("\n", proxy.lines)).contains("listeners[1].listen").doesNotContain("cannot listen");
+        }
+    }
+
+    @Test
+    void sighupReloadsTheFileAndAppliesNewLimitsToTheOpenSession(@TempDir Path dir) throws Exception {
+        Path file = config(dir, "clients:\n  defaults:\n    maxConnections: 5");
+        try (Proxy proxy = new Proxy(file).awaitStarted();
+             Connection open = connect(proxy.port)) {
+            assertThat(clientCap(proxy)).isEqualTo(5);
+            Files.writeString(file, Files.readString(file).replace("maxConnections: 5", "maxConnections: 7"));
+            proxy.signal("HUP");
+            await().atMost(10, TimeUnit.SECONDS).until(() -> clientCap(proxy) == 7);
+            assertThat(proxy.lines).anySatisfy(l -> assertThat(l).contains("SIGHUP: reloading the configuration"));
+            assertThat(proxy.lines).anySatisfy(l -> assertThat(l).contains("configuration reloaded and applied"));
+            assertThat(open.createStatement().executeQuery("SELECT 1").next()).as("the session lives on").isTrue();
+            assertThat(proxy.process.isAlive()).as("SIGHUP does not stop the process").isTrue();
+        }
+    }
+
+    /** maxConnections in force for the one client in /clients (the test's open session). */
+    private int clientCap(Proxy proxy) throws Exception {
+        String body = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + proxy.adminPort + "/clients"))
+                .build(), HttpResponse.BodyHandlers.ofString()).body();
+        JsonNode clients = new ObjectMapper().readTree(body);
+        assertThat(clients).as(body).hasSize(1);
+        return clients.get(0).get("maxConnections").asInt();
+    }
+
+    @Test
     void jsonLogsCarryTheSessionFields(@TempDir Path dir) throws Exception {
+        // Keyed without the application: pgjdbc sets application_name after connecting, which re-keys a session.
         String extra = """
                 clients:
+                  identity: [user, database]
                   defaults:
                     maxConnections: 1
                     queueTimeout: 0

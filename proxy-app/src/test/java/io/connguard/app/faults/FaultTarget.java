@@ -42,6 +42,13 @@ interface FaultTarget {
     /** A complete, valid first handshake packet for {@code user}, for clients that feed it slowly. */
     byte[] handshake(String user);
 
+    /**
+     * Whether a client that has not finished its first handshake packet is told why it is closed: MySQL
+     * clients get an ERR packet; PostgreSQL clients get nothing, as the server sends nothing to a client
+     * whose start-up packet is too long, incomplete or late.
+     */
+    boolean toldBeforeHandshake();
+
     /** The protocol-violation error in the bytes the proxy sent (e.g. "08P01 ..." / "1047 08S01 ..."), if any. */
     Optional<String> protocolError(byte[] reply);
 }

@@ -89,6 +89,11 @@ final class MySqlFaults implements FaultTarget {
 
     /** The first ERR packet (0xFF, error code, '#', SQLSTATE, message) in the bytes after the greeting. */
     @Override
+    public boolean toldBeforeHandshake() {
+        return true;
+    }
+
+    @Override
     public Optional<String> protocolError(byte[] reply) {
         int i = 0;
         while (i + 4 <= reply.length) {

@@ -89,6 +89,11 @@ final class PostgresFaults implements FaultTarget {
 
     /** An ErrorResponse ('E', length, fields of a type byte and a C string, a final 0), with its code and message. */
     @Override
+    public boolean toldBeforeHandshake() {
+        return false;
+    }
+
+    @Override
     public Optional<String> protocolError(byte[] reply) {
         ByteBuffer in = ByteBuffer.wrap(reply);
         while (in.remaining() >= 5) {

@@ -238,13 +238,18 @@ abstract class GuardScenarios {
             assertThat(refused.getSQLState()).isEqualTo(target.tooManyConnectionsState());
             await().atMost(10, TimeUnit.SECONDS).until(() -> proxy.sessions().get(0).get("leakSuspect").asBoolean());
             assertThat(proxy.scrape().value("connguard_client_leak_suspects", key(APP, "holder"))).isEqualTo(1);
-            Thread.sleep(2500);
+            // Idle for three thresholds: a repeated report would have come by now.
+            await().atMost(15, TimeUnit.SECONDS).until(() -> idleLongerThan(proxy.sessions().get(0), 3000));
             List<LogCapture.Line> warnings = log.lines("WARN", "connection leak suspected");
             assertThat(warnings).as("exactly one WARN line").hasSize(1);
             LogCapture.Line line = warnings.get(0);
-            assertThat(line.message()).contains("user=" + APP, "application=holder", "127.0.0.1",
-                    "SELECT count(*) FROM cg_guard_rows WHERE id = ? OR ? = ?",
-                    "a connection of the same client");
+            assertThat(line.field("user")).isEqualTo(APP);
+            assertThat(line.field("application")).isEqualTo("holder");
+            assertThat(line.field("address")).isEqualTo("127.0.0.1");
+            assertThat(line.field("lastStatement")).isEqualTo("SELECT count(*) FROM cg_guard_rows WHERE id = ? OR ? = ?");
+            assertThat(line.message()).as("the fields name the client; the message does not repeat it")
+                    .doesNotContain("user=").contains("a connection of the same client")
+                    .endsWith("last statement: SELECT count(*) FROM cg_guard_rows WHERE id = ? OR ? = ?");
             assertThat(line.text()).doesNotContain("hunter2").doesNotContain("= 7");
             JsonNode session = proxy.sessions().get(0);
             assertThat(session.get("lastStatement").asText())
@@ -281,7 +286,15 @@ abstract class GuardScenarios {
             Connection leaked = pool.getConnection();
             try {
                 assertThat(selectOne(leaked)).isEqualTo(1);
-                Thread.sleep(1500); // never returned, idle past the threshold
+                // Never returned: wait until every session, the leaked one included, is idle past the threshold.
+                await().atMost(15, TimeUnit.SECONDS).until(() -> {
+                    for (JsonNode session : proxy.sessions()) {
+                        if (!idleLongerThan(session, 1200)) {
+                            return false;
+                        }
+                    }
+                    return true;
+                });
                 ExecutorService load = Executors.newFixedThreadPool(4);
                 try {
                     List<Future<?>> workers = new ArrayList<>();
@@ -303,13 +316,26 @@ abstract class GuardScenarios {
                 }
                 await().atMost(10, TimeUnit.SECONDS).until(() ->
                         proxy.scrape().value("connguard_client_leak_suspects", key(APP, "steady")) == 1);
-                assertThat(log.lines("WARN", "connection leak suspected")).hasSize(1).allSatisfy(line ->
-                        assertThat(line.message()).contains("application=steady",
-                                "other connections of the same client were busy at once"));
+                assertThat(log.lines("WARN", "connection leak suspected")).hasSize(1).allSatisfy(line -> {
+                    assertThat(line.field("application")).isEqualTo("steady");
+                    assertThat(line.message()).contains("other connections of the same client were busy at once");
+                });
             } finally {
                 leaked.close();
             }
         }
+    }
+
+    private static List<String> applications(TestProxy proxy) {
+        List<String> names = new ArrayList<>();
+        proxy.sessions().forEach(session -> names.add(session.get("application").asText()));
+        return names;
+    }
+
+    /** Whether /sessions shows {@code session} in its state (idle) for longer than {@code millis}. */
+    private static boolean idleLongerThan(JsonNode session, long millis) {
+        return java.time.Instant.parse(session.get("stateSince").asText())
+                .isBefore(java.time.Instant.now().minusMillis(millis));
     }
 
     // ------------------------------------------------------------------ 4. rules
@@ -359,7 +385,8 @@ abstract class GuardScenarios {
                     b.executeUpdate("UPDATE cg_guard_rows SET v = 1 WHERE id = 2");
                     w.executeUpdate("UPDATE cg_guard_rows SET v = 1 WHERE id = 3");
                 }
-                Thread.sleep(2000);
+                // The default idleInTransactionTimeout (1s) ends web's transaction; the batch rule's 30s keeps batch's.
+                await().atMost(15, TimeUnit.SECONDS).until(() -> applications(proxy).equals(List.of("batch-nightly")));
                 batch.commit();
                 assertThat(selectOne(batch)).as("the batch job's transaction outlived the default timeout").isEqualTo(1);
                 target.assertIdleInTransactionKill(catchThrowableOfType(SQLException.class, () -> selectOne(web)));
@@ -391,7 +418,9 @@ abstract class GuardScenarios {
                 Future<Connection> fourth = waiter.submit(() -> target.open(port, APP, "reloaded"));
                 await().atMost(5, TimeUnit.SECONDS).until(() -> proxy.clients().get(0).get("queued").asInt() == 1);
                 held.remove(0).close();
-                Thread.sleep(500);
+                // Once its slot is given back 2 sessions remain, the lowered cap: the waiter must still wait.
+                await().atMost(10, TimeUnit.SECONDS).until(() -> proxy.clients().get(0).get("total").asInt() == 2);
+                assertThat(proxy.clients().get(0).get("queued").asInt()).isEqualTo(1);
                 assertThat(fourth).as("2 sessions still hold the lowered cap of 2").isNotDone();
                 assertThat(proxy.reload(configWithCap(clients, 4)).ok()).isTrue();
                 try (Connection admitted = fourth.get(10, TimeUnit.SECONDS)) {

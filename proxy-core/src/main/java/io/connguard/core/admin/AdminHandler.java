@@ -33,7 +33,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Routes the admin API: {@code /metrics /healthz /readyz /sessions /clients}, {@code DELETE /sessions/{id}},
- * {@code POST /reload} and {@code POST /quitquitquit}. Mutating calls need the bearer token when one is set.
+ * {@code POST /reload} and {@code POST /quitquitquit}. Mutating calls need the bearer token when one is set;
+ * when the endpoint does not listen on loopback every call but {@code /metrics /healthz /readyz} needs it.
  * Any other path is 404; a known path with another method is 405.
  */
 final class AdminHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
@@ -43,14 +44,20 @@ final class AdminHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     private static final String TEXT = "text/plain; charset=utf-8";
     private static final String PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8";
 
+    /** What a scraper and the kubelet read without a token wherever the endpoint listens. */
+    private static final java.util.Set<String> OPEN_READS = java.util.Set.of("/metrics", "/healthz", "/readyz");
+
     private final ProxyServer server;
     private final ExecutorService worker;
     private final LoopHeartbeats heartbeats;
+    /** admin.listen is not a loopback address: every read but {@link #OPEN_READS} needs the token too. */
+    private final boolean offLoopback;
 
-    AdminHandler(ProxyServer server, ExecutorService worker, LoopHeartbeats heartbeats) {
+    AdminHandler(ProxyServer server, ExecutorService worker, LoopHeartbeats heartbeats, boolean offLoopback) {
         this.server = server;
         this.worker = worker;
         this.heartbeats = heartbeats;
+        this.offLoopback = offLoopback;
     }
 
     @Override
@@ -68,6 +75,11 @@ final class AdminHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
             return;
         }
         String path = new QueryStringDecoder(request.uri()).path();
+        if (offLoopback && !OPEN_READS.contains(path) && !authorized(request)) {
+            // Sessions and clients name users, applications and statement fingerprints: not for the network.
+            unauthorized(ctx, request);
+            return;
+        }
         switch (path) {
             case "/metrics" -> get(ctx, request, () -> CompletableFuture.completedFuture(
                     new Reply(HttpResponseStatus.OK, PROMETHEUS, server.metrics().scrape())));
@@ -119,13 +131,17 @@ final class AdminHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
             return;
         }
         if (!authorized(request)) {
-            FullHttpResponse response = response(HttpResponseStatus.UNAUTHORIZED, JSON,
-                    "{\"error\":\"a valid Authorization: Bearer token is required\"}", false);
-            response.headers().set(HttpHeaderNames.WWW_AUTHENTICATE, "Bearer realm=\"connguard\"");
-            send(ctx, request, response);
+            unauthorized(ctx, request);
             return;
         }
         run(ctx, request, action);
+    }
+
+    private void unauthorized(ChannelHandlerContext ctx, FullHttpRequest request) {
+        FullHttpResponse response = response(HttpResponseStatus.UNAUTHORIZED, JSON,
+                "{\"error\":\"a valid Authorization: Bearer token is required\"}", false);
+        response.headers().set(HttpHeaderNames.WWW_AUTHENTICATE, "Bearer realm=\"connguard\"");
+        send(ctx, request, response);
     }
 
     private void run(ChannelHandlerContext ctx, FullHttpRequest request, Action action) {

@@ -53,6 +53,7 @@ public final class AdminServer implements AutoCloseable {
     public void start(HostPort listen) throws java.net.BindException {
         LoopHeartbeats beats = new LoopHeartbeats(server.loops());
         heartbeats = beats;
+        boolean offLoopback = !listen.isLoopback();
         ServerBootstrap bootstrap = new ServerBootstrap()
                 .group(group)
                 .channel(transport.serverChannel())
@@ -65,7 +66,7 @@ public final class AdminServer implements AutoCloseable {
                                 .addLast(new RequestDeadline(REQUEST_SECONDS))
                                 .addLast(new HttpServerCodec(MAX_INITIAL_LINE, MAX_HEADERS, 8192))
                                 .addLast(new HttpObjectAggregator(MAX_BODY))
-                                .addLast(new AdminHandler(server, worker, beats));
+                                .addLast(new AdminHandler(server, worker, beats, offLoopback));
                     }
                 });
         try {

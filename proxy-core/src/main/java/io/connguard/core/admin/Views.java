@@ -3,6 +3,7 @@ package io.connguard.core.admin;
 import io.connguard.core.admission.Admission.ClientCounts;
 import io.connguard.core.admission.ClientKey;
 import io.connguard.core.api.SessionState;
+import io.connguard.core.config.Durations;
 import io.connguard.core.config.Limits;
 import io.connguard.core.server.Listener;
 import io.connguard.core.session.SessionSnapshot;
@@ -132,19 +133,6 @@ final class Views {
 
     /** Durations as ISO-8601 would be unfriendly here; the configuration's own form is used: 5s, 10m, 0. */
     private static String duration(Duration d) {
-        if (d.isZero()) {
-            return "0";
-        }
-        long millis = d.toMillis();
-        if (millis % 3_600_000 == 0) {
-            return millis / 3_600_000 + "h";
-        }
-        if (millis % 60_000 == 0) {
-            return millis / 60_000 + "m";
-        }
-        if (millis % 1000 == 0) {
-            return millis / 1000 + "s";
-        }
-        return millis + "ms";
+        return Durations.format(d);
     }
 }

@@ -102,8 +102,15 @@ public final class ConfigLoader {
                     "not valid YAML (" + e.getClass().getSimpleName() + ": " + e.getMessage() + ")")));
         }
         YamlFields top = YamlFields.of("", root, TOP, errors, environment);
-        AdminConfig admin = admin(top.mapping("admin", ADMIN));
+        YamlFields adminFields = top.mapping("admin", ADMIN);
+        AdminConfig admin = admin(adminFields);
         List<ListenerConfig> listeners = listeners(top, errors);
+        for (int i = 0; i < listeners.size(); i++) {
+            if (ListenAddresses.sameSocket(admin.listen(), listeners.get(i).listen())) {
+                adminFields.error("listen", "admin.listen " + admin.listen() + " binds the same socket as "
+                        + "listener '" + listeners.get(i).name() + "' (listen " + listeners.get(i).listen() + ")");
+            }
+        }
         ClientsConfig clients = clients(top.mapping("clients", CLIENTS));
         ShutdownConfig shutdown = shutdown(top.mapping("shutdown", SHUTDOWN));
         LoggingConfig logging = logging(top.mapping("logging", LOGGING));
@@ -131,7 +138,7 @@ public final class ConfigLoader {
         }
         List<ListenerConfig> result = new ArrayList<>();
         Map<String, String> names = new HashMap<>();
-        Map<String, String> addresses = new HashMap<>();
+        List<String> paths = new ArrayList<>();
         for (int i = 0; i < items.size(); i++) {
             String path = "listeners[" + i + "]";
             YamlFields f = YamlFields.of(path, items.get(i), LISTENER, errors, environment);
@@ -143,26 +150,15 @@ public final class ConfigLoader {
             if (previous != null) {
                 f.error("name", "duplicate listener name '" + listener.name() + "' (also " + previous + ")");
             }
-            if (listener.listen().port() != 0) {
-                String address = listener.listen().toString();
-                String other = addresses.putIfAbsent(address, path);
-                if (other != null) {
-                    f.error("listen", "duplicate listen address " + address + " (also " + other + ")");
+            for (int j = 0; j < result.size(); j++) {
+                HostPort other = result.get(j).listen();
+                if (ListenAddresses.sameSocket(listener.listen(), other)) {
+                    f.error("listen", "duplicate listen address " + listener.listen() + " (also " + paths.get(j)
+                            + ".listen " + other + ListenAddresses.why(listener.listen(), other) + ")");
                 }
             }
             result.add(listener);
-        }
-        for (ListenerConfig listener : result) {
-            for (ListenerConfig other : result) {
-                if (listener != other && listener.listen().port() != 0
-                        && listener.listen().port() == other.listen().port()
-                        && !listener.listen().host().equals(other.listen().host())
-                        && (isWildcard(listener.listen().host()) || isWildcard(other.listen().host()))) {
-                    errors.add(new ConfigError("listeners", 0, "listeners '" + listener.name() + "' and '"
-                            + other.name() + "' both use port " + listener.listen().port()
-                            + " and one of them binds every address"));
-                }
-            }
+            paths.add(path);
         }
         return result;
     }
@@ -185,8 +181,9 @@ public final class ConfigLoader {
             f.error("upstream", "upstream port must not be 0");
         }
         int maxUpstream = f.integer("maxUpstreamConnections", 0, 0, 1_000_000);
-        Duration connectTimeout = positive(f, "connectTimeout", DEFAULT_CONNECT_TIMEOUT);
-        Duration handshakeTimeout = positive(f, "handshakeTimeout", DEFAULT_HANDSHAKE_TIMEOUT);
+        // 0 turns either off, as for every other timer: no handshake timer, no connect timeout but the OS's own.
+        Duration connectTimeout = f.duration("connectTimeout", DEFAULT_CONNECT_TIMEOUT);
+        Duration handshakeTimeout = f.duration("handshakeTimeout", DEFAULT_HANDSHAKE_TIMEOUT);
         YamlFields tls = f.mapping("upstreamTls", UPSTREAM_TLS);
         UpstreamTlsMode mode = tls.enumValue("mode", UpstreamTlsMode.class, UpstreamTlsMode.DISABLE);
         String caFile = tls.string("caFile");
@@ -377,19 +374,6 @@ public final class ConfigLoader {
     private LoggingConfig logging(YamlFields f) {
         return new LoggingConfig(f.enumValue("format", LoggingConfig.Format.class, LoggingConfig.Format.TEXT),
                 f.enumValue("level", LoggingConfig.Level.class, LoggingConfig.Level.INFO));
-    }
-
-    private static Duration positive(YamlFields f, String key, Duration fallback) {
-        Duration value = f.duration(key, fallback);
-        if (value.isZero() && f.has(key)) {
-            f.error(key, "must be greater than 0");
-            return fallback;
-        }
-        return value;
-    }
-
-    private static boolean isWildcard(String host) {
-        return host.equals("0.0.0.0") || host.equals("::") || host.equals("*");
     }
 
     /** The keys of a mapping in the order README.md documents them (error messages list them so). */

@@ -1,5 +1,6 @@
 package io.connguard.core.lifecycle;
 
+import io.connguard.core.config.Durations;
 import io.connguard.core.config.ShutdownConfig;
 import io.connguard.core.metrics.CloseReason;
 import io.connguard.core.server.Listener;
@@ -46,8 +47,8 @@ public final class Drain {
         }
         started = true;
         ShutdownConfig shutdown = server.config().shutdown();
-        LOG.info("drain started: readiness is now 503; admitting new connections for minDrainDelay {}ms more",
-                shutdown.minDrainDelay().toMillis());
+        LOG.info("drain started: readiness is now 503; admitting new connections for minDrainDelay {} more",
+                Durations.format(shutdown.minDrainDelay()));
         timer.schedule(this::refuse, shutdown.minDrainDelay().toMillis(), TimeUnit.MILLISECONDS);
     }
 
@@ -67,8 +68,8 @@ public final class Drain {
         }
         ShutdownConfig shutdown = server.config().shutdown();
         deadline = System.nanoTime() + shutdown.drainTimeout().toNanos();
-        LOG.info("drain: refusing new connections; waiting up to drainTimeout {}ms for {} open session(s)",
-                shutdown.drainTimeout().toMillis(), server.registry().size());
+        LOG.info("drain: refusing new connections; waiting up to drainTimeout {} for {} open session(s)",
+                Durations.format(shutdown.drainTimeout()), server.registry().size());
         timer.schedule(this::poll, 0, TimeUnit.MILLISECONDS);
     }
 

@@ -3,7 +3,6 @@ package io.connguard.core.logging;
 import ch.qos.logback.classic.AsyncAppender;
 import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.LoggerContext;
-import ch.qos.logback.classic.encoder.PatternLayoutEncoder;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.ConsoleAppender;
 import ch.qos.logback.core.encoder.Encoder;
@@ -12,8 +11,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Applies {@code logging} to Logback: the root level and one console appender writing either text
- * lines or one JSON object a line. Key-value pairs attached to an event (session id, listener, client,
+ * Applies {@code logging} to Logback: the root level and one console appender writing either logfmt
+ * text lines ({@link LogfmtEncoder}) or one JSON object a line ({@link JsonLineEncoder}). Key-value pairs attached to an event (session id, listener, client,
  * reason) appear in both formats.
  *
  * <p>Lines are written by a background thread: event loops log kills and rejections, and a stdout pipe
@@ -22,7 +21,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class Logging {
 
-    static final String TEXT_PATTERN = "%d{yyyy-MM-dd'T'HH:mm:ss.SSSXXX,UTC} %-5level %logger{0} - %msg %kvp{NONE}%n%ex";
     private static final String APPENDER = "connguard-console";
     static final int QUEUE = 8192;
 
@@ -63,15 +61,8 @@ public final class Logging {
     }
 
     private static Encoder<ILoggingEvent> encoder(LoggingConfig.Format format, LoggerContext context) {
-        if (format == LoggingConfig.Format.JSON) {
-            JsonLineEncoder encoder = new JsonLineEncoder();
-            encoder.setContext(context);
-            encoder.start();
-            return encoder;
-        }
-        PatternLayoutEncoder encoder = new PatternLayoutEncoder();
+        Encoder<ILoggingEvent> encoder = format == LoggingConfig.Format.JSON ? new JsonLineEncoder() : new LogfmtEncoder();
         encoder.setContext(context);
-        encoder.setPattern(TEXT_PATTERN);
         encoder.start();
         return encoder;
     }

@@ -12,6 +12,7 @@ import io.connguard.core.api.ProxyError;
 import io.connguard.core.api.SessionContext;
 import io.connguard.core.api.SessionLog;
 import io.connguard.core.api.SessionState;
+import io.connguard.core.config.Durations;
 import io.connguard.core.config.Limits;
 import io.connguard.core.metrics.ClientSeries;
 import io.connguard.core.metrics.CloseReason;
@@ -541,7 +542,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         listener.meters().rejected(outcome);
         ProxyError error = Messages.rejection(why, this);
         log.at(Level.INFO).addKeyValue("reason", why.name().toLowerCase(java.util.Locale.ROOT))
-                .log("connection rejected: {}", error.message());
+                .log("connection rejected: {}", Messages.why(why, limits));
         close(null, error);
     }
 
@@ -678,6 +679,9 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
 
     private void armHandshakeTimer() {
         long timeout = listener.config().handshakeTimeout().toNanos();
+        if (timeout == 0) {
+            return; // handshakeTimeout: 0 turns the timer off, as 0 does for every timer
+        }
         handshakeTimer = loop.schedule(this::handshakeExpired, timeout, TimeUnit.NANOSECONDS);
     }
 
@@ -702,7 +706,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         };
         ProxyError error = Messages.expiry(expiry, this);
         log.at(Level.WARN).addKeyValue("reason", reason.tag()).addKeyValue("lastStatement", lastStatement())
-                .log("session killed: {}", error.detail());
+                .log("session killed: {}", Messages.why(expiry, limits));
         close(reason, error);
     }
 
@@ -739,19 +743,18 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         leakSuspect = true;
         series.leakSuspectDelta(1);
         long now = System.nanoTime();
-        String idle = Messages.duration(Duration.ofNanos(now - stateSince));
-        String age = Messages.duration(Duration.ofNanos(now - openedNanos));
+        // The session, address and client are the line's fields; the message does not repeat them.
+        String idle = Durations.measured(now - stateSince);
+        String age = Durations.measured(now - openedNanos);
         String last = lastStatement();
         String statement = last.isEmpty() ? "(none)" : last;
-        String client = key.describe(services.policy().identity());
         log.at(Level.WARN).addKeyValue("reason", "leak_suspect")
-                .addKeyValue("client", client)
                 .addKeyValue("idle", idle)
                 .addKeyValue("age", age)
                 .addKeyValue("lastStatement", statement)
                 .addKeyValue("evidence", why)
-                .log("connection leak suspected: session {} of client {} from {} idle for {} (open {}) while {}; "
-                        + "last statement: {}", id, client, address, idle, age, why, statement);
+                .log("connection leak suspected: idle for {} (open {}) while {}; last statement: {}",
+                        idle, age, why, statement);
     }
 
     /** Ends the session as the admin API or a drain asks (reason ADMIN or SHUTDOWN). Call from any thread. */
@@ -766,7 +769,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                     : new ProxyError(ProxyError.Kind.ADMIN_KILL, "terminating connection due to administrator command",
                     "connguard: session " + id + " was killed through the admin API");
             log.at(Level.INFO).addKeyValue("reason", reason.tag()).addKeyValue("lastStatement", lastStatement())
-                    .log("session killed: {}", error.detail());
+                    .log("session killed: {}", reason == CloseReason.SHUTDOWN ? "drainTimeout passed"
+                            : "killed through the admin API");
             close(identity == null ? null : reason, error);
         });
     }

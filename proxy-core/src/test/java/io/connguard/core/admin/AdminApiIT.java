@@ -140,7 +140,8 @@ class AdminApiIT {
             assertThat(proxy.request("POST", "/reload", null).statusCode()).isEqualTo(401);
             assertThat(proxy.request("POST", "/quitquitquit", "nope").statusCode()).isEqualTo(401);
             assertThat(proxy.server().ready()).isTrue();
-            assertThat(proxy.get("/sessions").statusCode()).as("reads need no token").isEqualTo(200);
+            assertThat(proxy.get("/sessions").statusCode()).as("on loopback reads need no token").isEqualTo(200);
+            assertThat(proxy.get("/clients").statusCode()).as("on loopback reads need no token").isEqualTo(200);
             var reload = proxy.request("POST", "/reload", "t0ken");
             assertThat(reload.statusCode()).isEqualTo(200);
             assertThat(reload.body()).isEqualTo("{\"status\":\"unchanged\",\"reasons\":[]}");
@@ -152,6 +153,32 @@ class AdminApiIT {
                 assertThat(proxy.get("/readyz").statusCode()).isEqualTo(503);
             }
             assertThat(proxy.server().terminated().get(30, TimeUnit.SECONDS)).as("drained and stopped").isZero();
+        }
+    }
+
+    @Test
+    void offLoopbackEveryReadButMetricsAndProbesNeedsTheToken() throws Exception {
+        try (TestProxy proxy = TestProxy.start(config("admin:\n  listen: 0.0.0.0:0\n  token: ${ADMIN_TOKEN}"),
+                Map.of("ADMIN_TOKEN", "t0ken"));
+             LineClient client = LineClient.hello(proxy.port("app"), "erin", "d", "secret-app")) {
+            assertThat(client.readLine()).isEqualTo("WELCOME");
+            for (String open : new String[] {"/metrics", "/healthz", "/readyz"}) {
+                assertThat(proxy.get(open).statusCode()).as("%s: the scraper and the kubelet", open).isEqualTo(200);
+            }
+            for (String read : new String[] {"/sessions", "/clients"}) {
+                var denied = proxy.get(read);
+                assertThat(denied.statusCode()).as("%s without a token", read).isEqualTo(401);
+                assertThat(denied.body()).doesNotContain("erin").doesNotContain("secret-app");
+                assertThat(denied.headers().firstValue("www-authenticate")).isPresent();
+                assertThat(proxy.request("GET", read, "wrong").statusCode()).as("%s, wrong token", read).isEqualTo(401);
+                var allowed = proxy.request("GET", read, "t0ken");
+                assertThat(allowed.statusCode()).as("%s with the token", read).isEqualTo(200);
+                assertThat(allowed.body()).contains("erin");
+            }
+            assertThat(proxy.request("HEAD", "/sessions", null).statusCode()).isEqualTo(401);
+            assertThat(proxy.request("DELETE", "/sessions/1", null).statusCode()).isEqualTo(401);
+            assertThat(proxy.request("POST", "/reload", null).statusCode()).isEqualTo(401);
+            assertThat(proxy.request("POST", "/reload", "t0ken").statusCode()).isEqualTo(200);
         }
     }
 

@@ -217,7 +217,71 @@ class ConfigLoaderTest {
                     upstream: db:3306
                 """)).containsExactlyInAnyOrder(
                 "listeners[1].name (line 6): duplicate listener name 'pg' (also listeners[0])",
-                "listeners[1].listen (line 8): duplicate listen address 127.0.0.1:6432 (also listeners[0])");
+                "listeners[1].listen (line 8): duplicate listen address 127.0.0.1:6432 (also listeners[0].listen "
+                        + "127.0.0.1:6432)");
+    }
+
+    @Test
+    void addressesThatBindTheSameSocketAreDuplicatesAsTheBindWouldSeeThem() throws ConfigException {
+        assertThat(errors("""
+                listeners:
+                  - name: a
+                    protocol: postgres
+                    listen: 127.0.0.1:6432
+                    upstream: db:5432
+                  - name: b
+                    protocol: postgres
+                    listen: localhost:6432
+                    upstream: db:5432
+                """)).containsExactly("listeners[1].listen (line 8): duplicate listen address localhost:6432 "
+                + "(also listeners[0].listen 127.0.0.1:6432: both resolve to 127.0.0.1)");
+        assertThat(errors("""
+                listeners:
+                  - name: a
+                    protocol: postgres
+                    listen: 127.0.0.1:6432
+                    upstream: db:5432
+                  - name: b
+                    protocol: postgres
+                    listen: "[::]:6432"
+                    upstream: db:5432
+                """)).singleElement().asString().startsWith("listeners[1].listen (line 8): duplicate listen address")
+                .contains("listeners[0].listen 127.0.0.1:6432: a wildcard address binds the port on every address");
+        assertThat(errors("""
+                admin:
+                  listen: localhost:6432
+                listeners:
+                  - name: a
+                    protocol: postgres
+                    listen: 127.0.0.1:6432
+                    upstream: db:5432
+                """)).containsExactly("admin.listen (line 2): admin.listen localhost:6432 binds the same socket as "
+                + "listener 'a' (listen 127.0.0.1:6432)");
+        // Different ports, and port 0 (chosen by the system), are fine.
+        loader.parse("""
+                admin:
+                  listen: 127.0.0.1:0
+                listeners:
+                  - name: a
+                    protocol: postgres
+                    listen: 127.0.0.1:0
+                    upstream: db:5432
+                  - name: b
+                    protocol: postgres
+                    listen: localhost:0
+                    upstream: db:5432
+                  - name: c
+                    protocol: postgres
+                    listen: localhost:6433
+                    upstream: db:5432
+                """);
+    }
+
+    @Test
+    void zeroConnectAndHandshakeTimeoutsTurnThemOffAsForEveryTimer() throws ConfigException {
+        ProxyConfig config = loader.parse(MINIMAL + "    connectTimeout: 0\n    handshakeTimeout: 0\n");
+        assertThat(config.listeners().get(0).connectTimeout()).isZero();
+        assertThat(config.listeners().get(0).handshakeTimeout()).isZero();
     }
 
     @Test
@@ -232,7 +296,8 @@ class ConfigLoaderTest {
                     protocol: postgres
                     listen: 127.0.0.1:6432
                     upstream: db:5432
-                """)).anySatisfy(e -> assertThat(e).contains("both use port 6432"));
+                """)).containsExactly("listeners[1].listen (line 8): duplicate listen address 127.0.0.1:6432 (also "
+                + "listeners[0].listen 0.0.0.0:6432: a wildcard address binds the port on every address)");
     }
 
     @Test
@@ -302,7 +367,6 @@ class ConfigLoaderTest {
                 """)).containsExactlyInAnyOrder(
                 "listeners[0].listen (line 4): port must be a number from 0 to 65535, got 99999",
                 "listeners[0].maxUpstreamConnections (line 6): expected a whole number, got 'many'",
-                "listeners[0].connectTimeout (line 7): must be greater than 0",
                 "listeners[0].upstreamTls.mode (line 9): expected one of disable, require, verify-ca, verify-full, got 'sometimes'",
                 "clients.identity[1] (line 11): expected one of user, database, application, address",
                 "clients.maxTrackedClients (line 12): must be between 1 and 1000000, got 0",

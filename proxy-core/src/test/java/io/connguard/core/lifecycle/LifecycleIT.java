@@ -120,7 +120,8 @@ class LifecycleIT {
             try (LineClient c = LineClient.hello(proxy.port("app"), "u", "d", "a")) {
                 await().atMost(5, TimeUnit.SECONDS).until(() -> proxy.clients().get(0).get("queued").asInt() == 1);
                 a.close();
-                Thread.sleep(300);
+                // Once a's slot is given back the count is 1, the lowered cap: the waiter must still wait.
+                await().atMost(5, TimeUnit.SECONDS).until(() -> proxy.clients().get(0).get("total").asInt() == 1);
                 assertThat(proxy.clients().get(0).get("queued").asInt())
                         .as("one session still holds the lowered cap of 1").isEqualTo(1);
                 b.close();
@@ -165,12 +166,24 @@ class LifecycleIT {
     }
 
     @Test
-    void editingTheFileReloadsItWithoutASignal() throws Exception {
-        try (TestProxy proxy = TestProxy.start(config("drainTimeout: 1s", "maxConnections: 3"))) {
-            String edited = Files.readString(proxy.configFile()).replace("maxConnections: 3", "maxConnections: 9");
-            Files.writeString(proxy.configFile(), edited);
+    void editingTheFileReloadsItWithoutASignalAndTheOpenSessionGetsTheNewLimits() throws Exception {
+        try (TestProxy proxy = TestProxy.start(config("drainTimeout: 1s", "maxConnections: 3\nidleTimeout: 0"));
+             LineClient open = LineClient.hello(proxy.port("app"), "u", "d", "reload")) {
+            assertThat(open.readLine()).isEqualTo("WELCOME");
+            assertEchoes(open, "before");
+            assertThat(proxy.clients().get(0).get("maxConnections").asInt()).isEqualTo(3);
+            String edited = Files.readString(proxy.configFile()).replace("maxConnections: 3", "maxConnections: 9")
+                    .replace("idleTimeout: 0", "idleTimeout: 5s");
+            Files.writeString(proxy.configFile(), edited); // no reload call, no signal: the watcher notices
             await().atMost(10, TimeUnit.SECONDS)
                     .until(() -> proxy.server().config().clients().defaults().maxConnections() == 9);
+            assertEchoes(open, "after"); // in use again: its new idleTimeout counts from here
+            assertThat(proxy.clients().get(0).get("maxConnections").asInt()).as("the open session's client").isEqualTo(9);
+            assertThat(proxy.clients().get(0).get("limits").get("idleTimeout").asText()).isEqualTo("5s");
+            // The new idleTimeout reaches the session that was open before the edit: it is ended for idleness.
+            assertThat(open.readLine()).startsWith("ERROR IDLE_TIMEOUT");
+            assertThat(proxy.scrape().value("connguard_client_sessions_closed_total", "application", "reload",
+                    "reason", "idle")).isEqualTo(1);
         }
     }
 }
