@@ -50,19 +50,23 @@ class PgClientTlsIT {
     Path dir;
 
     private static String config(String clientTls) {
+        return config(clientTls, "30s");
+    }
+
+    private static String config(String clientTls, String handshakeTimeout) {
         return """
                 listeners:
                   - name: pg
                     protocol: postgres
                     listen: 127.0.0.1:0
                     upstream: %s
-                    handshakeTimeout: 3s
+                    handshakeTimeout: %s
                     clientTls:
                 %s
                 clients:
                   defaults:
                     maxConnections: 0
-                """.formatted(PgIt.db().hostPort(), clientTls.indent(6));
+                """.formatted(PgIt.db().hostPort(), handshakeTimeout, clientTls.indent(6));
     }
 
     private static Connection recorded(TestProxy proxy, String application, String... pairs) throws SQLException {
@@ -287,12 +291,12 @@ class PgClientTlsIT {
 
     @Test
     void aClientThatStallsInTheTlsHandshakeIsClosedByHandshakeTimeout() throws Exception {
-        try (TestProxy proxy = TestProxy.start(config("mode: allow")); Socket socket = new Socket()) {
+        try (TestProxy proxy = TestProxy.start(config("mode: allow", "2s")); Socket socket = new Socket()) {
             socket.connect(new InetSocketAddress("127.0.0.1", proxy.port("pg")), 5000);
             socket.setSoTimeout(20_000);
             socket.getOutputStream().write(PgMessages.sslRequest());
             assertThat(socket.getInputStream().read()).isEqualTo('S');
-            // No ClientHello follows: handshakeTimeout (3 s) ends the connection with at most a TLS alert
+            // No ClientHello follows: handshakeTimeout (2 s) ends the connection with at most a TLS alert
             // record (0x15), never a plaintext ErrorResponse the client could not read.
             byte[] rest = socket.getInputStream().readAllBytes();
             if (rest.length > 0) {

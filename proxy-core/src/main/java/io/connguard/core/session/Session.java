@@ -37,6 +37,7 @@ import io.netty.util.concurrent.ScheduledFuture;
 import org.slf4j.event.Level;
 
 import java.net.InetSocketAddress;
+import java.nio.channels.ClosedChannelException;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -410,8 +411,11 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                 result.trySuccess(agreed);
                 return;
             }
-            log.at(Level.INFO).addKeyValue("reason", "client_tls")
-                    .log("TLS handshake with the client failed: {}", ClientTlsLeg.describeFailure(done.cause()));
+            if (!(phase == Phase.CLOSED && done.cause() instanceof ClosedChannelException)) {
+                // (else the session closed the connection itself, handshakeTimeout or a kill, and said why)
+                log.at(Level.INFO).addKeyValue("reason", "client_tls")
+                        .log("TLS handshake with the client failed: {}", ClientTlsLeg.describeFailure(done.cause()));
+            }
             close(identity == null ? null : CloseReason.CLIENT, null);
             result.tryFailure(done.cause());
         });
