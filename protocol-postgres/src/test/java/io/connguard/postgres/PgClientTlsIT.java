@@ -15,6 +15,7 @@ import javax.net.ssl.SSLSocket;
 import javax.net.ssl.TrustManager;
 import javax.net.ssl.X509TrustManager;
 import java.io.DataInputStream;
+import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.nio.file.Path;
@@ -176,18 +177,38 @@ class PgClientTlsIT {
         try (TestProxy proxy = TestProxy.start(config("mode: allow"))) {
             try (SSLSocket socket = directTls(proxy, null)) {
                 socket.startHandshake();
-                DataInputStream in = new DataInputStream(socket.getInputStream());
-                assertThat((char) in.readByte()).isEqualTo('E');
-                byte[] body = new byte[in.readInt() - 4];
-                in.readFully(body);
-                assertThat(PgErrorParser.fields(PgMessages.concat(new byte[] {'E'}, PgMessages.int32(body.length + 4), body)))
-                        .containsEntry('C', "08P01")
-                        .hasEntrySatisfying('M', m -> assertThat(m).contains("without ALPN protocol negotiation"));
+                assertAlpnFatal(socket);
             }
+            // The JDK's provider ends the handshake with no_application_protocol; BoringSSL completes it
+            // without ALPN, and the same FATAL follows. Either way the client is refused.
             try (SSLSocket socket = directTls(proxy, "http/1.1")) {
-                assertThatThrownBy(socket::startHandshake).isInstanceOf(SSLHandshakeException.class)
-                        .hasMessageContaining("no_application_protocol");
+                try {
+                    socket.startHandshake();
+                } catch (SSLHandshakeException e) {
+                    assertThat(e).hasMessageContaining("no_application_protocol");
+                    return;
+                }
+                assertThat(socket.getApplicationProtocol()).isEmpty();
+                assertAlpnFatal(socket);
             }
+        }
+    }
+
+    private static void assertAlpnFatal(SSLSocket socket) throws IOException {
+        DataInputStream in = new DataInputStream(socket.getInputStream());
+        assertThat((char) in.readByte()).isEqualTo('E');
+        byte[] body = new byte[in.readInt() - 4];
+        in.readFully(body);
+        assertThat(PgErrorParser.fields(PgMessages.concat(new byte[] {'E'}, PgMessages.int32(body.length + 4), body)))
+                .containsEntry('C', "08P01")
+                .hasEntrySatisfying('M', m -> assertThat(m).contains("without ALPN protocol negotiation"));
+    }
+
+    @Test
+    void aClientThatDoesNotTrustTheCertificateIsCountedAsAFailedHandshake() throws Exception {
+        try (TestProxy proxy = TestProxy.start(config("mode: require"))) {
+            assertThatThrownBy(() -> connect(proxy, unique("notrust"), "sslmode", "verify-ca", "sslrootcert",
+                    PgIt.tlsDir().resolve("ca.crt").toString()).close()).isInstanceOf(SQLException.class);
             await().atMost(Duration.ofSeconds(10)).untilAsserted(() ->
                     assertThat(proxy.scrape().value(HANDSHAKES, "listener", "pg", "outcome", "failure")).isEqualTo(1));
         }
