@@ -5,7 +5,7 @@ plaintext (PGSSLMODE=disable) and over TLS (PGSSLMODE=require) in alternating ro
 connection both ways for reference; and the resident memory of an idle plaintext session beside an idle
 TLS session, against bench/pgwire.py's stand-in server.
 
-    bench/client_tls.py                     3 rounds x 10 s, 2,000 idle sessions each way (~5 min)
+    bench/client_tls.py                     5 rounds x 10 s, 2,000 idle sessions each way (~8 min)
     bench/client_tls.py --rounds 5 --seconds 15 --sessions 3000
 
 Needs the built jar (./mvnw -q -DskipTests package), pgbench and the cg_bench database that
@@ -60,12 +60,14 @@ def pgbench(port, seconds, sslmode):
     return W.parse_pgbench(done.stdout + done.stderr)
 
 
-def throughput(proxy, rounds, seconds):
+def throughput(proxy, rounds, seconds, warmup):
     legs = [("direct", C.PG[1], "disable", False), ("direct", C.PG[1], "require", False),
             ("connguard", proxy.pg_port, "disable", True), ("connguard", proxy.pg_port, "require", True)]
-    log("warm-up: every leg for %d s" % max(seconds, 10))
-    for _, port, sslmode, _ in legs:
-        pgbench(port, max(seconds, 10), sslmode)
+    # The JIT compiler needs tens of thousands of transactions on each path (TLS included) before
+    # connguard's numbers settle; a 10 s warm-up left the TLS leg at a third of its later throughput.
+    log("warm-up: %d s through connguard each way, 5 s direct" % warmup)
+    for _, port, sslmode, through_proxy in legs:
+        pgbench(port, warmup if through_proxy else 5, sslmode)
     rows = {(name, sslmode): [] for name, _, sslmode, _ in legs}
     for r in range(rounds):
         order = legs if r % 2 == 0 else list(reversed(legs))
@@ -142,12 +144,15 @@ def idle_memory(proxy, counts, workdir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=40, help="seconds of unmeasured load through connguard, each way")
     parser.add_argument("--sessions", type=int, default=2000, help="idle sessions at the second memory point")
     parser.add_argument("--phases", default="throughput,memory")
     parser.add_argument("--port-offset", type=int, default=700,
                         help="added to connguard's bench ports (16432, 16033, 19633), away from a bench/run.py run")
+    parser.add_argument("--jvm-arg", action="append", default=[],
+                        help="an extra JVM flag for connguard, e.g. -Dconnguard.tls=jdk for the JDK's TLS provider")
     parser.add_argument("--java", help="JVM for connguard (default: Temurin 25 when installed, else java)")
     args = parser.parse_args()
     temurin = Path("/usr/lib/jvm/temurin-25-jdk-amd64/bin/java")
@@ -156,18 +161,20 @@ def main():
     load = os.getloadavg()
     others = len(foreign_processes())
     with tempfile.TemporaryDirectory(prefix="cg-bench-tls-") as workdir:
-        proxy = C.Connguard(java, config=tls_config(workdir), port_offset=args.port_offset)
+        proxy = C.Connguard(java, jvm_flags=C.dockerfile_jvm_flags() + args.jvm_arg, config=tls_config(workdir),
+                            port_offset=args.port_offset)
         lines = ["## TLS on the client leg (bench/client_tls.py)", "",
-                 "connguard %s; load average before the run %.2f %.2f %.2f; %d other java/mvn processes." % (
-                     java, load[0], load[1], load[2], others), ""]
+                 "connguard %s %s; load average before the run %.2f %.2f %.2f; %d other java/mvn processes." % (
+                     java, " ".join(args.jvm_arg), load[0], load[1], load[2], others), ""]
         if "throughput" in phases:
             proxy.start(workdir)
             try:
-                rows = throughput(proxy, args.rounds, args.seconds)
+                rows = throughput(proxy, args.rounds, args.seconds, args.warmup)
             finally:
                 proxy.stop()
             base = statistics.median(r["tps"] for r in rows[("direct", "disable")])
-            lines += ["`pgbench -S -M prepared -c 16 -j 2`, %d rounds x %d s, median:" % (args.rounds, args.seconds), "",
+            lines += ["`pgbench -S -M prepared -c 16 -j 2`, %d rounds x %d s after a %d s warm-up each way, median:" % (
+                args.rounds, args.seconds, args.warmup), "",
                       "| leg | client sslmode | tps | vs direct plaintext | connguard CPU per tx |", "|---|---|---|---|---|"]
             for (name, sslmode), values in rows.items():
                 tps = statistics.median(v["tps"] for v in values)
