@@ -290,6 +290,45 @@ class PgClientTlsIT {
     }
 
     @Test
+    void withTlsOnBothLegsScramNeedsChannelBindingOffAndConnguardSaysSo() throws Exception {
+        PgIt.requireRole("cg_scram");
+        String yaml = """
+                listeners:
+                  - name: pg
+                    protocol: postgres
+                    listen: 127.0.0.1:0
+                    upstream: %s
+                    upstreamTls: { mode: require }
+                    clientTls: { mode: allow }
+                clients:
+                  defaults:
+                    maxConnections: 0
+                """.formatted(PgIt.db().hostPort());
+        try (TestProxy proxy = TestProxy.start(yaml); LogCapture log = new LogCapture("io.connguard.session")) {
+            Map<String, String> env = new HashMap<>(PgTool.env(proxy, unique("binding")));
+            env.put("PGUSER", "cg_scram");
+            env.put("PGPASSWORD", "cg_scram_pw");
+            env.put("PGSSLMODE", "require");
+            env.put("PGCHANNELBINDING", "prefer");
+            PgTool.Result prefer = PgTool.run(env, 60, "psql", "-X", "-At", "-c", "SELECT 1");
+            assertThat(prefer.exitCode()).isNotZero();
+            assertThat(prefer.err()).contains("channel binding");
+            assertThat(log.lines("WARN", "channel_binding=disable")).hasSize(1);
+            env.put("PGCHANNELBINDING", "disable");
+            PgTool.Result disable = PgTool.run(env, 60, "psql", "-X", "-At", "-c", "SELECT current_user");
+            assertThat(disable.exitCode()).as(disable.toString()).isZero();
+            assertThat(disable.out()).contains("cg_scram");
+            java.util.Properties props = PgIt.props(unique("bindingjdbc"), "sslmode", "require", "channelBinding",
+                    "disable");
+            props.setProperty("user", "cg_scram");
+            props.setProperty("password", "cg_scram_pw");
+            try (Connection c = java.sql.DriverManager.getConnection(PgIt.jdbcUrl(proxy), props)) {
+                assertThat(stringValue(c, "SELECT current_user")).isEqualTo("cg_scram");
+            }
+        }
+    }
+
+    @Test
     void cancelAndALargeResultWorkOverTheTlsLeg() throws Exception {
         try (TestProxy proxy = TestProxy.start(config("mode: require"));
              Connection c = recorded(proxy, unique("tlsbig")); Statement s = c.createStatement()) {
