@@ -426,7 +426,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     public void clientTlsRefused(ClientIdentity who, String request) {
         listener.meters().clientTlsRefused();
         String client = describeForLog(who);
-        if (listener.tlsMismatchLogged().first("tls " + client)) {
+        if (listener.tlsMismatchLogged().first("tls " + request + " " + client)) {
             log.at(Level.WARN).addKeyValue("reason", "client_tls_refused").log("client {} asked for TLS ({}) but "
                     + "listener {} does not offer TLS to clients (clientTls.mode: disable); set clientTls.mode to "
                     + "allow or require on this listener, or connect without requiring TLS", client, request,
