@@ -60,8 +60,9 @@ EXPOSE 9633
 # below does that (it is what --sun-misc-unsafe-memory-access=allow sets, an option Java 21 and 17 would
 # refuse, while they ignore the property), so that buffers get Netty's fast Unsafe paths and copying a
 # header out of a direct buffer allocates nothing. PerfDisableSharedMem keeps the JVM from writing
-# /tmp/hsperfdata_*. Netty extracts its native epoll library to java.io.tmpdir: mount a writable
-# emptyDir at /tmp (the Helm chart does) or connguard falls back to Java NIO. Extra JVM flags go into
+# /tmp/hsperfdata_*. Netty extracts its native epoll library to java.io.tmpdir (and, for a listener
+# with clientTls, BoringSSL's, 3 MB): mount a writable emptyDir at /tmp (the Helm chart does) or
+# connguard falls back to Java NIO and the JDK's TLS. Extra JVM flags go into
 # the JDK_JAVA_OPTIONS environment variable.
 ENTRYPOINT ["java", \
             "-XX:MaxRAMPercentage=50", \

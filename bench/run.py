@@ -430,7 +430,7 @@ def report(meta, results, memory, stream, start, workloads, contenders, args):
         lines.append("")
     lines += targets(results, memory, stream, start, workloads)
     lines += ["## Commands", "", "Every client runs in plaintext (`PGSSLMODE=disable`, `--mysql-ssl=off`): "
-              "connguard refuses TLS from clients, PgBouncer does by default, and libpq's default "
+              "connguard's listeners keep clientTls disabled, PgBouncer refuses TLS by default, and libpq's default "
               "`sslmode=prefer` would otherwise encrypt only the direct and HAProxy legs. "
               "Each data point runs one of these against the contender's port (direct: "
               "PostgreSQL 5432, MariaDB 3306; connguard 16432 / 16033; PgBouncer 26432; HAProxy 27432 / 27033), "

@@ -9,8 +9,8 @@ PGBENCH_SCALE = 10
 SYSBENCH_TABLES = 4
 SYSBENCH_TABLE_SIZE = 100000
 CONNECT_LUA = Path(__file__).resolve().parent / "sysbench" / "connect.lua"
-# Every contender is measured in plaintext: connguard refuses TLS from clients and so does PgBouncer by
-# default, while libpq's default sslmode=prefer would encrypt the direct and HAProxy legs (the local
+# Every contender is measured in plaintext: connguard's bench listeners keep clientTls disabled (its cost
+# is measured apart, by client_tls.py) and PgBouncer refuses TLS by default, while libpq's default sslmode=prefer would encrypt the direct and HAProxy legs (the local
 # servers have TLS on). sysbench's --mysql-ssl is off unless asked for.
 PLAINTEXT = dict(os.environ, PGSSLMODE="disable")
 

@@ -74,6 +74,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if eq (include "connguard.useToken" .) "true" -}}
 {{- $_ := set $config.admin "token" "${CONNGUARD_ADMIN_TOKEN}" -}}
 {{- end -}}
+{{- $tls := .Values.clientTls | default dict -}}
+{{- if $tls.existingSecret -}}
+{{- /* Listeners that offer TLS and name no files get the mounted Secret's. */ -}}
+{{- range $config.listeners -}}
+{{- $clientTls := .clientTls | default dict -}}
+{{- if and (has (lower (toString (default "disable" $clientTls.mode))) (list "allow" "require")) (not $clientTls.certFile) -}}
+{{- $_ := set $clientTls "certFile" (printf "%s/%s" (trimSuffix "/" $tls.mountPath) $tls.certKey) -}}
+{{- $_ := set $clientTls "keyFile" (printf "%s/%s" (trimSuffix "/" $tls.mountPath) $tls.keyKey) -}}
+{{- $_ := set . "clientTls" $clientTls -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- toYaml $config -}}
 {{- end -}}
 

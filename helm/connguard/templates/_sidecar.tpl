@@ -97,6 +97,12 @@ nothing, so both lines can stay. "connguard.sidecar" is the container itself, fo
       readOnly: true
     - name: connguard-tmp
       mountPath: /tmp
+    {{- if (.Values.clientTls | default dict).existingSecret }}
+    # The directory, not subPath files, so a renewed certificate reaches connguard's file watch.
+    - name: connguard-client-tls
+      mountPath: {{ .Values.clientTls.mountPath }}
+      readOnly: true
+    {{- end }}
     {{- with .Values.sidecar.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -133,6 +139,11 @@ work there, rather than give the API server a pod it rejects or, worse, silently
   emptyDir:
     medium: Memory
     sizeLimit: {{ .Values.sidecar.tmpSizeLimit }}
+{{- with (.Values.clientTls | default dict).existingSecret }}
+- name: connguard-client-tls
+  secret:
+    secretName: {{ . }}
+{{- end }}
 {{- with .Values.extraVolumes }}
 {{ toYaml . }}
 {{- end }}

@@ -198,6 +198,8 @@ class MySqlHandshakeTest {
         assertThat(error[3]).isEqualTo((byte) 2);
         assertThat(error[4]).isEqualTo((byte) 0xFF);
         assertThat(new String(error, StandardCharsets.UTF_8)).contains("#08S01").contains("does not offer TLS");
+        assertThat(conversation.context.recording.clientTlsRefusals).as("core logs and counts it")
+                .containsExactly("SSLRequest");
         assertThat(conversation.context.recording.identities).isEmpty();
         assertThat(conversation.context.recording.closed).isTrue();
         conversation.finish();

@@ -46,6 +46,7 @@ final class PgSession implements ProtocolSession {
     }
 
     private static final int SSL_REQUEST_LENGTH = 8;
+    private static final byte[] SCRAM_PLUS = "SCRAM-SHA-256-PLUS\0".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
     /** The ALPN protocol name of PostgreSQL over TLS. */
     static final String ALPN = "postgresql";
 
@@ -63,6 +64,8 @@ final class PgSession implements ProtocolSession {
     /** TLS with the client has started (by SSLRequest or directly): what follows is decrypted. */
     private boolean encrypted;
     private boolean directTls;
+    /** Both legs are TLS: the client's first password message is looked at for a channel-binding choice. */
+    private boolean watchSaslChoice;
     /** The SSLRequest was answered 'N' ({@code clientTls: disable}). */
     private boolean sslRefused;
     /** A start-up packet refused as the server refuses it; {@link #clientError} then gives the server's reply. */
@@ -90,6 +93,9 @@ final class PgSession implements ProtocolSession {
     public void onClientBytes(ByteBuf bytes) {
         switch (phase) {
             case RELAY -> {
+                if (watchSaslChoice) {
+                    checkSaslChoice(bytes);
+                }
                 clientScanner.scan(bytes);
                 context.toUpstream(bytes);
             }
@@ -253,6 +259,36 @@ final class PgSession implements ProtocolSession {
         readStartupPackets();
     }
 
+    /**
+     * With TLS on both legs the server offers SCRAM-SHA-256-PLUS, and a client that takes it binds its
+     * login to connguard's certificate, which the server refuses ("SCRAM channel binding check failed").
+     * The proxy cannot repair that (channel binding exists to detect a party in the middle), so it says
+     * what to change. Looks only at the client's first password message (SASLInitialResponse), if whole
+     * in one read.
+     */
+    private void checkSaslChoice(ByteBuf bytes) {
+        int at = bytes.readerIndex();
+        if (!bytes.isReadable()) {
+            return;
+        }
+        if (bytes.getByte(at) != 'p') {
+            watchSaslChoice = false; // the client's first message is not a password message: no SCRAM
+            return;
+        }
+        if (bytes.readableBytes() < 5 + SCRAM_PLUS.length) {
+            return; // split: the check is a hint, not a rule; the next read may hold the rest
+        }
+        watchSaslChoice = false;
+        for (int i = 0; i < SCRAM_PLUS.length; i++) {
+            if (bytes.getByte(at + 5 + i) != SCRAM_PLUS[i]) {
+                return;
+            }
+        }
+        context.log().warn("the client chose SCRAM-SHA-256-PLUS (channel binding), which fails through connguard "
+                + "when both legs are TLS: the server binds the login to its own certificate, the client to "
+                + "connguard's. Set channel_binding=disable (libpq) or channelBinding=disable (pgjdbc) on the client");
+    }
+
     private void fail(String reason) {
         phase = Phase.FAILED;
         context.violation(reason);
@@ -282,6 +318,7 @@ final class PgSession implements ProtocolSession {
     /** Sends the held StartupMessage, then whatever the client sent early, and relays from then on. */
     private void startRelay() {
         phase = Phase.RELAY;
+        watchSaslChoice = encrypted && context.listener().upstreamTls().enabled();
         ByteBuf message = startup;
         startup = null;
         context.toUpstream(message);

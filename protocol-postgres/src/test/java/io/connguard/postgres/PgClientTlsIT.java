@@ -15,6 +15,7 @@ import javax.net.ssl.SSLSocket;
 import javax.net.ssl.TrustManager;
 import javax.net.ssl.X509TrustManager;
 import java.io.DataInputStream;
+import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.nio.file.Path;
@@ -50,19 +51,23 @@ class PgClientTlsIT {
     Path dir;
 
     private static String config(String clientTls) {
+        return config(clientTls, "30s");
+    }
+
+    private static String config(String clientTls, String handshakeTimeout) {
         return """
                 listeners:
                   - name: pg
                     protocol: postgres
                     listen: 127.0.0.1:0
                     upstream: %s
-                    handshakeTimeout: 3s
+                    handshakeTimeout: %s
                     clientTls:
                 %s
                 clients:
                   defaults:
                     maxConnections: 0
-                """.formatted(PgIt.db().hostPort(), clientTls.indent(6));
+                """.formatted(PgIt.db().hostPort(), handshakeTimeout, clientTls.indent(6));
     }
 
     private static Connection recorded(TestProxy proxy, String application, String... pairs) throws SQLException {
@@ -172,18 +177,38 @@ class PgClientTlsIT {
         try (TestProxy proxy = TestProxy.start(config("mode: allow"))) {
             try (SSLSocket socket = directTls(proxy, null)) {
                 socket.startHandshake();
-                DataInputStream in = new DataInputStream(socket.getInputStream());
-                assertThat((char) in.readByte()).isEqualTo('E');
-                byte[] body = new byte[in.readInt() - 4];
-                in.readFully(body);
-                assertThat(PgErrorParser.fields(PgMessages.concat(new byte[] {'E'}, PgMessages.int32(body.length + 4), body)))
-                        .containsEntry('C', "08P01")
-                        .hasEntrySatisfying('M', m -> assertThat(m).contains("without ALPN protocol negotiation"));
+                assertAlpnFatal(socket);
             }
+            // The JDK's provider ends the handshake with no_application_protocol; BoringSSL completes it
+            // without ALPN, and the same FATAL follows. Either way the client is refused.
             try (SSLSocket socket = directTls(proxy, "http/1.1")) {
-                assertThatThrownBy(socket::startHandshake).isInstanceOf(SSLHandshakeException.class)
-                        .hasMessageContaining("no_application_protocol");
+                try {
+                    socket.startHandshake();
+                } catch (SSLHandshakeException e) {
+                    assertThat(e).hasMessageContaining("no_application_protocol");
+                    return;
+                }
+                assertThat(socket.getApplicationProtocol()).isEmpty();
+                assertAlpnFatal(socket);
             }
+        }
+    }
+
+    private static void assertAlpnFatal(SSLSocket socket) throws IOException {
+        DataInputStream in = new DataInputStream(socket.getInputStream());
+        assertThat((char) in.readByte()).isEqualTo('E');
+        byte[] body = new byte[in.readInt() - 4];
+        in.readFully(body);
+        assertThat(PgErrorParser.fields(PgMessages.concat(new byte[] {'E'}, PgMessages.int32(body.length + 4), body)))
+                .containsEntry('C', "08P01")
+                .hasEntrySatisfying('M', m -> assertThat(m).contains("without ALPN protocol negotiation"));
+    }
+
+    @Test
+    void aClientThatDoesNotTrustTheCertificateIsCountedAsAFailedHandshake() throws Exception {
+        try (TestProxy proxy = TestProxy.start(config("mode: require"))) {
+            assertThatThrownBy(() -> connect(proxy, unique("notrust"), "sslmode", "verify-ca", "sslrootcert",
+                    PgIt.tlsDir().resolve("ca.crt").toString()).close()).isInstanceOf(SQLException.class);
             await().atMost(Duration.ofSeconds(10)).untilAsserted(() ->
                     assertThat(proxy.scrape().value(HANDSHAKES, "listener", "pg", "outcome", "failure")).isEqualTo(1));
         }
@@ -265,6 +290,45 @@ class PgClientTlsIT {
     }
 
     @Test
+    void withTlsOnBothLegsScramNeedsChannelBindingOffAndConnguardSaysSo() throws Exception {
+        PgIt.requireRole("cg_scram");
+        String yaml = """
+                listeners:
+                  - name: pg
+                    protocol: postgres
+                    listen: 127.0.0.1:0
+                    upstream: %s
+                    upstreamTls: { mode: require }
+                    clientTls: { mode: allow }
+                clients:
+                  defaults:
+                    maxConnections: 0
+                """.formatted(PgIt.db().hostPort());
+        try (TestProxy proxy = TestProxy.start(yaml); LogCapture log = new LogCapture("io.connguard.session")) {
+            Map<String, String> env = new HashMap<>(PgTool.env(proxy, unique("binding")));
+            env.put("PGUSER", "cg_scram");
+            env.put("PGPASSWORD", "cg_scram_pw");
+            env.put("PGSSLMODE", "require");
+            env.put("PGCHANNELBINDING", "prefer");
+            PgTool.Result prefer = PgTool.run(env, 60, "psql", "-X", "-At", "-c", "SELECT 1");
+            assertThat(prefer.exitCode()).isNotZero();
+            assertThat(prefer.err()).contains("channel binding");
+            assertThat(log.lines("WARN", "channel_binding=disable")).hasSize(1);
+            env.put("PGCHANNELBINDING", "disable");
+            PgTool.Result disable = PgTool.run(env, 60, "psql", "-X", "-At", "-c", "SELECT current_user");
+            assertThat(disable.exitCode()).as(disable.toString()).isZero();
+            assertThat(disable.out()).contains("cg_scram");
+            java.util.Properties props = PgIt.props(unique("bindingjdbc"), "sslmode", "require", "channelBinding",
+                    "disable");
+            props.setProperty("user", "cg_scram");
+            props.setProperty("password", "cg_scram_pw");
+            try (Connection c = java.sql.DriverManager.getConnection(PgIt.jdbcUrl(proxy), props)) {
+                assertThat(stringValue(c, "SELECT current_user")).isEqualTo("cg_scram");
+            }
+        }
+    }
+
+    @Test
     void cancelAndALargeResultWorkOverTheTlsLeg() throws Exception {
         try (TestProxy proxy = TestProxy.start(config("mode: require"));
              Connection c = recorded(proxy, unique("tlsbig")); Statement s = c.createStatement()) {
@@ -287,12 +351,12 @@ class PgClientTlsIT {
 
     @Test
     void aClientThatStallsInTheTlsHandshakeIsClosedByHandshakeTimeout() throws Exception {
-        try (TestProxy proxy = TestProxy.start(config("mode: allow")); Socket socket = new Socket()) {
+        try (TestProxy proxy = TestProxy.start(config("mode: allow", "2s")); Socket socket = new Socket()) {
             socket.connect(new InetSocketAddress("127.0.0.1", proxy.port("pg")), 5000);
             socket.setSoTimeout(20_000);
             socket.getOutputStream().write(PgMessages.sslRequest());
             assertThat(socket.getInputStream().read()).isEqualTo('S');
-            // No ClientHello follows: handshakeTimeout (3 s) ends the connection with at most a TLS alert
+            // No ClientHello follows: handshakeTimeout (2 s) ends the connection with at most a TLS alert
             // record (0x15), never a plaintext ErrorResponse the client could not read.
             byte[] rest = socket.getInputStream().readAllBytes();
             if (rest.length > 0) {

@@ -63,6 +63,30 @@ class PgClientTlsStartupTest {
         assertThat(context.recording.clientTlsRefusals).isEmpty();
     }
 
+    private static byte[] saslInitialResponse(String mechanism) {
+        byte[] data = "p=tls-server-end-point,,n=,r=abc".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        return PgMessages.message('p', PgMessages.cstring(mechanism), PgMessages.int32(data.length), data);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"})
+    void withTlsOnBothLegsAClientChoosingChannelBindingIsToldWhatToChange(String mechanism) {
+        PgTestContext context = new PgTestContext(module,
+                PgTestContext.listener(UpstreamTlsMode.REQUIRE, ClientTlsMode.REQUIRE));
+        context.client(sslRequest());
+        context.recording.clientTlsHandshake.setSuccess(agreed(""));
+        context.client(startup("user", "scram"));
+        context.session.onUpstreamBytes(context.inputAlloc.wrap(new byte[] {'S'}));
+        context.recording.takeToUpstream();
+        byte[] response = saslInitialResponse(mechanism);
+        context.client(response);
+        assertThat(context.recording.takeToUpstream()).as("relayed unchanged").isEqualTo(response);
+        assertThat(context.recording.logLines.stream().filter(line -> line.startsWith("WARN"))
+                .filter(line -> line.contains("channel_binding=disable")).count())
+                .isEqualTo(mechanism.endsWith("PLUS") ? 1 : 0);
+        context.closeAndCheckBuffers();
+    }
+
     @Test
     void gssEncryptionIsStillRefusedBeforeTls() {
         PgTestContext context = context(ClientTlsMode.REQUIRE);

@@ -196,6 +196,47 @@ class ChartOptionsTest {
     }
 
     @Test
+    void aClientTlsSecretIsMountedAsADirectoryAndNamedByTheListenersThatOfferTls() throws Exception {
+        Rendered r = HelmChart.render("""
+                clientTls: { existingSecret: orders-pg-tls }
+                config:
+                  listeners:
+                    - { name: tls-pg, protocol: postgres, listen: "127.0.0.1:6432", upstream: "db:5432", clientTls: { mode: require } }
+                    - { name: own-pg, protocol: postgres, listen: "127.0.0.1:6433", upstream: "db:5432",
+                        clientTls: { mode: allow, certFile: /etc/own/tls.crt, keyFile: /etc/own/tls.key } }
+                    - { name: plain-pg, protocol: postgres, listen: "127.0.0.1:6434", upstream: "db:5432" }
+                """);
+        assertThat(r.sidecar().getVolumeMounts()).filteredOn(m -> m.getName().equals("connguard-client-tls"))
+                .singleElement().satisfies(m -> {
+                    assertThat(m.getMountPath()).isEqualTo("/etc/connguard-tls");
+                    assertThat(m.getSubPath()).as("a directory mount, so renewals arrive").isNull();
+                    assertThat(m.getReadOnly()).isTrue();
+                });
+        assertThat(r.pod().getVolumes()).filteredOn(v -> v.getName().equals("connguard-client-tls"))
+                .singleElement().satisfies(v -> assertThat(v.getSecret().getSecretName()).isEqualTo("orders-pg-tls"));
+        JsonNode listeners = YAML.readTree(r.configYaml()).get("listeners");
+        assertThat(listeners.get(0).get("clientTls").get("certFile").asText()).isEqualTo("/etc/connguard-tls/tls.crt");
+        assertThat(listeners.get(0).get("clientTls").get("keyFile").asText()).isEqualTo("/etc/connguard-tls/tls.key");
+        assertThat(listeners.get(1).get("clientTls").get("certFile").asText()).as("its own files stay")
+                .isEqualTo("/etc/own/tls.crt");
+        assertThat(listeners.get(2).has("clientTls")).isFalse();
+    }
+
+    @Test
+    void withoutAClientTlsSecretNothingIsMountedAndTheCertificateIsSelfSigned() throws Exception {
+        Rendered r = HelmChart.render("""
+                config:
+                  listeners:
+                    - { name: tls-pg, protocol: postgres, listen: "127.0.0.1:6432", upstream: "db:5432", clientTls: { mode: allow } }
+                """);
+        assertThat(r.sidecar().getVolumeMounts()).noneMatch(m -> m.getName().equals("connguard-client-tls"));
+        assertThat(r.pod().getVolumes()).noneMatch(v -> v.getName().equals("connguard-client-tls"));
+        ProxyConfig config = r.loadConfig();
+        assertThat(config.listeners().get(0).clientTls().mode().enabled()).isTrue();
+        assertThat(config.listeners().get(0).clientTls().fromFiles()).isFalse();
+    }
+
+    @Test
     void imageByTagOrDigestAndTheExampleApplication() {
         String digest = "sha256:" + "a".repeat(64);
         Rendered r = HelmChart.render("""

@@ -34,6 +34,10 @@ class ChartSchemaTest {
             config: { listeners: [ { name: a, protocol: mysql, listen: "127.0.0.1:1", upstream: "db:1", clientTls: { mode: require } } ] }      | mode
             config: { listeners: [ { name: a, protocol: mysql, listen: "127.0.0.1:1", upstream: "db:1" }, { name: a, protocol: mysql, listen: "127.0.0.1:2", upstream: "db:1" } ] } | duplicate listener name
             config: { listeners: [ { name: a, protocol: mysql, listen: "127.0.0.1:1", upstream: "db:1" }, { name: b, protocol: mysql, listen: "127.0.0.1:1", upstream: "db:1" } ] } | duplicate listen address
+            config: { listeners: [ { name: a, protocol: postgres, listen: "127.0.0.1:1", upstream: "db:1", clientTls: { mode: verify-full } } ] } | mode
+            config: { listeners: [ { name: a, protocol: postgres, listen: "127.0.0.1:1", upstream: "db:1", clientTls: { mode: allow, certFile: /tls/tls.crt } } ] } | keyFile
+            clientTls: { existingSecret: pg-tls, mountPath: etc/tls }                   | mountPath
+            clientTls: { secretName: pg-tls }                                            | secretName
             config: { logging: { level: verbose } }                                      | level
             config: { logging: { format: xml } }                                         | format
             config: { unknown: 1 }                                                       | unknown
@@ -58,6 +62,7 @@ class ChartSchemaTest {
             config: { admin: { listen: "[::]:9633" } }
             config: { clients: { identity: [ address ], rules: [ { match: { address: 10.0.0.0/8 }, maxConnections: 0 } ] } }
             terminationGracePeriodSeconds: null
+            config: { listeners: [ { name: a, protocol: postgres, listen: "127.0.0.1:1", upstream: "db:1", clientTls: { mode: require } } ] }
             """)
     void accepts(String values) throws Exception {
         Rendered r = HelmChart.render(values);

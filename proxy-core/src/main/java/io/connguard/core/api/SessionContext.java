@@ -103,7 +103,7 @@ public interface SessionContext {
      * The client asked for TLS that this listener does not offer ({@code clientTls: disable}) and gave up:
      * a PostgreSQL client that hung up after its SSLRequest was answered 'N', a direct TLS hello, a MySQL
      * SSLRequest. Core counts it and logs a warning naming the {@code clientTls} setting, once per client
-     * ({@code identity} when known, else the client's address); it does not close the session.
+     * and kind of request ({@code identity} when known, else the client's address); it does not close the session.
      *
      * @param request what the client sent, e.g. "SSLRequest"
      */

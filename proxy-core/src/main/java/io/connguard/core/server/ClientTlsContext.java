@@ -4,6 +4,7 @@ import io.connguard.core.config.ListenerConfig.ClientTls;
 import io.connguard.core.config.TlsIdentity;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.handler.ssl.ApplicationProtocolConfig;
+import io.netty.handler.ssl.OpenSsl;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslHandler;
@@ -66,23 +67,36 @@ public final class ClientTlsContext {
         } else {
             tls.use(SelfSignedCertificate.create(), "a self-signed certificate");
         }
-        LOG.atInfo().addKeyValue("listener", listener).log("client TLS ({}) with {}",
-                config.mode().name().toLowerCase(java.util.Locale.ROOT), tls.description);
+        LOG.atInfo().addKeyValue("listener", listener).log("client TLS ({}, {}) with {}",
+                config.mode().name().toLowerCase(java.util.Locale.ROOT), provider(), tls.description);
         return tls;
     }
 
     private void use(TlsIdentity identity, String source) throws SSLException {
+        SslProvider provider = provider();
         SslContextBuilder builder = SslContextBuilder
                 .forServer(identity.key(), identity.chain().toArray(new X509Certificate[0]))
-                .sslProvider(SslProvider.JDK)
+                .sslProvider(provider)
                 .protocols(PROTOCOLS);
         if (!applicationProtocols.isEmpty()) {
+            // The JDK refuses a client that offers only other names with no_application_protocol; OpenSSL
+            // (through Netty) cannot, it goes on without ALPN, which the protocol then refuses itself.
             builder.applicationProtocolConfig(new ApplicationProtocolConfig(ApplicationProtocolConfig.Protocol.ALPN,
-                    ApplicationProtocolConfig.SelectorFailureBehavior.FATAL_ALERT,
+                    provider == SslProvider.JDK ? ApplicationProtocolConfig.SelectorFailureBehavior.FATAL_ALERT
+                            : ApplicationProtocolConfig.SelectorFailureBehavior.NO_ADVERTISE,
                     ApplicationProtocolConfig.SelectedListenerFailureBehavior.ACCEPT, applicationProtocols));
         }
         context = builder.build();
         description = source + " (" + describe(identity.chain().get(0)) + ")";
+    }
+
+    /**
+     * BoringSSL through netty-tcnative when its native library loads (it costs the proxy less CPU per TLS
+     * record than the JDK's provider), the JDK's otherwise; {@code -Dconnguard.tls=jdk} forces the JDK's.
+     */
+    static SslProvider provider() {
+        boolean forceJdk = "jdk".equalsIgnoreCase(System.getProperty("connguard.tls"));
+        return !forceJdk && OpenSsl.isAvailable() ? SslProvider.OPENSSL : SslProvider.JDK;
     }
 
     private static String describe(X509Certificate certificate) {

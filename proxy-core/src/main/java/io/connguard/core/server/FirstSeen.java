@@ -16,6 +16,9 @@ public final class FirstSeen {
 
     /** True the first time a key is given (and again after the set was full and forgotten). */
     public boolean first(String key) {
+        if (seen.contains(key)) {
+            return false;
+        }
         if (seen.size() >= MAX_KEYS) {
             seen.clear();
         }

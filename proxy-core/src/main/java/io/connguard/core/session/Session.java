@@ -38,6 +38,7 @@ import io.netty.util.concurrent.ScheduledFuture;
 import org.slf4j.event.Level;
 
 import java.net.InetSocketAddress;
+import java.nio.channels.ClosedChannelException;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -411,8 +412,11 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                 result.trySuccess(agreed);
                 return;
             }
-            log.at(Level.INFO).addKeyValue("reason", "client_tls")
-                    .log("TLS handshake with the client failed: {}", ClientTlsLeg.describeFailure(done.cause()));
+            if (!(phase == Phase.CLOSED && done.cause() instanceof ClosedChannelException)) {
+                // (else the session closed the connection itself, handshakeTimeout or a kill, and said why)
+                log.at(Level.INFO).addKeyValue("reason", "client_tls")
+                        .log("TLS handshake with the client failed: {}", ClientTlsLeg.describeFailure(done.cause()));
+            }
             close(identity == null ? null : CloseReason.CLIENT, null);
             result.tryFailure(done.cause());
         });
@@ -423,7 +427,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     public void clientTlsRefused(ClientIdentity who, String request) {
         listener.meters().clientTlsRefused();
         String client = describeForLog(who);
-        if (listener.tlsMismatchLogged().first("tls " + client)) {
+        if (listener.tlsMismatchLogged().first("tls " + request + " " + client)) {
             log.at(Level.WARN).addKeyValue("reason", "client_tls_refused").log("client {} asked for TLS ({}) but "
                     + "listener {} does not offer TLS to clients (clientTls.mode: disable); set clientTls.mode to "
                     + "allow or require on this listener, or connect without requiring TLS", client, request,

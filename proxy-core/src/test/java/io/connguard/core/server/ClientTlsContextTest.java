@@ -5,7 +5,9 @@ import io.connguard.core.config.ListenerConfig.ClientTls;
 import io.connguard.core.config.TlsIdentity;
 import io.connguard.core.testing.TestCertificates;
 import io.netty.buffer.ByteBufAllocator;
+import io.netty.handler.ssl.OpenSsl;
 import io.netty.handler.ssl.SslHandler;
+import io.netty.handler.ssl.SslProvider;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -44,13 +46,27 @@ class ClientTlsContextTest {
     }
 
     @Test
+    void boringSslIsUsedOnLinuxAndTheJdkOnRequest() {
+        assertThat(OpenSsl.isAvailable()).as("netty-tcnative-boringssl-static for linux-x86_64 must load: %s",
+                OpenSsl.unavailabilityCause()).isTrue();
+        assertThat(ClientTlsContext.provider()).isEqualTo(SslProvider.OPENSSL);
+        System.setProperty("connguard.tls", "jdk");
+        try {
+            assertThat(ClientTlsContext.provider()).isEqualTo(SslProvider.JDK);
+        } finally {
+            System.clearProperty("connguard.tls");
+        }
+    }
+
+    @Test
     void onlyTls12And13AreEnabled() throws Exception {
         ClientTlsContext tls = ClientTlsContext.build("pg", new ClientTls(ClientTlsMode.ALLOW, null, null),
                 List.of("postgresql"));
         SslHandler handler = tls.newHandler(ByteBufAllocator.DEFAULT);
         SSLEngine engine = handler.engine();
         assertThat(engine.getUseClientMode()).isFalse();
-        assertThat(engine.getEnabledProtocols()).containsExactlyInAnyOrder("TLSv1.2", "TLSv1.3");
+        assertThat(engine.getEnabledProtocols()).contains("TLSv1.2", "TLSv1.3")
+                .doesNotContain("SSLv3", "TLSv1", "TLSv1.1");
         assertThat(tls.describe()).startsWith("a self-signed certificate (subject ");
     }
 
