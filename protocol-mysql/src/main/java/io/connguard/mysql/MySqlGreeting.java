@@ -97,6 +97,12 @@ record MySqlGreeting(String serverVersion, long connectionId, long capabilities,
                 charset, status, authPluginName, fresh);
     }
 
+    /** The server's own greeting as the proxy relays it: its thread id and scramble, minus what it hides. */
+    MySqlGreeting relayed() {
+        return new MySqlGreeting(serverVersion, connectionId, capabilities & ~MySqlCapabilities.HIDDEN_FROM_CLIENT,
+                charset, status, authPluginName, scramble);
+    }
+
     ByteBuf encode(ByteBufAllocator alloc, int sequenceId) {
         ByteBuf out = alloc.buffer(128);
         int start = MySqlWire.startPacket(out, sequenceId);

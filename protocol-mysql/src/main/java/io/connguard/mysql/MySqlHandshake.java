@@ -1,6 +1,7 @@
 package io.connguard.mysql;
 
 import io.connguard.core.api.ClientIdentity;
+import io.connguard.core.api.EarlyUpstream;
 import io.connguard.core.api.ProxyError;
 import io.connguard.core.api.SessionContext;
 import io.netty.buffer.ByteBuf;
@@ -13,12 +14,19 @@ import static io.connguard.mysql.MySqlCapabilities.CLIENT_PROTOCOL_41;
 import static io.connguard.mysql.MySqlCapabilities.CLIENT_SSL;
 
 /**
- * The connection phase of one session, in two legs. Before admission the proxy greets the client itself
- * (the server's greeting with the proxy's connection id and scramble), reads its HandshakeResponse41 and
- * reports the identity; the upstream does not exist yet. Once admitted it reads the real greeting, does
- * the SSL request and TLS handshake if the listener says so, and sends the client's response with no auth
- * data and a plugin name no account uses: the server answers with an AuthSwitchRequest carrying its real
- * scramble, and from there every authentication packet is relayed with sequence ids translated.
+ * The connection phase of one session. While the listener is under its cap, core opens the upstream before
+ * the client is identified: the client is greeted with the server's own greeting (its real thread id and
+ * scramble), its HandshakeResponse41 reports the identity, and once core keeps that upstream (admitted, or
+ * on probation) the response goes to the server as it is, after the SSL request and TLS handshake if the
+ * listener says so.
+ *
+ * <p>Otherwise (the listener is at its cap, or core closed the early upstream because the client must
+ * wait) the client holds an id the proxy gave it, mapped to its real thread id once known: the proxy greets
+ * it from a cached greeting with a minted id and its own scramble, and once admitted reads the real
+ * greeting, does the SSL request and TLS handshake if the listener says so, and sends the client's response
+ * with no auth data and a plugin name no account uses: the server answers with an AuthSwitchRequest
+ * carrying its real scramble. On both paths every authentication packet is then relayed with sequence ids
+ * translated.
  *
  * @see <a href="https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html">Connection phase</a>
  * @see <a href="https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase_packets_protocol_auth_switch_request.html">AuthSwitchRequest</a>
@@ -31,35 +39,53 @@ final class MySqlHandshake {
                   ByteBuf serverLeftover) {
     }
 
-    private enum Phase { AWAIT_GREETING, AWAIT_RESPONSE, AWAIT_ADMISSION, UPSTREAM_GREETING, UPSTREAM_TLS, AUTHENTICATING, DONE }
+    private enum Phase {
+        EARLY_CONNECTING, EARLY_GREETING, AWAIT_GREETING, AWAIT_RESPONSE, AWAIT_ADMISSION, UPSTREAM_GREETING,
+        UPSTREAM_TLS, AUTHENTICATING, DONE
+    }
 
     private static final int MAX_PACKET = 64 * 1024;
 
     private final MySqlModule module;
     private final SessionContext context;
-    private final long connectionId;
+    private final MySqlThreadIds threadIds;
     private final Consumer<Result> done;
     private final MySqlPacketAssembler clientPackets;
     private final MySqlPacketAssembler serverPackets;
     private Phase phase = Phase.AWAIT_GREETING;
     private MySqlHandshakeResponse response;
+    /** The client's HandshakeResponse41 as sent, kept while it may still go to the early upstream. */
+    private ByteBuf clientResponse;
+    /** The greeting of the upstream opened before identification, while that upstream is there. */
+    private MySqlGreeting earlyGreeting;
+    /** The connection id the client was greeted with, and the real thread id registered for it (-1: none). */
+    private long givenId = -1;
+    private long realId = -1;
     private ClientIdentity identity;
     private long capabilities;
     private int sequenceDelta;
     private int nextClientSequence = 2;
     private boolean closed;
 
-    MySqlHandshake(MySqlModule module, SessionContext context, long connectionId, Consumer<Result> done) {
+    MySqlHandshake(MySqlModule module, SessionContext context, Consumer<Result> done) {
         this.module = module;
         this.context = context;
-        this.connectionId = connectionId;
+        this.threadIds = module.threadIds(context.listener());
         this.done = done;
         this.clientPackets = new MySqlPacketAssembler(context.alloc(), MAX_PACKET);
         this.serverPackets = new MySqlPacketAssembler(context.alloc(), MAX_PACKET);
     }
 
-    /** Greets the client from the cached greeting, or after probing the server for one. */
+    /**
+     * Greets the client with the greeting of an upstream opened for it now, or, when core cannot open one
+     * before admission, from the cached greeting (or after probing the server for one) with a minted id.
+     */
     void greet() {
+        if (context.openUpstreamEarly()) {
+            phase = Phase.EARLY_CONNECTING;
+            return;
+        }
+        givenId = module.nextConnectionId();
         MySqlGreeting cached = module.cachedGreeting(context.listener());
         if (cached != null) {
             sendGreeting(cached);
@@ -78,7 +104,7 @@ final class MySqlHandshake {
     }
 
     private void sendGreeting(MySqlGreeting serverGreeting) {
-        context.toClient(serverGreeting.forClient(connectionId).encode(context.alloc(), 0));
+        context.toClient(serverGreeting.forClient(givenId).encode(context.alloc(), 0));
         phase = Phase.AWAIT_RESPONSE;
     }
 
@@ -97,13 +123,15 @@ final class MySqlHandshake {
     }
 
     void onUpstreamConnected() {
-        phase = Phase.UPSTREAM_GREETING;
+        phase = phase == Phase.EARLY_CONNECTING ? Phase.EARLY_GREETING : Phase.UPSTREAM_GREETING;
     }
 
     void onUpstreamBytes(ByteBuf bytes) {
         serverPackets.add(bytes);
         try {
-            if (phase == Phase.UPSTREAM_GREETING) {
+            if (phase == Phase.EARLY_GREETING) {
+                readEarlyGreeting();
+            } else if (phase == Phase.UPSTREAM_GREETING) {
                 readServerGreeting();
             } else if (phase == Phase.AUTHENTICATING) {
                 relayServerPackets();
@@ -113,18 +141,50 @@ final class MySqlHandshake {
         }
     }
 
+    /** The server greeted the upstream opened before identification: the client gets that greeting. */
+    private void readEarlyGreeting() {
+        ByteBuf packet = serverPackets.next();
+        if (packet == null) {
+            return;
+        }
+        if (packet.readableBytes() > MySqlWire.HEADER_SIZE && packet.getUnsignedByte(packet.readerIndex() + MySqlWire.HEADER_SIZE) == MySqlWire.ERR) {
+            phase = Phase.DONE; // the server refuses (too many connections, host blocked): its ERR is in the pre-greeting form
+            context.toClient(packet);
+            context.close();
+            return;
+        }
+        MySqlGreeting greeting;
+        try {
+            greeting = MySqlGreeting.decode(packet, packet.readerIndex() + MySqlWire.HEADER_SIZE, packet.readableBytes() - MySqlWire.HEADER_SIZE);
+        } finally {
+            packet.release();
+        }
+        module.remember(context.listener(), greeting);
+        earlyGreeting = greeting;
+        register(greeting.connectionId(), greeting.connectionId());
+        context.toClient(greeting.relayed().encode(context.alloc(), 0));
+        phase = Phase.AWAIT_RESPONSE;
+    }
+
     private void readResponse() {
         ByteBuf packet = clientPackets.next();
         if (packet == null) {
             return;
         }
+        boolean kept = false;
         try {
             if (packet.getUnsignedByte(3) != 1) {
                 throw new MalformedPacketException("handshake response with sequence id " + packet.getUnsignedByte(3));
             }
             response = MySqlHandshakeResponse.decode(packet, MySqlWire.HEADER_SIZE, packet.readableBytes() - MySqlWire.HEADER_SIZE);
+            if (earlyGreeting != null && !response.sslRequest()) {
+                clientResponse = packet; // its auth data answers the real scramble: it may go upstream as it is
+                kept = true;
+            }
         } finally {
-            packet.release();
+            if (!kept) {
+                packet.release();
+            }
         }
         if (response.sslRequest()) {
             phase = Phase.DONE;
@@ -140,7 +200,84 @@ final class MySqlHandshake {
         }
         phase = Phase.AWAIT_ADMISSION;
         identity = new ClientIdentity(response.user(), response.database(), response.programName());
-        context.identified(identity);
+        context.identified(identity); // with an early upstream, earlyUpstream() is called from inside
+    }
+
+    /** What core did with the upstream opened before identification. */
+    void earlyUpstream(EarlyUpstream outcome) {
+        if (closed || phase != Phase.AWAIT_ADMISSION || earlyGreeting == null) {
+            return;
+        }
+        if (outcome == EarlyUpstream.CLOSED) {
+            // The client waits; its id now stands for whichever thread its next upstream gets.
+            earlyGreeting = null;
+            unregister();
+            clientResponse.release();
+            clientResponse = null;
+            serverPackets.close();
+            return;
+        }
+        MySqlGreeting greeting = earlyGreeting;
+        capabilities = negotiate(response.capabilities(), greeting.capabilities());
+        if (!context.listener().upstreamTls().enabled()) {
+            sendClientResponse(1);
+            return;
+        }
+        if (!startUpstreamTls(greeting)) {
+            return;
+        }
+        context.startUpstreamTls().addListener(tls -> {
+            if (tls.isSuccess() && !closed && phase == Phase.UPSTREAM_TLS) {
+                sendClientResponse(2);
+            }
+        });
+    }
+
+    /** The client's own response, after the proxy's SSLRequest when {@code sequenceId} is 2. */
+    private void sendClientResponse(int sequenceId) {
+        ByteBuf packet = clientResponse;
+        clientResponse = null;
+        int flags = packet.readerIndex() + MySqlWire.HEADER_SIZE;
+        long classic = packet.getUnsignedIntLE(flags);
+        long sent = classic & ~MySqlCapabilities.HIDDEN_FROM_CLIENT | (sequenceId == 2 ? CLIENT_SSL : 0);
+        packet.setIntLE(flags, (int) sent);
+        if ((classic & CLIENT_MYSQL) == 0) {
+            int extended = flags + 28;
+            packet.setIntLE(extended, (int) (packet.getUnsignedIntLE(extended) & ~(MySqlCapabilities.HIDDEN_FROM_CLIENT >>> 32)));
+        }
+        packet.setByte(packet.readerIndex() + 3, sequenceId);
+        context.toUpstream(packet);
+        sequenceDelta = sequenceId - 1;
+        phase = Phase.AUTHENTICATING;
+        relayClientPackets();
+        relayServerPackets();
+    }
+
+    /** Sends the SSLRequest; false (the session is ending) when the server does not offer TLS. */
+    private boolean startUpstreamTls(MySqlGreeting greeting) {
+        if ((greeting.capabilities() & CLIENT_SSL) == 0) {
+            context.upstreamFailed("the server does not offer TLS, which upstreamTls.mode "
+                    + context.listener().upstreamTls().name().toLowerCase(java.util.Locale.ROOT) + " requires");
+            return false;
+        }
+        context.toUpstream(MySqlHandshakeResponse.encodeSslRequest(context.alloc(), 1, capabilities,
+                response.maxPacketSize(), response.charset()));
+        phase = Phase.UPSTREAM_TLS;
+        return true;
+    }
+
+    private void register(long given, long real) {
+        unregister();
+        threadIds.register(given, real);
+        givenId = given;
+        realId = real;
+    }
+
+    private void unregister() {
+        if (realId >= 0) {
+            threadIds.unregister(givenId, realId);
+            realId = -1;
+        }
     }
 
     private void readServerGreeting() {
@@ -159,7 +296,7 @@ final class MySqlHandshake {
             packet.release();
         }
         module.remember(context.listener(), greeting);
-        module.mapThreadId(connectionId, greeting.connectionId());
+        register(givenId, greeting.connectionId());
         capabilities = negotiate(response.capabilities(), greeting.capabilities());
         long missing = response.capabilities() & MySqlCapabilities.FRAMING & ~capabilities;
         if (missing != 0) {
@@ -171,14 +308,9 @@ final class MySqlHandshake {
             sendResponse(1);
             return;
         }
-        if ((greeting.capabilities() & CLIENT_SSL) == 0) {
-            context.upstreamFailed("the server does not offer TLS, which upstreamTls.mode "
-                    + context.listener().upstreamTls().name().toLowerCase(java.util.Locale.ROOT) + " requires");
+        if (!startUpstreamTls(greeting)) {
             return;
         }
-        context.toUpstream(MySqlHandshakeResponse.encodeSslRequest(context.alloc(), 1, capabilities,
-                response.maxPacketSize(), response.charset()));
-        phase = Phase.UPSTREAM_TLS;
         context.startUpstreamTls().addListener(tls -> {
             if (tls.isSuccess() && !closed && phase == Phase.UPSTREAM_TLS) {
                 sendResponse(2);
@@ -260,7 +392,7 @@ final class MySqlHandshake {
 
     ByteBuf clientError(ProxyError error) {
         return switch (phase) {
-            case AWAIT_GREETING -> MySqlErrorWriter.write(context.alloc(), error, -1, false);
+            case EARLY_CONNECTING, EARLY_GREETING, AWAIT_GREETING -> MySqlErrorWriter.write(context.alloc(), error, -1, false);
             case AWAIT_RESPONSE -> MySqlErrorWriter.write(context.alloc(), error, 2, false);
             case DONE -> null;
             default -> MySqlErrorWriter.write(context.alloc(), error, nextClientSequence,
@@ -272,5 +404,10 @@ final class MySqlHandshake {
         closed = true;
         clientPackets.close();
         serverPackets.close();
+        if (clientResponse != null) {
+            clientResponse.release();
+            clientResponse = null;
+        }
+        unregister();
     }
 }

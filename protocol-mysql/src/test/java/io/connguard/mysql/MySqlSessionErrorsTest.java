@@ -76,7 +76,7 @@ class MySqlSessionErrorsTest {
     @Test
     void noGoodbyeWhileTheClientIsInsideACommand() {
         Conversation conversation = session(Conversation.CONNECTOR_J_CAPS);
-        byte[] command = query("select '" + "a long statement ".repeat(20) + "'");
+        byte[] command = query("select '" + "a long statement ".repeat(300) + "'");
         conversation.client(java.util.Arrays.copyOf(command, 120));
         assertThat(conversation.toUpstream()).as("a long COM_QUERY streams through").hasSize(120);
         assertThat(conversation.session.upstreamGoodbye()).isNull();

@@ -51,6 +51,7 @@ final class Views {
             for (ClientCounts counts : listener.admission().clients()) {
                 Row row = rows.computeIfAbsent(counts.key(), Row::new);
                 row.queued = counts.waiting();
+                row.probation = counts.probation();
                 row.limits = counts.limits();
             }
         }
@@ -78,6 +79,7 @@ final class Views {
             json.endObject()
                     .field("total", total)
                     .field("queued", row.queued)
+                    .field("probation", row.probation)
                     .field("leakSuspects", row.leakSuspects);
             Limits limits = row.limits;
             json.name("maxConnections");
@@ -109,6 +111,7 @@ final class Views {
         final ClientKey key;
         final Map<SessionState, Integer> states = new EnumMap<>(SessionState.class);
         int queued;
+        int probation;
         int leakSuspects;
         Limits limits;
 
