@@ -64,6 +64,12 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     static final long ANSWER_LINGER_SECONDS = 300;
     /** How long the server may take to close the connection after Terminate / COM_QUIT. */
     static final long GOODBYE_WAIT_MILLIS = 2000;
+    /**
+     * Early upstreams a listener may close unauthenticated in a row before its sessions stop opening them
+     * (until a session authenticates): a MySQL server blocks a host after max_connect_errors (default 100)
+     * interrupted handshakes with no successful connection in between.
+     */
+    static final int MAX_EARLY_DROPS_IN_A_ROW = 10;
 
     private final long id;
     private final Listener listener;
@@ -263,6 +269,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         long now = System.nanoTime();
         if (!authenticated && reported != SessionState.ACTIVE) {
             authenticated = true;
+            listener.earlyDropsInARow().set(0); // the server saw a successful login: its host error count is reset
             cancel(handshakeTimer);
             handshakeTimer = null; // not kept by every idle session
         }
@@ -545,7 +552,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
 
     @Override
     public boolean openUpstreamEarly() {
-        if (phase != Phase.HANDSHAKE || identity != null || upstream != null || reservation != null) {
+        if (phase != Phase.HANDSHAKE || identity != null || upstream != null || reservation != null
+                || listener.earlyDropsInARow().get() >= MAX_EARLY_DROPS_IN_A_ROW) {
             return false;
         }
         Admission.Reservation held = listener.admission().reserve();
@@ -588,6 +596,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     private void dropEarlyUpstream() {
         Channel dropped = upstream;
         upstream = null;
+        listener.earlyDropsInARow().incrementAndGet();
         DroppedUpstream.takeOver(dropped, listener.meters(), GOODBYE_WAIT_MILLIS);
         protocol.earlyUpstream(EarlyUpstream.CLOSED);
     }
