@@ -2,6 +2,7 @@ package io.connguard.mysql;
 
 import io.connguard.core.api.ClientIdentity;
 import io.connguard.core.api.EarlyUpstream;
+import io.connguard.core.api.ListenerInfo.ClientTlsMode;
 import io.connguard.core.api.ProxyError;
 import io.connguard.core.api.SessionContext;
 import io.netty.buffer.ByteBuf;
@@ -45,6 +46,8 @@ final class MySqlHandshake {
     }
 
     private static final int MAX_PACKET = 64 * 1024;
+    /** caching_sha2_password's AuthMoreData status: the server needs the password itself. */
+    private static final int CACHING_SHA2_PERFORM_FULL_AUTHENTICATION = 0x04;
 
     private final MySqlModule module;
     private final SessionContext context;
@@ -63,8 +66,16 @@ final class MySqlHandshake {
     private long realId = -1;
     private ClientIdentity identity;
     private long capabilities;
+    /** Server-leg sequence id minus client-leg sequence id during authentication (TLS on either leg shifts one). */
     private int sequenceDelta;
+    /** The sequence id of the client's HandshakeResponse41: 2 after an SSLRequest and TLS on the client leg. */
+    private int clientResponseSequence = 1;
     private int nextClientSequence = 2;
+    /**
+     * The server's last authentication packet asks for the password in clear (caching_sha2_password full
+     * authentication, sha256_password, mysql_clear_password): a client on a TLS leg sends it as it is.
+     */
+    private boolean cleartextAsked;
     private boolean closed;
 
     MySqlHandshake(MySqlModule module, SessionContext context, Consumer<Result> done) {
@@ -104,7 +115,7 @@ final class MySqlHandshake {
     }
 
     private void sendGreeting(MySqlGreeting serverGreeting) {
-        context.toClient(serverGreeting.forClient(givenId).encode(context.alloc(), 0));
+        context.toClient(serverGreeting.forClient(givenId, offersTls()).encode(context.alloc(), 0));
         phase = Phase.AWAIT_RESPONSE;
     }
 
@@ -162,7 +173,7 @@ final class MySqlHandshake {
         module.remember(context.listener(), greeting);
         earlyGreeting = greeting;
         register(greeting.connectionId(), greeting.connectionId());
-        context.toClient(greeting.relayed().encode(context.alloc(), 0));
+        context.toClient(greeting.relayed(offersTls()).encode(context.alloc(), 0));
         phase = Phase.AWAIT_RESPONSE;
     }
 
@@ -173,7 +184,7 @@ final class MySqlHandshake {
         }
         boolean kept = false;
         try {
-            if (packet.getUnsignedByte(3) != 1) {
+            if (packet.getUnsignedByte(3) != clientResponseSequence) {
                 throw new MalformedPacketException("handshake response with sequence id " + packet.getUnsignedByte(3));
             }
             response = MySqlHandshakeResponse.decode(packet, MySqlWire.HEADER_SIZE, packet.readableBytes() - MySqlWire.HEADER_SIZE);
@@ -185,6 +196,10 @@ final class MySqlHandshake {
             if (!kept) {
                 packet.release();
             }
+        }
+        if (response.sslRequest() && offersTls() && clientResponseSequence == 1) {
+            startClientTls();
+            return;
         }
         if (response.sslRequest()) {
             phase = Phase.DONE;
@@ -198,9 +213,28 @@ final class MySqlHandshake {
         if ((response.capabilities() & CLIENT_PLUGIN_AUTH) == 0) {
             throw new MalformedPacketException("clients without CLIENT_PLUGIN_AUTH are not supported");
         }
-        phase = Phase.AWAIT_ADMISSION;
         identity = new ClientIdentity(response.user(), response.database(), response.programName());
+        phase = Phase.AWAIT_ADMISSION;
+        if (clientResponseSequence == 1 && context.listener().clientTls() == ClientTlsMode.REQUIRE) {
+            context.plaintextRefused(identity); // core ends the session with ERR 3159 naming clientTls.mode: require
+            return;
+        }
         context.identified(identity); // with an early upstream, earlyUpstream() is called from inside
+    }
+
+    private boolean offersTls() {
+        return context.listener().clientTls().enabled();
+    }
+
+    /**
+     * The client sent an SSLRequest on a listener that offers TLS: the client leg switches to TLS, and the
+     * client's HandshakeResponse41 follows inside it with sequence id 2. What the client sent after its
+     * SSLRequest already belongs to the TLS handshake.
+     */
+    private void startClientTls() {
+        clientResponseSequence = 2;
+        nextClientSequence = 3;
+        context.startClientTls(clientPackets.takeRest());
     }
 
     /** What core did with the upstream opened before identification. */
@@ -247,7 +281,7 @@ final class MySqlHandshake {
         }
         packet.setByte(packet.readerIndex() + 3, sequenceId);
         context.toUpstream(packet);
-        sequenceDelta = sequenceId - 1;
+        sequenceDelta = sequenceId - clientResponseSequence;
         phase = Phase.AUTHENTICATING;
         relayClientPackets();
         relayServerPackets();
@@ -329,7 +363,7 @@ final class MySqlHandshake {
     private void sendResponse(int sequenceId) {
         long upstream = capabilities | (sequenceId == 2 ? CLIENT_SSL : 0);
         context.toUpstream(response.encodeForUpstream(context.alloc(), sequenceId, upstream));
-        sequenceDelta = sequenceId - 1;
+        sequenceDelta = sequenceId - clientResponseSequence;
         phase = Phase.AUTHENTICATING;
         relayClientPackets();
         relayServerPackets();
@@ -343,7 +377,7 @@ final class MySqlHandshake {
                 java.nio.charset.StandardCharsets.UTF_8);
         String sqlState = (response.capabilities() & CLIENT_PROTOCOL_41) == 0 ? null : code == 1040 ? "08004" : "HY000";
         phase = Phase.DONE;
-        context.toClient(MySqlErrorWriter.write(context.alloc(), 2, code, sqlState, message));
+        context.toClient(MySqlErrorWriter.write(context.alloc(), clientResponseSequence + 1, code, sqlState, message));
         context.close();
     }
 
@@ -352,6 +386,11 @@ final class MySqlHandshake {
         while (phase == Phase.AUTHENTICATING && (packet = clientPackets.next()) != null) {
             int sequenceId = packet.getUnsignedByte(3);
             nextClientSequence = (sequenceId + 1) & 0xFF;
+            if (cleartextAsked && clientResponseSequence == 2 && !context.listener().upstreamTls().enabled()) {
+                packet.release();
+                refuseCleartextUpstream();
+                return;
+            }
             packet.setByte(3, sequenceId + sequenceDelta);
             context.toUpstream(packet);
         }
@@ -364,6 +403,7 @@ final class MySqlHandshake {
             packet.setByte(3, sequenceId);
             nextClientSequence = (sequenceId + 1) & 0xFF;
             int first = packet.readableBytes() > MySqlWire.HEADER_SIZE ? packet.getUnsignedByte(MySqlWire.HEADER_SIZE) : -1;
+            cleartextAsked = asksForCleartext(packet, first);
             if (first == MySqlWire.OK) {
                 int status = okStatus(packet);
                 context.toClient(packet);
@@ -381,6 +421,44 @@ final class MySqlHandshake {
         }
     }
 
+    /**
+     * Whether a server authentication packet makes a client on a secure leg send its password as it is:
+     * AuthMoreData "perform full authentication" (caching_sha2_password), or a switch to sha256_password or
+     * mysql_clear_password.
+     *
+     * @see <a href="https://dev.mysql.com/doc/dev/mysql-server/latest/page_caching_sha2_authentication_exchanges.html">caching_sha2_password exchanges</a>
+     */
+    static boolean asksForCleartext(ByteBuf packet, int first) {
+        int payload = packet.readerIndex() + MySqlWire.HEADER_SIZE;
+        int end = packet.writerIndex();
+        if (first == 0x01) {
+            return end - payload == 2 && packet.getUnsignedByte(payload + 1) == CACHING_SHA2_PERFORM_FULL_AUTHENTICATION;
+        }
+        if (first == 0xFE && end - payload > 1) {
+            int nul = packet.indexOf(payload + 1, end, (byte) 0);
+            String plugin = packet.toString(payload + 1, (nul < 0 ? end : nul) - payload - 1, java.nio.charset.StandardCharsets.US_ASCII);
+            return plugin.equals("sha256_password") || plugin.equals("mysql_clear_password");
+        }
+        return false;
+    }
+
+    /**
+     * The client, on its TLS leg, is about to send its password in clear, and the server leg is plaintext:
+     * connguard does not put a password on the network in clear, and does not do the RSA exchange with the
+     * server for the client; the login is refused with a message that says what to change.
+     */
+    private void refuseCleartextUpstream() {
+        phase = Phase.DONE;
+        context.log().warn("refused to forward a cleartext password to the plaintext upstream of listener {}",
+                context.listener().name());
+        context.toClient(MySqlErrorWriter.write(context.alloc(), nextClientSequence, 1251, "08004",
+                "connguard: the server asked for the password in clear (full authentication), which the client sends "
+                        + "because its leg to connguard is TLS; listener " + context.listener().name()
+                        + " speaks to the database in plaintext (upstreamTls.mode: disable), so connguard does not forward "
+                        + "it. Enable upstreamTls, or connect to connguard without TLS so the client uses the server's RSA key"));
+        context.close();
+    }
+
     private static int okStatus(ByteBuf packet) {
         int end = packet.writerIndex();
         int i = MySqlWire.HEADER_SIZE + 1;
@@ -393,7 +471,7 @@ final class MySqlHandshake {
     ByteBuf clientError(ProxyError error) {
         return switch (phase) {
             case EARLY_CONNECTING, EARLY_GREETING, AWAIT_GREETING -> MySqlErrorWriter.write(context.alloc(), error, -1, false);
-            case AWAIT_RESPONSE -> MySqlErrorWriter.write(context.alloc(), error, 2, false);
+            case AWAIT_RESPONSE -> MySqlErrorWriter.write(context.alloc(), error, clientResponseSequence + 1, false);
             case DONE -> null;
             default -> MySqlErrorWriter.write(context.alloc(), error, nextClientSequence,
                     (response.capabilities() & CLIENT_PROTOCOL_41) != 0);

@@ -37,6 +37,12 @@ public final class MySqlModule implements ProtocolModule {
         return "mysql";
     }
 
+    /** The handshake switches the client leg to TLS after the client's SSLRequest (clientTls allow / require). */
+    @Override
+    public boolean terminatesClientTls() {
+        return true;
+    }
+
     @Override
     public ProtocolSession newSession(SessionContext context) {
         return new MySqlSession(this, context);

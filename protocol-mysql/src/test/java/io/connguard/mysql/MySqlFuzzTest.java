@@ -68,7 +68,7 @@ class MySqlFuzzTest {
         } catch (MalformedPacketException e) {
             return;
         }
-        ByteBuf encoded = greeting.forClient(MySqlModule.FIRST_CONNECTION_ID).encode(alloc, 0);
+        ByteBuf encoded = greeting.forClient(MySqlModule.FIRST_CONNECTION_ID, false).encode(alloc, 0);
         try {
             MySqlGreeting again = MySqlGreeting.decode(encoded, MySqlWire.HEADER_SIZE, encoded.readableBytes() - MySqlWire.HEADER_SIZE);
             assertThat(again.serverVersion()).isEqualTo(greeting.serverVersion());
