@@ -31,6 +31,7 @@ public final class MySqlModule implements ProtocolModule {
     private final Map<String, CompletableFuture<MySqlGreeting>> probes = new ConcurrentHashMap<>();
     private final Map<String, MySqlThreadIds> threadIds = new ConcurrentHashMap<>();
     private final AtomicLong connectionCounter = new AtomicLong();
+    private volatile java.util.concurrent.CompletableFuture<java.security.KeyPair> rsaKey;
 
     @Override
     public String id() {
@@ -80,6 +81,23 @@ public final class MySqlModule implements ProtocolModule {
             }
         });
         return created;
+    }
+
+    /**
+     * connguard's own RSA key pair, offered to a plaintext client in caching_sha2_password full authentication
+     * when the server leg is TLS; made once, off the event loops, when first needed.
+     */
+    java.util.concurrent.CompletableFuture<java.security.KeyPair> ownRsaKey() {
+        java.util.concurrent.CompletableFuture<java.security.KeyPair> key = rsaKey;
+        if (key == null) {
+            synchronized (this) {
+                if (rsaKey == null) {
+                    rsaKey = java.util.concurrent.CompletableFuture.supplyAsync(MySqlRsa::generate);
+                }
+                key = rsaKey;
+            }
+        }
+        return key;
     }
 
     /** The thread ids of the listener's live sessions. */

@@ -125,12 +125,75 @@ class MySqlCachingSha2Test {
         c.finish();
     }
 
+    /** What a client or server does with an RSA key: RSA-OAEP (SHA-1, MGF1) of the password XOR the scramble. */
+    private static byte[] rsa(int mode, java.security.Key key, byte[] data) throws Exception {
+        javax.crypto.Cipher cipher = javax.crypto.Cipher.getInstance("RSA/ECB/OAEPWithSHA-1AndMGF1Padding");
+        cipher.init(mode, key);
+        return cipher.doFinal(data);
+    }
+
+    private static byte[] xorScramble(byte[] data, byte[] scramble) {
+        byte[] out = new byte[data.length];
+        for (int i = 0; i < data.length; i++) {
+            out[i] = (byte) (data[i] ^ scramble[i % scramble.length]);
+        }
+        return out;
+    }
+
     @Test
-    void aClearPasswordIsNeverForwardedToAPlaintextServerLeg() {
+    void withATlsClientAndAPlaintextServerLegConnguardDoesTheRsaExchangeWithTheServer() throws Exception {
+        java.security.KeyPair serverKey = MySqlRsa.generate();
         Conversation c = overClientTls(UpstreamTlsMode.DISABLE);
         assertThat(c.toUpstream()[3]).as("the response, no SSLRequest upstream").isEqualTo((byte) 1);
         c.server(moreData(2, 0x04));
         assertThat(c.toClient()).isEqualTo(moreData(3, 0x04));
+        c.client(packet(4, PASSWORD));
+        assertThat(c.toUpstream()).as("connguard asks for the server's key; the password stays").isEqualTo(packet(3, payload(0x02)));
+        c.server(packet(4, payload(0x01, MySqlRsa.pem(serverKey.getPublic()))));
+        assertThat(c.toClient()).as("the key is connguard's business").isEmpty();
+        byte[] blob = c.toUpstream();
+        assertThat(blob[3]).isEqualTo((byte) 5);
+        byte[] decrypted = rsa(javax.crypto.Cipher.DECRYPT_MODE, serverKey.getPrivate(), java.util.Arrays.copyOfRange(blob, 4, blob.length));
+        assertThat(xorScramble(decrypted, SCRAMBLE)).as("what the server decrypts").isEqualTo(PASSWORD);
+        c.server(Packets.ok(6, 0x0002));
+        assertThat(c.toClient()).as("the answer to the client's password packet").isEqualTo(Packets.ok(5, 0x0002));
+        assertThat(c.state()).isEqualTo(SessionState.IDLE);
+        c.finish();
+    }
+
+    @Test
+    void aPlaintextClientGetsConnguardsOwnKeyWhenTheServerLegIsTls() throws Exception {
+        java.security.KeyPair own = module.ownRsaKey().join();
+        Conversation c = new Conversation(module, listener(ClientTlsMode.DISABLE, UpstreamTlsMode.REQUIRE), EarlyUpstream.KEPT);
+        c.session.onUpstreamConnected();
+        c.server(mysql8Greeting(77));
+        c.toClient();
+        c.client(response(1, false));
+        assertThat(c.toUpstream()[36 + 3]).as("the response after connguard's SSLRequest").isEqualTo((byte) 2);
+        c.server(moreData(3, 0x04));
+        assertThat(c.toClient()).isEqualTo(moreData(2, 0x04));
+        c.client(packet(3, payload(0x02))); // allowPublicKeyRetrieval: the client asks for the key
+        assertThat(c.toUpstream()).as("the server leg is secure: no key exchange there").isEmpty();
+        byte[] key = c.toClient();
+        assertThat(key[3]).isEqualTo((byte) 4);
+        assertThat(key[4]).isEqualTo((byte) 0x01);
+        java.security.PublicKey offered = MySqlRsa.parsePem(java.util.Arrays.copyOfRange(key, 5, key.length));
+        assertThat(offered).isEqualTo(own.getPublic());
+        c.client(packet(5, rsa(javax.crypto.Cipher.ENCRYPT_MODE, offered, xorScramble(PASSWORD, SCRAMBLE))));
+        assertThat(c.toUpstream()).as("the password, over the TLS server leg, where the server expects it")
+                .isEqualTo(packet(4, PASSWORD));
+        c.server(Packets.ok(5, 0x0002));
+        assertThat(c.toClient()).isEqualTo(Packets.ok(6, 0x0002));
+        c.finish();
+    }
+
+    @Test
+    void aClearPasswordIsNeverForwardedToAPlaintextServerLeg() {
+        Conversation c = overClientTls(UpstreamTlsMode.DISABLE);
+        assertThat(c.toUpstream()[3]).isEqualTo((byte) 1);
+        byte[] toClear = packet(2, payload(0xFE, "mysql_clear_password", 0));
+        c.server(toClear);
+        assertThat(c.toClient()[3]).isEqualTo((byte) 3);
         c.client(packet(4, PASSWORD));
         assertThat(c.toUpstream()).as("nothing reaches the plaintext server leg").isEmpty();
         byte[] err = c.toClient();
