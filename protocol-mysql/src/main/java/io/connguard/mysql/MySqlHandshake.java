@@ -46,8 +46,6 @@ final class MySqlHandshake {
     }
 
     private static final int MAX_PACKET = 64 * 1024;
-    /** caching_sha2_password's AuthMoreData status: the server needs the password itself. */
-    private static final int CACHING_SHA2_PERFORM_FULL_AUTHENTICATION = 0x04;
 
     private final MySqlModule module;
     private final SessionContext context;
@@ -71,21 +69,9 @@ final class MySqlHandshake {
     /** The sequence id of the client's HandshakeResponse41: 2 after an SSLRequest and TLS on the client leg. */
     private int clientResponseSequence = 1;
     private int nextClientSequence = 2;
-    /**
-     * The server's last authentication packet asks for the password in clear (caching_sha2_password full
-     * authentication, sha256_password, mysql_clear_password): a client on a TLS leg sends it as it is.
-     */
-    private boolean cleartextAsked;
-    /** The server's last "perform full authentication" (caching_sha2_password) is waiting for the password. */
-    private boolean fullAuthAsked;
-    /** The scramble the client answers: the server's greeting's, or its last AuthSwitchRequest's. */
-    private byte[] scramble;
-    /** Where connguard stands in an RSA exchange it does for one leg (see relayClientPackets). */
-    private RsaStep rsaStep = RsaStep.NONE;
-    /** The client's password (NUL-terminated) while connguard waits for the server's RSA key; wiped after. */
-    private byte[] password;
+    /** The password step when the two legs differ in security (caching_sha2_password's RSA exchange). */
+    private final MySqlPasswordExchange passwordExchange;
 
-    private enum RsaStep { NONE, AWAIT_SERVER_KEY, AWAIT_CLIENT_BLOB }
     private boolean closed;
 
     MySqlHandshake(MySqlModule module, SessionContext context, Consumer<Result> done) {
@@ -94,6 +80,7 @@ final class MySqlHandshake {
         this.threadIds = module.threadIds(context.listener());
         this.done = done;
         this.clientPackets = new MySqlPacketAssembler(context.alloc(), MAX_PACKET);
+        this.passwordExchange = new MySqlPasswordExchange(module, context, new ExchangeLegs());
         this.serverPackets = new MySqlPacketAssembler(context.alloc(), MAX_PACKET);
     }
 
@@ -182,7 +169,7 @@ final class MySqlHandshake {
         }
         module.remember(context.listener(), greeting);
         earlyGreeting = greeting;
-        scramble = greeting.scramble();
+        passwordExchange.scramble(greeting.scramble());
         register(greeting.connectionId(), greeting.connectionId());
         context.toClient(greeting.relayed(offersTls()).encode(context.alloc(), 0));
         phase = Phase.AWAIT_RESPONSE;
@@ -342,7 +329,7 @@ final class MySqlHandshake {
         }
         module.remember(context.listener(), greeting);
         register(givenId, greeting.connectionId());
-        scramble = greeting.scramble();
+        passwordExchange.scramble(greeting.scramble());
         capabilities = negotiate(response.capabilities(), greeting.capabilities());
         long missing = response.capabilities() & MySqlCapabilities.FRAMING & ~capabilities;
         if (missing != 0) {
@@ -398,27 +385,13 @@ final class MySqlHandshake {
         while (phase == Phase.AUTHENTICATING && (packet = clientPackets.next()) != null) {
             int sequenceId = packet.getUnsignedByte(3);
             nextClientSequence = (sequenceId + 1) & 0xFF;
-            boolean upstreamTls = context.listener().upstreamTls().enabled();
-            boolean clientTls = clientResponseSequence == 2;
-            if (rsaStep == RsaStep.AWAIT_CLIENT_BLOB) {
-                sendDecryptedPassword(packet);
+            if (passwordExchange.takeClientPacket(packet, clientResponseSequence == 2,
+                    context.listener().upstreamTls().enabled())) {
+                if (passwordExchange.waitingForOwnKey()) {
+                    return; // the client's next packet answers a key it does not have yet
+                }
                 continue;
             }
-            if (fullAuthAsked && clientTls && !upstreamTls) {
-                askServerKey(packet);
-                continue;
-            }
-            if (fullAuthAsked && !clientTls && upstreamTls && isPublicKeyRequest(packet)) {
-                packet.release();
-                offerOwnKey(sequenceId);
-                return;
-            }
-            if (cleartextAsked && !fullAuthAsked && clientTls && !upstreamTls) {
-                packet.release();
-                refuseCleartextUpstream();
-                return;
-            }
-            fullAuthAsked = false;
             packet.setByte(3, sequenceId + sequenceDelta);
             context.toUpstream(packet);
         }
@@ -427,20 +400,14 @@ final class MySqlHandshake {
     private void relayServerPackets() {
         ByteBuf packet;
         while (phase == Phase.AUTHENTICATING && (packet = serverPackets.next()) != null) {
-            if (rsaStep == RsaStep.AWAIT_SERVER_KEY && packet.readableBytes() > MySqlWire.HEADER_SIZE
-                    && packet.getUnsignedByte(MySqlWire.HEADER_SIZE) == 0x01) {
-                sendEncryptedPassword(packet);
+            if (passwordExchange.takeServerPacket(packet)) {
                 continue;
             }
             int sequenceId = (packet.getUnsignedByte(3) - sequenceDelta) & 0xFF;
             packet.setByte(3, sequenceId);
             nextClientSequence = (sequenceId + 1) & 0xFF;
             int first = packet.readableBytes() > MySqlWire.HEADER_SIZE ? packet.getUnsignedByte(MySqlWire.HEADER_SIZE) : -1;
-            cleartextAsked = asksForCleartext(packet, first);
-            fullAuthAsked = first == 0x01 && cleartextAsked;
-            if (first == 0xFE) {
-                scramble = switchScramble(packet);
-            }
+            passwordExchange.observeServerPacket(packet, first);
             if (first == MySqlWire.OK) {
                 int status = okStatus(packet);
                 context.toClient(packet);
@@ -456,150 +423,6 @@ final class MySqlHandshake {
                 return;
             }
         }
-    }
-
-    /**
-     * Whether a server authentication packet makes a client on a secure leg send its password as it is:
-     * AuthMoreData "perform full authentication" (caching_sha2_password), or a switch to sha256_password or
-     * mysql_clear_password.
-     *
-     * @see <a href="https://dev.mysql.com/doc/dev/mysql-server/latest/page_caching_sha2_authentication_exchanges.html">caching_sha2_password exchanges</a>
-     */
-    static boolean asksForCleartext(ByteBuf packet, int first) {
-        int payload = packet.readerIndex() + MySqlWire.HEADER_SIZE;
-        int end = packet.writerIndex();
-        if (first == 0x01) {
-            return end - payload == 2 && packet.getUnsignedByte(payload + 1) == CACHING_SHA2_PERFORM_FULL_AUTHENTICATION;
-        }
-        if (first == 0xFE && end - payload > 1) {
-            int nul = packet.indexOf(payload + 1, end, (byte) 0);
-            String plugin = packet.toString(payload + 1, (nul < 0 ? end : nul) - payload - 1, java.nio.charset.StandardCharsets.US_ASCII);
-            return plugin.equals("sha256_password") || plugin.equals("mysql_clear_password");
-        }
-        return false;
-    }
-
-    /** The plugin data of an AuthSwitchRequest (the new scramble), without its trailing NUL. */
-    private byte[] switchScramble(ByteBuf packet) {
-        int end = packet.writerIndex();
-        int nul = packet.indexOf(MySqlWire.HEADER_SIZE + 1, end, (byte) 0);
-        if (nul < 0) {
-            return scramble;
-        }
-        int dataEnd = end > nul + 1 && packet.getByte(end - 1) == 0 ? end - 1 : end;
-        byte[] data = new byte[dataEnd - nul - 1];
-        packet.getBytes(nul + 1, data);
-        return data.length == 0 ? scramble : data;
-    }
-
-    private static boolean isPublicKeyRequest(ByteBuf packet) {
-        return packet.readableBytes() == MySqlWire.HEADER_SIZE + 1 && packet.getUnsignedByte(MySqlWire.HEADER_SIZE) == 0x02;
-    }
-
-    /**
-     * Full authentication, the client on TLS, the server leg plaintext: the client sent its password as it is.
-     * connguard keeps it and asks the server for its RSA key, as a plaintext client would.
-     */
-    private void askServerKey(ByteBuf packet) {
-        int sequenceId = packet.getUnsignedByte(3);
-        password = new byte[packet.readableBytes() - MySqlWire.HEADER_SIZE];
-        packet.getBytes(MySqlWire.HEADER_SIZE, password);
-        packet.setZero(0, packet.capacity());
-        packet.release();
-        fullAuthAsked = false;
-        rsaStep = RsaStep.AWAIT_SERVER_KEY;
-        ByteBuf request = context.alloc().buffer(MySqlWire.HEADER_SIZE + 1);
-        int start = MySqlWire.startPacket(request, (sequenceId + sequenceDelta) & 0xFF);
-        request.writeByte(0x02);
-        MySqlWire.finishPacket(request, start);
-        context.toUpstream(request);
-    }
-
-    /** The server's RSA key arrived: the password goes to it encrypted, two packets later than the client counts. */
-    private void sendEncryptedPassword(ByteBuf keyPacket) {
-        int sequenceId = keyPacket.getUnsignedByte(3);
-        byte[] pem = new byte[keyPacket.readableBytes() - MySqlWire.HEADER_SIZE - 1];
-        keyPacket.getBytes(MySqlWire.HEADER_SIZE + 1, pem);
-        keyPacket.release();
-        byte[] blob;
-        try {
-            blob = MySqlRsa.encrypt(password, scramble, MySqlRsa.parsePem(pem));
-        } finally {
-            java.util.Arrays.fill(password, (byte) 0);
-            password = null;
-        }
-        rsaStep = RsaStep.NONE;
-        ByteBuf out = context.alloc().buffer(MySqlWire.HEADER_SIZE + blob.length);
-        int start = MySqlWire.startPacket(out, (sequenceId + 1) & 0xFF);
-        out.writeBytes(blob);
-        MySqlWire.finishPacket(out, start);
-        context.toUpstream(out);
-        sequenceDelta += 2; // the server's answer comes two packets later than the client expects it
-    }
-
-    /**
-     * Full authentication, the client plaintext, the server leg TLS: the client asked for the server's RSA
-     * key, but a server on a secure connection wants the password itself. connguard answers with its own
-     * key, and sends the password the client encrypts with it to the server over TLS.
-     */
-    private void offerOwnKey(int requestSequence) {
-        fullAuthAsked = false;
-        rsaStep = RsaStep.AWAIT_CLIENT_BLOB;
-        java.util.concurrent.CompletableFuture<java.security.KeyPair> key = module.ownRsaKey();
-        if (key.isDone()) {
-            sendOwnKey(key.join(), requestSequence);
-        } else {
-            key.whenComplete((pair, failure) -> context.eventLoop().execute(() -> {
-                if (!closed && phase == Phase.AUTHENTICATING) {
-                    sendOwnKey(pair, requestSequence);
-                }
-            }));
-        }
-    }
-
-    private void sendOwnKey(java.security.KeyPair pair, int requestSequence) {
-        byte[] pem = MySqlRsa.pem(pair.getPublic()).getBytes(java.nio.charset.StandardCharsets.US_ASCII);
-        ByteBuf out = context.alloc().buffer(MySqlWire.HEADER_SIZE + 1 + pem.length);
-        int start = MySqlWire.startPacket(out, (requestSequence + 1) & 0xFF);
-        out.writeByte(0x01).writeBytes(pem);
-        MySqlWire.finishPacket(out, start);
-        context.toClient(out);
-        nextClientSequence = (requestSequence + 2) & 0xFF;
-        relayClientPackets(); // the client may have answered already
-    }
-
-    private void sendDecryptedPassword(ByteBuf packet) {
-        int sequenceId = packet.getUnsignedByte(3);
-        byte[] blob = new byte[packet.readableBytes() - MySqlWire.HEADER_SIZE];
-        packet.getBytes(MySqlWire.HEADER_SIZE, blob);
-        packet.release();
-        byte[] clear = MySqlRsa.decrypt(blob, scramble, module.ownRsaKey().join().getPrivate());
-        rsaStep = RsaStep.NONE;
-        sequenceDelta -= 2; // two packets of the client's exchange with connguard never reach the server
-        ByteBuf out = context.alloc().buffer(MySqlWire.HEADER_SIZE + clear.length);
-        int start = MySqlWire.startPacket(out, (sequenceId + sequenceDelta) & 0xFF);
-        out.writeBytes(clear);
-        MySqlWire.finishPacket(out, start);
-        java.util.Arrays.fill(clear, (byte) 0);
-        context.toUpstream(out);
-    }
-
-    /**
-     * The client, on its TLS leg, is about to send its password in clear to a plugin other than
-     * caching_sha2_password (whose RSA exchange connguard does itself), and the server leg is plaintext:
-     * connguard does not put a password on the network in clear; the login is refused with a message that
-     * says what to change.
-     */
-    private void refuseCleartextUpstream() {
-        phase = Phase.DONE;
-        context.log().warn("refused to forward a cleartext password to the plaintext upstream of listener {}",
-                context.listener().name());
-        context.toClient(MySqlErrorWriter.write(context.alloc(), nextClientSequence, 1251, "08004",
-                "connguard: the server asked for the password in clear (sha256_password or mysql_clear_password), which the client sends "
-                        + "because its leg to connguard is TLS; listener " + context.listener().name()
-                        + " speaks to the database in plaintext (upstreamTls.mode: disable), so connguard does not forward "
-                        + "it. Enable upstreamTls, or connect to connguard without TLS so the client uses the server's RSA key"));
-        context.close();
     }
 
     private static int okStatus(ByteBuf packet) {
@@ -621,12 +444,54 @@ final class MySqlHandshake {
         };
     }
 
+    /** The handshake's side of the password exchange. */
+    private final class ExchangeLegs implements MySqlPasswordExchange.Legs {
+        @Override
+        public void toServer(ByteBuf packet) {
+            context.toUpstream(packet);
+        }
+
+        @Override
+        public void toClient(ByteBuf packet) {
+            context.toClient(packet);
+        }
+
+        @Override
+        public int delta() {
+            return sequenceDelta;
+        }
+
+        @Override
+        public void shift(int by) {
+            sequenceDelta += by;
+        }
+
+        @Override
+        public void clientExpects(int sequenceId) {
+            nextClientSequence = sequenceId & 0xFF;
+        }
+
+        @Override
+        public boolean authenticating() {
+            return !closed && phase == Phase.AUTHENTICATING;
+        }
+
+        @Override
+        public void relayClient() {
+            relayClientPackets();
+        }
+
+        @Override
+        public void refuse(ByteBuf err) {
+            phase = Phase.DONE;
+            context.toClient(err);
+            context.close();
+        }
+    }
+
     void close() {
         closed = true;
-        if (password != null) {
-            java.util.Arrays.fill(password, (byte) 0);
-            password = null;
-        }
+        passwordExchange.close();
         clientPackets.close();
         serverPackets.close();
         if (clientResponse != null) {

@@ -106,6 +106,28 @@ class MySqlCancelAtCapIT {
     }
 
     @Test
+    void mariadbConnectorJCancelAtTheCapStopsTheQuery() throws Exception {
+        try (Connection c = MySqlIt.connect(MySqlIt.mariadbUrl(proxy, ""), USER, MySqlIt.OTHER_PASSWORD);
+             Statement s = c.createStatement()) {
+            long thread = c.unwrap(org.mariadb.jdbc.Connection.class).getThreadId();
+            CompletableFuture<Long> ended = CompletableFuture.supplyAsync(() -> {
+                try (ResultSet rs = s.executeQuery("SELECT SLEEP(30)")) {
+                    rs.next();
+                } catch (SQLException cancelled) {
+                    // "Query execution was interrupted"
+                }
+                return System.nanoTime();
+            });
+            awaitSleeping(thread);
+            long start = System.nanoTime();
+            s.cancel();
+            long endedMillis = TimeUnit.NANOSECONDS.toMillis(ended.get(20, TimeUnit.SECONDS) - start);
+            System.out.printf("MariaDB Connector/J cancel() at the cap: the query ended after %d ms%n", endedMillis);
+            assertThat(endedMillis).as("the query ended this long after cancel() was called").isLessThan(1000);
+        }
+    }
+
+    @Test
     void queryTimeoutAtTheCapStopsTheQuery() throws Exception {
         try (Connection c = connect(); Statement s = c.createStatement()) {
             s.setQueryTimeout(1);
