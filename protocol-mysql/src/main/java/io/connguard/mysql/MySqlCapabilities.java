@@ -37,9 +37,10 @@ final class MySqlCapabilities {
     static final long MARIADB_CLIENT_BULK_UNIT_RESULTS = 1L << 37;
 
     /**
-     * Never offered to the client: compression (the proxy reads packet headers, which compression
-     * hides), TLS (this module has no client-leg TLS), query attributes (they would move the statement
-     * text inside COM_QUERY) and MariaDB's COM_MULTI (the tracker does not follow it).
+     * Never passed on from the server's greeting: compression (the proxy reads packet headers, which
+     * compression hides), TLS (the client leg's TLS is connguard's own: offered only under clientTls
+     * allow / require), query attributes (they would move the statement text inside COM_QUERY) and
+     * MariaDB's COM_MULTI (the tracker does not follow it).
      */
     static final long HIDDEN_FROM_CLIENT = CLIENT_COMPRESS | CLIENT_ZSTD_COMPRESSION_ALGORITHM | CLIENT_SSL
             | CLIENT_QUERY_ATTRIBUTES | MARIADB_CLIENT_COM_MULTI;

@@ -12,6 +12,10 @@ import java.util.function.Consumer;
  * when such a start, or a packet header, is split across reads are those few bytes held back in a small
  * buffer until the rest arrives. LOCAL INFILE data and authentication data pass as packets, not commands.
  *
+ * <p>With a {@link Gate} (a connection on probation), each command is first shown to the gate; from the first
+ * one it stops, the client's bytes are held back, in order, up to {@link #MAX_HELD_BACK} bytes, until
+ * {@link #open()} lets them through.
+ *
  * @see <a href="https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_command_phase.html">Command phase</a>
  */
 final class MySqlCommandScanner {
@@ -21,7 +25,21 @@ final class MySqlCommandScanner {
         ByteBuf rewrite(ByteBuf buf, int payloadIndex, int payloadLength);
     }
 
+    /** Decides, for a connection on probation, which commands may go upstream before it has a slot. */
+    interface Gate {
+        /** Whether the command packet at {@code index} (header included, {@code need} bytes present) may pass. */
+        boolean allows(ByteBuf buf, int index, int need);
+
+        /** A command was stopped: the connection needs its slot now. Called once, after the stop is recorded. */
+        void stopped();
+
+        /** More than {@link #MAX_HELD_BACK} bytes arrived while stopped. */
+        void overflow();
+    }
+
     private static final int CHANGE_USER_MAX = 64 * 1024;
+    /** What a connection waiting for its slot may send ahead (drivers pipeline their set-up commands). */
+    static final int MAX_HELD_BACK = 1024 * 1024;
 
     private final ByteBufAllocator alloc;
     private final MySqlCommandTracker tracker;
@@ -33,6 +51,10 @@ final class MySqlCommandScanner {
     private int remaining;
     private boolean continues;
     private boolean capturing;
+    private Gate gate;
+    /** The client's bytes from the first stopped command on, while the gate is shut. */
+    private java.util.ArrayDeque<ByteBuf> heldBack;
+    private int heldBackBytes;
     /**
      * The session was closed, possibly from inside {@link #scan} (a malformed COM_CHANGE_USER is a violation,
      * and core closes the session before the rewriter returns): nothing more may be held.
@@ -50,14 +72,54 @@ final class MySqlCommandScanner {
         this.upstream = upstream;
     }
 
+    /** Shows every command to {@code gate} before it goes upstream (probation). */
+    void gate(Gate gate) {
+        this.gate = gate;
+    }
+
+    /** Whether commands are being held back, waiting for the slot. */
+    boolean holdingBack() {
+        return heldBack != null;
+    }
+
+    /** The gate is lifted: what was held back goes upstream now, scanned as usual. */
+    void open() {
+        gate = null;
+        java.util.ArrayDeque<ByteBuf> waiting = heldBack;
+        heldBack = null;
+        heldBackBytes = 0;
+        if (waiting == null) {
+            return;
+        }
+        ByteBuf next;
+        while ((next = waiting.poll()) != null) {
+            if (closed) {
+                next.release();
+            } else {
+                scan(next);
+            }
+        }
+    }
+
     /** Scans and forwards {@code in}; takes ownership of it. */
     void scan(ByteBuf in) {
+        if (heldBack != null) {
+            holdBack(in);
+            return;
+        }
         try {
             int i = in.readerIndex();
             int end = in.writerIndex();
             if (held != null) {
                 i = completeHeld(in, i, end);
                 if (held != null || closed) {
+                    return;
+                }
+                if (heldBack != null) {
+                    if (i < end) {
+                        holdBack(in.retainedSlice(i, end - i));
+                    }
+                    gate.stopped();
                     return;
                 }
             }
@@ -77,6 +139,13 @@ final class MySqlCommandScanner {
                 if (need > end - i) {
                     forward(in, run, i);
                     held = alloc.heapBuffer(Math.max(need, 16)).writeBytes(in, i, end - i);
+                    return;
+                }
+                if (stops(in, i, need)) {
+                    forward(in, run, i);
+                    heldBack = new java.util.ArrayDeque<>();
+                    holdBack(in.retainedSlice(i, end - i));
+                    gate.stopped();
                     return;
                 }
                 ByteBuf replacement = start(in, i, need);
@@ -101,6 +170,11 @@ final class MySqlCommandScanner {
             if (have >= need) {
                 ByteBuf packetStart = held;
                 held = null;
+                if (stops(packetStart, packetStart.readerIndex(), need)) {
+                    heldBack = new java.util.ArrayDeque<>();
+                    holdBack(packetStart);
+                    return i;
+                }
                 ByteBuf replacement = start(packetStart, packetStart.readerIndex(), need);
                 if (replacement != null) {
                     packetStart.release();
@@ -119,6 +193,20 @@ final class MySqlCommandScanner {
         }
     }
 
+    /** Whether the gate stops the command whose start is at {@code i}. */
+    private boolean stops(ByteBuf buf, int i, int need) {
+        return gate != null && need > MySqlWire.HEADER_SIZE
+                && isCommand(buf.getUnsignedMediumLE(i), buf.getUnsignedByte(i + 3)) && !gate.allows(buf, i, need);
+    }
+
+    private void holdBack(ByteBuf bytes) {
+        heldBackBytes += bytes.readableBytes();
+        heldBack.add(bytes);
+        if (heldBackBytes > MAX_HELD_BACK && gate != null) {
+            gate.overflow();
+        }
+    }
+
     /** How many bytes from a packet start at {@code i} must be present before it can be handled. */
     private int needed(ByteBuf buf, int i, int end) {
         if (end - i < MySqlWire.HEADER_SIZE) {
@@ -133,7 +221,7 @@ final class MySqlCommandScanner {
         }
         int whole = MySqlWire.HEADER_SIZE + length;
         return switch (buf.getUnsignedByte(i + MySqlWire.HEADER_SIZE)) {
-            case MySqlCommand.COM_QUERY -> length <= MySqlKillRewriter.MAX_KILL_LENGTH + 1 ? whole : 5;
+            case MySqlCommand.COM_QUERY -> length <= MySqlKillRewriter.MAX_QUERY_LENGTH + 1 ? whole : 5;
             case MySqlCommand.COM_PROCESS_KILL -> length == 5 ? whole : 5;
             case MySqlCommand.COM_CHANGE_USER -> length <= CHANGE_USER_MAX ? whole : 5;
             case MySqlCommand.COM_STMT_EXECUTE -> MySqlWire.HEADER_SIZE + Math.min(length, 6);
@@ -203,6 +291,10 @@ final class MySqlCommandScanner {
         if (held != null) {
             held.release();
             held = null;
+        }
+        if (heldBack != null) {
+            heldBack.forEach(ByteBuf::release);
+            heldBack = null;
         }
     }
 }

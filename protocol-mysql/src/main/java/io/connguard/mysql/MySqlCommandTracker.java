@@ -321,6 +321,13 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
         }
     }
 
+    /** Reports the state again (core starts counting a session that waited without a slot). */
+    void reportAgain() {
+        if (!lost) {
+            context.stateChanged(reported);
+        }
+    }
+
     private void loseSync(String reason) {
         if (!lost) {
             lost = true;

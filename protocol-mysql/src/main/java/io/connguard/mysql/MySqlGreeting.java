@@ -86,15 +86,28 @@ record MySqlGreeting(String serverVersion, long connectionId, long capabilities,
         return (capabilities & CLIENT_MYSQL) == 0;
     }
 
-    /** The greeting the proxy sends its client: the server's, with its own id and scramble, minus what it hides. */
-    MySqlGreeting forClient(long proxyConnectionId) {
+    /**
+     * The greeting the proxy sends its client: the server's, with its own id and scramble, minus what it
+     * hides; CLIENT_SSL is offered when connguard terminates TLS from clients itself.
+     */
+    MySqlGreeting forClient(long proxyConnectionId, boolean offerTls) {
         byte[] fresh = new byte[SCRAMBLE_LENGTH];
         ThreadLocalRandom random = ThreadLocalRandom.current();
         for (int i = 0; i < fresh.length; i++) {
             fresh[i] = (byte) random.nextInt(0x21, 0x7F); // printable, never NUL: part 2 is NUL-terminated
         }
-        return new MySqlGreeting(serverVersion, proxyConnectionId, capabilities & ~MySqlCapabilities.HIDDEN_FROM_CLIENT,
+        return new MySqlGreeting(serverVersion, proxyConnectionId, clientCapabilities(offerTls),
                 charset, status, authPluginName, fresh);
+    }
+
+    /** The server's own greeting as the proxy relays it: its thread id and scramble, minus what it hides. */
+    MySqlGreeting relayed(boolean offerTls) {
+        return new MySqlGreeting(serverVersion, connectionId, clientCapabilities(offerTls), charset, status,
+                authPluginName, scramble);
+    }
+
+    private long clientCapabilities(boolean offerTls) {
+        return capabilities & ~MySqlCapabilities.HIDDEN_FROM_CLIENT | (offerTls ? MySqlCapabilities.CLIENT_SSL : 0);
     }
 
     ByteBuf encode(ByteBufAllocator alloc, int sequenceId) {

@@ -12,29 +12,36 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The MySQL / MariaDB protocol for connguard. It holds what sessions share: the last server greeting seen
- * per listener (so a client is greeted before its upstream connection exists), at most one greeting probe
- * per listener in flight, and the map from the connection ids the proxy hands out to the real server
- * thread ids, which KILL rewriting reads from any session.
+ * per listener (so a client can be greeted before its upstream connection exists), at most one greeting
+ * probe per listener in flight, the counter of minted connection ids, and per listener the thread ids of
+ * its live sessions ({@link MySqlThreadIds}), which KILL rewriting reads from any session of that listener.
  *
  * @see <a href="https://dev.mysql.com/doc/dev/mysql-server/latest/PAGE_PROTOCOL.html">MySQL client/server protocol</a>
  */
 public final class MySqlModule implements ProtocolModule {
 
     /**
-     * Proxy connection ids start high so they rarely equal a real thread id a client got from
-     * CONNECTION_ID() and passes to KILL (those go through unchanged), and stay within the greeting's 4 bytes.
+     * Minted connection ids (for a client greeted before its upstream exists) start high so they rarely
+     * equal a real thread id, and stay within the greeting's 4 bytes.
      */
     static final long FIRST_CONNECTION_ID = 1_000_000_000L;
     private static final long ID_SPAN = 0xFFFF_FFFFL - FIRST_CONNECTION_ID;
 
     private final Map<String, MySqlGreeting> greetings = new ConcurrentHashMap<>();
     private final Map<String, CompletableFuture<MySqlGreeting>> probes = new ConcurrentHashMap<>();
-    private final Map<Long, Long> realThreadIds = new ConcurrentHashMap<>();
+    private final Map<String, MySqlThreadIds> threadIds = new ConcurrentHashMap<>();
     private final AtomicLong connectionCounter = new AtomicLong();
+    private volatile java.util.concurrent.CompletableFuture<java.security.KeyPair> rsaKey;
 
     @Override
     public String id() {
         return "mysql";
+    }
+
+    /** The handshake switches the client leg to TLS after the client's SSLRequest (clientTls allow / require). */
+    @Override
+    public boolean terminatesClientTls() {
+        return true;
     }
 
     @Override
@@ -76,17 +83,30 @@ public final class MySqlModule implements ProtocolModule {
         return created;
     }
 
-    void mapThreadId(long proxyConnectionId, long realThreadId) {
-        realThreadIds.put(proxyConnectionId, realThreadId);
+    /**
+     * connguard's own RSA key pair, offered to a plaintext client in caching_sha2_password full authentication
+     * when the server leg is TLS; made once, off the event loops, when first needed.
+     */
+    java.util.concurrent.CompletableFuture<java.security.KeyPair> ownRsaKey() {
+        java.util.concurrent.CompletableFuture<java.security.KeyPair> key = rsaKey;
+        if (key == null) {
+            synchronized (this) {
+                if (rsaKey == null) {
+                    rsaKey = java.util.concurrent.CompletableFuture.supplyAsync(MySqlRsa::generate);
+                }
+                key = rsaKey;
+            }
+        }
+        return key;
     }
 
-    void forget(long proxyConnectionId) {
-        realThreadIds.remove(proxyConnectionId);
+    /** The thread ids of the listener's live sessions. */
+    MySqlThreadIds threadIds(ListenerInfo listener) {
+        return threadIds.computeIfAbsent(listener.name(), name -> new MySqlThreadIds());
     }
 
-    /** The real thread id behind a proxy-assigned connection id, or -1 if the proxy did not hand it out. */
-    long realThreadId(long proxyConnectionId) {
-        Long real = realThreadIds.get(proxyConnectionId);
-        return real == null ? -1 : real;
+    /** Whether {@code id} is in the range connguard mints ids from. */
+    static boolean isMinted(long id) {
+        return id >= FIRST_CONNECTION_ID && id <= 0xFFFF_FFFFL;
     }
 }

@@ -1,6 +1,7 @@
 package io.connguard.mysql;
 
 import io.connguard.core.api.ClientIdentity;
+import io.connguard.core.api.EarlyUpstream;
 import io.connguard.core.api.ProtocolSession;
 import io.connguard.core.api.ProxyError;
 import io.connguard.core.api.SessionContext;
@@ -21,7 +22,7 @@ final class MySqlSession implements ProtocolSession {
 
     private final MySqlModule module;
     private final SessionContext context;
-    private final long connectionId;
+    private final MySqlThreadIds threadIds;
     private final MySqlStatementCapture capture = new MySqlStatementCapture();
     private final MySqlHandshake handshake;
     private MySqlCommandTracker tracker;
@@ -29,13 +30,15 @@ final class MySqlSession implements ProtocolSession {
     private MySqlPacketScanner responses;
     private long capabilities;
     private int charset;
+    /** Authenticating or running cancels without a slot of its own: commands other than KILL wait for one. */
+    private boolean probation;
     private boolean closed;
 
     MySqlSession(MySqlModule module, SessionContext context) {
         this.module = module;
         this.context = context;
-        this.connectionId = module.nextConnectionId();
-        this.handshake = new MySqlHandshake(module, context, connectionId, this::authenticated);
+        this.threadIds = module.threadIds(context.listener());
+        this.handshake = new MySqlHandshake(module, context, this::authenticated);
         handshake.greet();
     }
 
@@ -69,20 +72,79 @@ final class MySqlSession implements ProtocolSession {
         }
     }
 
+    @Override
+    public void earlyUpstream(EarlyUpstream outcome) {
+        if (!closed) {
+            probation = outcome == EarlyUpstream.PROBATION;
+            handshake.earlyUpstream(outcome);
+        }
+    }
+
+    @Override
+    public void slotGranted() {
+        if (closed || !probation) {
+            return;
+        }
+        probation = false;
+        if (commands != null) {
+            tracker.reportAgain(); // core counts the session from now on, in the state it is in
+            commands.open();
+        }
+    }
+
     /** The server accepted the client: from here on both streams are relayed and tracked. */
     private void authenticated(MySqlHandshake.Result result) {
         capabilities = result.capabilities();
         charset = result.charset();
         tracker = new MySqlCommandTracker(context, result.identity());
         responses = new MySqlPacketScanner();
-        commands = new MySqlCommandScanner(context.alloc(), tracker, new MySqlKillRewriter(module::realThreadId),
+        commands = new MySqlCommandScanner(context.alloc(), tracker, new MySqlKillRewriter(threadIds::resolve),
                 capture, this::rewriteChangeUser, context::toUpstream);
+        if (probation) {
+            commands.gate(new ProbationGate());
+        }
         tracker.start(capabilities, result.status());
         if (result.serverLeftover() != null) {
             onUpstreamBytes(result.serverLeftover());
         }
         if (result.clientLeftover() != null) {
             commands.scan(result.clientLeftover());
+        }
+    }
+
+    /**
+     * What a connection on probation may run without a slot of its own: a cancel (a COM_QUERY that is one
+     * bare KILL, or COM_PROCESS_KILL) of a live thread of the same listener, and COM_QUIT. Anything else
+     * is held back and the connection asks core for its slot.
+     */
+    private final class ProbationGate implements MySqlCommandScanner.Gate {
+        @Override
+        public boolean allows(ByteBuf buf, int index, int need) {
+            int length = buf.getUnsignedMediumLE(index);
+            int payload = index + MySqlWire.HEADER_SIZE;
+            if (need < MySqlWire.HEADER_SIZE + length) {
+                return false; // not whole: too long to be a KILL
+            }
+            return switch (buf.getUnsignedByte(payload)) {
+                case MySqlCommand.COM_QUIT -> true;
+                case MySqlCommand.COM_QUERY -> {
+                    long id = MySqlKillRewriter.soleKill(buf, payload + 1, length - 1);
+                    yield id >= 0 && threadIds.isLive(id);
+                }
+                case MySqlCommand.COM_PROCESS_KILL -> length == 5 && threadIds.isLive(buf.getUnsignedIntLE(payload + 1));
+                default -> false;
+            };
+        }
+
+        @Override
+        public void stopped() {
+            context.requestSlot();
+        }
+
+        @Override
+        public void overflow() {
+            context.violation("more than " + MySqlCommandScanner.MAX_HELD_BACK
+                    + " bytes sent while waiting for a connection slot");
         }
     }
 
@@ -121,8 +183,8 @@ final class MySqlSession implements ProtocolSession {
      */
     @Override
     public ByteBuf errorForNextRequest(ProxyError error) {
-        if (closed || tracker == null || !tracker.idle() || !responses.atBoundary()) {
-            return null;
+        if (closed || tracker == null || !tracker.idle() || !responses.atBoundary() || commands.holdingBack()) {
+            return null; // a held-back command is answered by clientError's ERR itself
         }
         return MySqlErrorWriter.write(context.alloc(), error, 1, (capabilities & CLIENT_PROTOCOL_41) != 0);
     }
@@ -156,6 +218,5 @@ final class MySqlSession implements ProtocolSession {
         if (commands != null) {
             commands.close();
         }
-        module.forget(connectionId);
     }
 }

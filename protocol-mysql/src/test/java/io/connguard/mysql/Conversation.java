@@ -26,9 +26,20 @@ final class Conversation {
     final MySqlSession session;
 
     Conversation(MySqlModule module, ListenerInfo listener) {
+        this(module, listener, null);
+    }
+
+    /**
+     * A session whose core opens the upstream before identification (the listener is under its cap) and,
+     * when the client is identified, does {@code early} with it; null: core opens none.
+     */
+    Conversation(MySqlModule module, ListenerInfo listener, io.connguard.core.api.EarlyUpstream early) {
         this.module = module;
         this.context = new TrackingContext(listener);
+        context.recording.grantEarlyUpstream = early != null;
+        context.earlyOutcome = early;
         this.session = (MySqlSession) module.newSession(context);
+        context.session = session;
     }
 
     static ListenerInfo listener(ListenerInfo.UpstreamTlsMode tls) {
@@ -96,6 +107,40 @@ final class Conversation {
         assertThat(toClient()).startsWith(7, 0, 0, 4);
         assertThat(state()).isEqualTo(SessionState.IDLE);
         return this;
+    }
+
+    /**
+     * The handshake on an upstream opened before identification and kept: the client is greeted with the
+     * server's greeting (thread {@code threadId}) and its response goes upstream as it is. The session is then idle.
+     */
+    Conversation authenticateEarly(long clientCapabilities, long threadId) {
+        session.onUpstreamConnected();
+        server(serverGreetingPacket(threadId));
+        toClient();
+        client(handshakeResponse(clientCapabilities, "cg_my_native", "test", "orders-app"));
+        assertThat(toUpstream()[3]).as("sequence id of the client's response upstream").isEqualTo((byte) 1);
+        server(Packets.ok(2, 0x0002));
+        assertThat(toClient()).startsWith(7, 0, 0, 2);
+        return this;
+    }
+
+    /** The captured MariaDB 10.11 greeting packet with another thread id. */
+    static byte[] serverGreetingPacket(long threadId) {
+        byte[] greeting = Packets.fixture("mariadb-select-transaction").get(0).bytes().clone();
+        int idAt = nulAfter(greeting, 5) + 1; // after the version string
+        greeting[idAt] = (byte) threadId;
+        greeting[idAt + 1] = (byte) (threadId >>> 8);
+        greeting[idAt + 2] = (byte) (threadId >>> 16);
+        greeting[idAt + 3] = (byte) (threadId >>> 24);
+        return greeting;
+    }
+
+    private static int nulAfter(byte[] bytes, int from) {
+        int i = from;
+        while (bytes[i] != 0) {
+            i++;
+        }
+        return i;
     }
 
     /**

@@ -41,7 +41,7 @@ class MySqlGreetingTest {
         assertThat(server.authPluginName()).isEqualTo("caching_sha2_password");
         assertThat(new String(server.scramble())).isEqualTo("abcdefghijklmnopqrst");
         assertThat(server.capabilities() & MySqlCapabilities.CLIENT_SSL).isNotZero();
-        MySqlGreeting forClient = decode(encode(server.forClient(1_000_000_123L)));
+        MySqlGreeting forClient = decode(encode(server.forClient(1_000_000_123L, false)));
         assertThat(forClient.isMariaDb()).isFalse();
         assertThat(forClient.capabilities() >>> 32).isZero();
         assertThat(forClient.connectionId()).isEqualTo(1_000_000_123L);

@@ -100,8 +100,8 @@ class MySqlHandshakeTest {
         // the auth response is empty: user NUL, then a zero length
         int afterUser = 4 + 32 + "cg_my_native".length() + 1;
         assertThat(upstream[afterUser]).isZero();
-        assertThat(module.realThreadId(decodeGreeting(new Conversation(module, plain).toClient()).connectionId() - 1))
-                .isEqualTo(0x42);
+        assertThat(module.threadIds(plain).resolve(decodeGreeting(new Conversation(module, plain).toClient()).connectionId() - 1))
+                .as("the minted id this client was greeted with stands for the real thread").isEqualTo(0x42);
         conversation.finish();
     }
 

@@ -14,8 +14,10 @@ import static io.connguard.mysql.Packets.query;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
- * KILL from any session of the same proxy reaches the real thread behind the connection id the proxy
- * handed out, which is what Connector/J's {@code Statement.cancel()} sends from a second connection.
+ * KILL from any session of the same listener reaches the real thread behind the connection id the proxy
+ * handed out, which is what Connector/J's {@code Statement.cancel()} sends from a second connection, wherever
+ * the KILL stands in a multi-statement; a minted id never reaches the server as it is, and an id handed out
+ * by another listener is never rewritten into this listener's threads.
  */
 @ExtendWith(LeakGuard.class)
 class MySqlKillRewriterTest {
@@ -52,7 +54,60 @@ class MySqlKillRewriterTest {
             }
         }
         victim.finish();
-        assertThat(module.realThreadId(proxyId)).as("the mapping goes with the session").isEqualTo(-1);
+        assertThat(module.threadIds(listener).resolve(proxyId)).as("the mapping goes with the session; the minted id "
+                + "then names no thread").isEqualTo(MySqlThreadIds.NO_THREAD);
+    }
+
+    @Test
+    void killIsRewrittenWhereverItStandsInAMultiStatementHoweverItIsCut() {
+        Conversation victim = new Conversation(module, listener);
+        long id = greetedSessionId(victim);
+        String[][] cases = {
+                {"KILL QUERY " + id + "; SELECT 1", "KILL QUERY 66; SELECT 1"},
+                {"SELECT 1;kill " + id, "SELECT 1;kill 66"},
+                {"/* pool */ KILL CONNECTION " + id + ";\nKILL QUERY " + id + " ; DO 1", "/* pool */ KILL CONNECTION 66;\nKILL QUERY 66 ; DO 1"},
+                {"SELECT 'x; KILL " + id + "', \"KILL " + id + "\"; KILL " + id, "SELECT 'x; KILL " + id + "', \"KILL " + id + "\"; KILL 66"},
+                {"SELECT 1 -- ; KILL " + id + "\n; KILL " + id, "SELECT 1 -- ; KILL " + id + "\n; KILL 66"},
+                {"SELECT 1 # ; KILL " + id + "\n; KILL " + id, "SELECT 1 # ; KILL " + id + "\n; KILL 66"},
+                {"SELECT 'it''s'; KILL QUERY " + id, "SELECT 'it''s'; KILL QUERY 66"},
+                {"SELECT 'a\\'; KILL " + id + "'; KILL " + id, "SELECT 'a\\'; KILL " + id + "'; KILL 66"},
+        };
+        for (String[] c : cases) {
+            byte[] sent = query(c[0]);
+            byte[] expected = query(c[1]);
+            for (int cut = 0; cut < sent.length; cut++) {
+                Conversation canceller = new Conversation(module, listener).authenticate(Conversation.CONNECTOR_J_CAPS);
+                if (cut > 0) {
+                    canceller.client(Arrays.copyOfRange(sent, 0, cut));
+                }
+                canceller.client(Arrays.copyOfRange(sent, cut, sent.length));
+                assertThat(new String(canceller.toUpstream(), java.nio.charset.StandardCharsets.ISO_8859_1))
+                        .as("%s cut at %d", c[0], cut).isEqualTo(new String(expected, java.nio.charset.StandardCharsets.ISO_8859_1));
+                canceller.finish();
+            }
+        }
+        victim.finish();
+    }
+
+    @Test
+    void aMintedIdNoSessionOfThisListenerHoldsNeverReachesTheServerAsItIs() {
+        Conversation victim = new Conversation(module, listener);
+        long id = greetedSessionId(victim);
+        // the same module, another listener with its own session on real thread 0x42
+        ListenerInfo other = new ListenerInfo("other", listener.upstream(), ListenerInfo.UpstreamTlsMode.DISABLE,
+                ListenerInfo.ClientTlsMode.DISABLE);
+        module.remember(other, Conversation.serverGreeting(Conversation.REAL_THREAD_ID));
+        Conversation elsewhere = new Conversation(module, other).authenticate(Conversation.CONNECTOR_J_CAPS);
+        elsewhere.client(query("KILL QUERY " + id + "; SELECT 1"));
+        assertThat(elsewhere.toUpstream()).as("listener B's id sent through listener A")
+                .isEqualTo(query("KILL QUERY 0; SELECT 1"));
+        elsewhere.server(Packets.err(1, 1094, "Unknown thread id: 0"));
+        long unknownMinted = MySqlModule.FIRST_CONNECTION_ID + 999_999;
+        elsewhere.client(packet(0, payload(0x0C, (int) unknownMinted & 0xFF, (int) (unknownMinted >>> 8) & 0xFF,
+                (int) (unknownMinted >>> 16) & 0xFF, (int) (unknownMinted >>> 24) & 0xFF)));
+        assertThat(elsewhere.toUpstream()).isEqualTo(packet(0, payload(0x0C, 0, 0, 0, 0)));
+        elsewhere.finish();
+        victim.finish();
     }
 
     @Test
@@ -73,7 +128,7 @@ class MySqlKillRewriterTest {
         long proxyId = greetedSessionId(victim);
         Conversation canceller = new Conversation(module, listener).authenticate(Conversation.CONNECTOR_J_CAPS);
         for (String statement : new String[] {"KILL QUERY 12", "KILL QUERY ID " + proxyId, "KILL USER bob",
-                "select 'KILL QUERY " + proxyId + "'", "KILL QUERY " + proxyId + " extra", "killall " + proxyId,
+                "select 'KILL QUERY " + proxyId + "'", "killall " + proxyId,
                 "KILL QUERY 99999999999999999999999"}) {
             canceller.client(query(statement));
             assertThat(canceller.toUpstream()).as(statement).isEqualTo(query(statement));

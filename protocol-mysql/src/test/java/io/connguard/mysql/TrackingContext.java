@@ -56,6 +56,10 @@ final class TrackingContext extends ForwardingSessionContext {
     }
 
     final TrackingAllocator alloc = new TrackingAllocator();
+    /** What core does with an early upstream when the session reports its identity (null: nothing). */
+    io.connguard.core.api.EarlyUpstream earlyOutcome;
+    /** The session this context plays core for, once made. */
+    io.connguard.core.api.ProtocolSession session;
 
     TrackingContext(ListenerInfo listener) {
         super(new RecordingSessionContext(listener));
@@ -73,5 +77,13 @@ final class TrackingContext extends ForwardingSessionContext {
     @Override
     public ByteBufAllocator alloc() {
         return alloc;
+    }
+
+    @Override
+    public void identified(io.connguard.core.api.ClientIdentity identity) {
+        super.identified(identity);
+        if (earlyOutcome != null && session != null && recording.identities.size() == 1) {
+            session.earlyUpstream(earlyOutcome);
+        }
     }
 }

@@ -15,6 +15,16 @@ import java.util.Optional;
  */
 interface FaultTarget {
 
+    /**
+     * Whether the proxy opens the upstream connection as a client connects, before its handshake (MySQL,
+     * while the listener is under its cap: the client is greeted with the server's own greeting). Such an
+     * upstream is closed unauthenticated when the client never finishes its handshake.
+     */
+    default boolean opensUpstreamBeforeHandshake() {
+        return false;
+    }
+
+
     /** Drivers, URLs, server-side connection counts and lock waits, shared with the guard scenarios. */
     GuardTarget guard();
 

@@ -26,6 +26,11 @@ final class MySqlFaults implements FaultTarget {
     }
 
     @Override
+    public boolean opensUpstreamBeforeHandshake() {
+        return true;
+    }
+
+    @Override
     public void ensureLockTable(String table) throws SQLException {
         try (Connection c = guard.database().connectDirect(); Statement s = c.createStatement()) {
             s.execute("CREATE TABLE IF NOT EXISTS " + table + " (id int PRIMARY KEY, v int NOT NULL) ENGINE=InnoDB");

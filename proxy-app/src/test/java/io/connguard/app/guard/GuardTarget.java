@@ -57,6 +57,15 @@ public interface GuardTarget {
     /** The SQLState of "too many connections" for a client cap (53300 / 08004). */
     String tooManyConnectionsState();
 
+    /**
+     * Connections per client key the database may see beyond the client's cap: MySQL lets one over-cap
+     * connection authenticate on probation (so that a driver's cancel reaches the server at the cap), which
+     * then waits for its slot on that connection; PostgreSQL cancels need no connection of their own.
+     */
+    default int connectionsBeyondTheCap() {
+        return 0;
+    }
+
     /** The SQLState of "too many connections" when the client key is the user alone (53300 / 42000 for 1226). */
     String perUserTooManyConnectionsState();
 

@@ -29,6 +29,11 @@ public final class MySqlTarget implements GuardTarget {
     }
 
     @Override
+    public int connectionsBeyondTheCap() {
+        return 1; // the one over-cap connection on probation (protocol-mysql/README.md, "Probation")
+    }
+
+    @Override
     public String passwordCheckedUser() {
         return GuardScenarios.APP;
     }

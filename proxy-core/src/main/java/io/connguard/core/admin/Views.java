@@ -52,6 +52,7 @@ final class Views {
             for (ClientCounts counts : listener.admission().clients()) {
                 Row row = rows.computeIfAbsent(counts.key(), Row::new);
                 row.queued = counts.waiting();
+                row.probation = counts.probation();
                 row.limits = counts.limits();
             }
         }
@@ -79,6 +80,7 @@ final class Views {
             json.endObject()
                     .field("total", total)
                     .field("queued", row.queued)
+                    .field("probation", row.probation)
                     .field("leakSuspects", row.leakSuspects);
             Limits limits = row.limits;
             json.name("maxConnections");
@@ -110,6 +112,7 @@ final class Views {
         final ClientKey key;
         final Map<SessionState, Integer> states = new EnumMap<>(SessionState.class);
         int queued;
+        int probation;
         int leakSuspects;
         Limits limits;
 

@@ -20,6 +20,11 @@ import java.util.function.LongSupplier;
  * to ADMITTED, or to REJECTED), and {@link #release} is idempotent, so a permit is given back exactly once
  * however a session ends. Waiters are admitted in arrival order, each as soon as both its client key and
  * the listener have room; the grant is delivered on the waiter's own executor.
+ *
+ * <p>A {@link Reservation} is a listener slot alone, for an upstream connection opened before its client
+ * is known. When the client turns out to have room it becomes the ticket's listener slot; when it does
+ * not, one connection per client key may stay on it on probation (state PROBATION: it holds the
+ * listener slot, never a client slot) and later ask for a client slot like any waiter.
  */
 public final class Admission {
 
@@ -27,7 +32,7 @@ public final class Admission {
     public enum Rejection { QUEUE_TIMEOUT, QUEUE_FULL, LISTENER_CAP, DRAINING }
 
     /** The result of a request. */
-    public enum Decision { ADMITTED, QUEUED, REJECTED }
+    public enum Decision { ADMITTED, QUEUED, REJECTED, PROBATION }
 
     /** Told, on the ticket's executor, how a queued connection's wait ended. */
     public interface Grantee {
@@ -38,7 +43,15 @@ public final class Admission {
         void rejected(Rejection why);
     }
 
-    private enum State { NEW, WAITING, ADMITTED, RELEASED, REJECTED }
+    private enum State { NEW, WAITING, ADMITTED, PROBATION, RELEASED, REJECTED }
+
+    /** A listener slot held for an upstream connection whose client is not known yet (see {@link #reserve}). */
+    public static final class Reservation {
+        private boolean held = true;
+
+        private Reservation() {
+        }
+    }
 
     /** One connection's claim on a slot. */
     public static final class Ticket {
@@ -49,6 +62,12 @@ public final class Admission {
         private Entry entry;
         private State state = State.NEW;
         private Rejection rejection;
+        /** The reservation whose listener slot this ticket uses (or will use when admitted after probation). */
+        private Reservation reservation;
+        /** Counted in its entry's probation count, until admitted or released. */
+        private boolean onProbation;
+        /** Counted in reservedWaiters while it waits. */
+        private boolean waitsReserved;
 
         public Ticket(ClientKey key, Limits limits, Executor executor, Grantee grantee) {
             this.key = key;
@@ -72,8 +91,8 @@ public final class Admission {
         }
     }
 
-    /** Counts for one client key, for {@code /clients}. */
-    public record ClientCounts(ClientKey key, int admitted, int waiting, Limits limits) {
+    /** Counts for one client key, for {@code /clients}; {@code probation}: connections without a client slot. */
+    public record ClientCounts(ClientKey key, int admitted, int waiting, Limits limits, int probation) {
     }
 
     private static final class Entry {
@@ -83,6 +102,7 @@ public final class Admission {
         /** The most connections this key held at once since its entry was made. */
         int highWater;
         int waiting;
+        int probation;
         Limits limits;
 
         Entry(ClientKey key, Limits limits, LeakWatch leaks) {
@@ -98,6 +118,8 @@ public final class Admission {
     private final LinkedHashSet<Ticket> queue = new LinkedHashSet<>();
     private int listenerCap;
     private int listenerAdmitted;
+    /** Waiting tickets that already hold a listener slot through their reservation. */
+    private int reservedWaiters;
     private boolean refusing;
 
     /** @param listenerCap the listener's {@code maxUpstreamConnections}; 0 = none */
@@ -116,6 +138,47 @@ public final class Admission {
      * schedules {@link #expire} at its queue timeout. REJECTED: see {@link Ticket#rejection()}.
      */
     public Decision request(Ticket ticket) {
+        return request(ticket, null, false);
+    }
+
+    /**
+     * A listener slot alone, for an upstream connection opened before its client is known, or null when
+     * the listener is at its cap or draining. Give it back with {@link #release(Reservation)} once that
+     * connection is closed; it is a no-op after {@link #request(Ticket, Reservation, boolean)} made it a
+     * ticket's slot.
+     */
+    public Reservation reserve() {
+        synchronized (lock) {
+            if (refusing || !listenerHasRoom()) {
+                return null;
+            }
+            listenerAdmitted++;
+            return new Reservation();
+        }
+    }
+
+    /** Gives a reservation's listener slot back, unless a ticket took it over. Idempotent. */
+    public void release(Reservation reservation) {
+        List<Ticket> granted;
+        synchronized (lock) {
+            if (!reservation.held) {
+                return;
+            }
+            reservation.held = false;
+            listenerAdmitted--;
+            granted = dispatch();
+        }
+        deliver(granted);
+    }
+
+    /**
+     * Asks for a slot for a connection that holds {@code reservation} (may be null): when the client has
+     * room the reservation becomes the ticket's listener slot (ADMITTED). When it has none and
+     * {@code probation} is allowed, the first such connection of its client key is put on probation
+     * (PROBATION: it keeps only the reservation; see {@link #requestAfterProbation}). Otherwise as
+     * {@link #request(Ticket)}, the reservation staying the caller's to release.
+     */
+    public Decision request(Ticket ticket, Reservation reservation, boolean probation) {
         Decision decision;
         int grewTo = 0;
         Entry entry;
@@ -128,23 +191,29 @@ public final class Admission {
             }
             entry = entry(ticket.key, ticket.limits);
             ticket.entry = entry;
-            if (clientHasRoom(ticket) && listenerHasRoom()) {
+            boolean reserved = reservation != null && reservation.held;
+            if (clientHasRoom(ticket) && (reserved || listenerHasRoom())) {
+                ticket.reservation = reserved ? reservation : null;
                 grewTo = admit(ticket);
                 decision = Decision.ADMITTED;
+            } else if (reserved && probation && entry.probation == 0) {
+                ticket.reservation = reservation;
+                ticket.onProbation = true;
+                entry.probation++;
+                ticket.state = State.PROBATION;
+                decision = Decision.PROBATION;
             } else if (ticket.limits.queueTimeout().isZero()) {
                 decision = rejectNew(ticket, clientHasRoom(ticket) ? Rejection.LISTENER_CAP : Rejection.QUEUE_TIMEOUT);
             } else if (entry.waiting >= ticket.limits.maxQueued()) {
                 decision = rejectNew(ticket, Rejection.QUEUE_FULL);
             } else {
-                ticket.state = State.WAITING;
-                entry.waiting++;
-                queue.add(ticket);
+                enqueue(ticket);
                 decision = Decision.QUEUED;
             }
         }
         // Leak watches hear of pressure outside the lock: telling a candidate hops onto its event loop.
         switch (decision) {
-            case QUEUED -> entry.leaks.queued("a connection of the same client had to wait at its cap");
+            case QUEUED, PROBATION -> entry.leaks.queued("a connection of the same client had to wait at its cap");
             case REJECTED -> entry.leaks.queued("a connection of the same client was refused at its cap");
             case ADMITTED -> {
                 if (grewTo > 1) {
@@ -153,6 +222,35 @@ public final class Admission {
             }
         }
         return decision;
+    }
+
+    /**
+     * A connection on probation needs its own client slot: ADMITTED at once when its client has room (the
+     * reservation stays its listener slot), else QUEUED like any waiter (it keeps its reservation and its
+     * probation place while it waits, so its client key has at most one such connection), or REJECTED.
+     */
+    public Decision requestAfterProbation(Ticket ticket) {
+        synchronized (lock) {
+            if (ticket.state != State.PROBATION) {
+                throw new IllegalStateException("ticket not on probation: " + ticket.state);
+            }
+            if (refusing) {
+                return reject(ticket, Rejection.DRAINING);
+            }
+            if (clientHasRoom(ticket) && canUseListener(ticket)) {
+                admit(ticket);
+                return Decision.ADMITTED;
+            }
+            Limits limits = ticket.limits;
+            if (limits.queueTimeout().isZero()) {
+                return reject(ticket, Rejection.QUEUE_TIMEOUT);
+            }
+            if (ticket.entry.waiting >= limits.maxQueued()) {
+                return reject(ticket, Rejection.QUEUE_FULL);
+            }
+            enqueue(ticket);
+            return Decision.QUEUED;
+        }
     }
 
     private Entry entry(ClientKey key, Limits limits) {
@@ -196,6 +294,7 @@ public final class Admission {
                 case WAITING -> {
                     unqueue(ticket);
                     ticket.state = State.RELEASED;
+                    endProbation(ticket);
                     removeIfUnused(ticket.entry);
                     return false;
                 }
@@ -208,6 +307,10 @@ public final class Admission {
                 }
                 default -> {
                     ticket.state = State.RELEASED;
+                    if (ticket.onProbation) {
+                        endProbation(ticket);
+                        removeIfUnused(ticket.entry);
+                    }
                     return false;
                 }
             }
@@ -226,7 +329,7 @@ public final class Admission {
         List<Ticket> granted;
         synchronized (lock) {
             ticket.limits = limits;
-            boolean counted = ticket.state == State.ADMITTED || ticket.state == State.WAITING;
+            boolean counted = ticket.state == State.ADMITTED || ticket.state == State.WAITING || ticket.onProbation;
             if (!counted || ticket.key.equals(key)) {
                 ticket.key = key;
                 if (ticket.entry != null) {
@@ -240,9 +343,13 @@ public final class Admission {
                 old.admitted--;
                 entry.admitted++;
                 entry.highWater = Math.max(entry.highWater, entry.admitted);
-            } else {
+            } else if (ticket.state == State.WAITING) {
                 old.waiting--;
                 entry.waiting++;
+            }
+            if (ticket.onProbation) {
+                old.probation--;
+                entry.probation++;
             }
             removeIfUnused(old);
             ticket.key = key;
@@ -322,7 +429,7 @@ public final class Admission {
         synchronized (lock) {
             List<ClientCounts> counts = new ArrayList<>(entries.size());
             for (Entry entry : entries.values()) {
-                counts.add(new ClientCounts(entry.key, entry.admitted, entry.waiting, entry.limits));
+                counts.add(new ClientCounts(entry.key, entry.admitted, entry.waiting, entry.limits, entry.probation));
             }
             return counts;
         }
@@ -342,12 +449,43 @@ public final class Admission {
         ticket.state = State.ADMITTED;
         Entry entry = ticket.entry;
         entry.admitted++;
-        listenerAdmitted++;
+        endProbation(ticket);
+        if (reserved(ticket)) {
+            ticket.reservation.held = false; // its listener slot is now the ticket's, given back by release(ticket)
+        } else {
+            listenerAdmitted++;
+        }
         if (entry.admitted > entry.highWater) {
             entry.highWater = entry.admitted;
             return entry.highWater;
         }
         return 0;
+    }
+
+    /** The ticket's own reservation still holds a listener slot it can use. */
+    private static boolean reserved(Ticket ticket) {
+        return ticket.reservation != null && ticket.reservation.held;
+    }
+
+    private boolean canUseListener(Ticket ticket) {
+        return reserved(ticket) || listenerHasRoom();
+    }
+
+    private void endProbation(Ticket ticket) {
+        if (ticket.onProbation) {
+            ticket.onProbation = false;
+            ticket.entry.probation--;
+        }
+    }
+
+    private void enqueue(Ticket ticket) {
+        ticket.state = State.WAITING;
+        ticket.entry.waiting++;
+        queue.add(ticket);
+        if (reserved(ticket)) {
+            ticket.waitsReserved = true;
+            reservedWaiters++;
+        }
     }
 
     private Decision reject(Ticket ticket, Rejection why) {
@@ -364,27 +502,35 @@ public final class Admission {
 
     private void unqueue(Ticket ticket) {
         queue.remove(ticket);
+        leftQueue(ticket);
+    }
+
+    private void leftQueue(Ticket ticket) {
         ticket.entry.waiting--;
+        if (ticket.waitsReserved) {
+            ticket.waitsReserved = false;
+            reservedWaiters--;
+        }
     }
 
     private void removeIfUnused(Entry entry) {
-        if (entry != null && entry.admitted == 0 && entry.waiting == 0) {
+        if (entry != null && entry.admitted == 0 && entry.waiting == 0 && entry.probation == 0) {
             entries.remove(entry.key, entry);
         }
     }
 
     /** Admits waiters in arrival order while there is room; call under the lock, deliver outside it. */
     private List<Ticket> dispatch() {
-        if (queue.isEmpty() || !listenerHasRoom()) {
+        if (queue.isEmpty() || !listenerHasRoom() && reservedWaiters == 0) {
             return List.of();
         }
         List<Ticket> granted = new ArrayList<>();
         var it = queue.iterator();
-        while (it.hasNext() && listenerHasRoom()) {
+        while (it.hasNext() && (listenerHasRoom() || reservedWaiters > 0)) {
             Ticket ticket = it.next();
-            if (clientHasRoom(ticket)) {
+            if (clientHasRoom(ticket) && canUseListener(ticket)) {
                 it.remove();
-                ticket.entry.waiting--;
+                leftQueue(ticket);
                 admit(ticket);
                 granted.add(ticket);
             }

@@ -26,6 +26,21 @@ public interface ProtocolSession {
     void onUpstreamConnected();
 
     /**
+     * Called from inside {@link SessionContext#identified} when the session had an upstream connection
+     * opened early ({@link SessionContext#openUpstreamEarly()}): whether it is kept, kept on probation, or
+     * closed (the client then waits, and a new connection follows with {@link #onUpstreamConnected()}).
+     */
+    default void earlyUpstream(EarlyUpstream outcome) {
+    }
+
+    /**
+     * A session on probation got its own slot after {@link SessionContext#requestSlot()} (or after core
+     * queued it because it held its probation too long): what it held back may now go upstream.
+     */
+    default void slotGranted() {
+    }
+
+    /**
      * The packet that tells the client why core is ending the session, in this protocol's own form.
      * Returns {@code null} when nothing can be sent safely (for example in the middle of a server
      * message, where an inserted packet would corrupt the stream); core then just closes.

@@ -64,6 +64,29 @@ public interface SessionContext {
      */
     void upstreamFailed(String reason);
 
+    /**
+     * Before {@link #identified}: asks for the upstream connection now, ahead of admission, so that the
+     * protocol can read what the server says first before the client has said who it is (MySQL: the
+     * greeting with the real thread id and scramble). Core grants it only while the listener is under its
+     * {@code maxUpstreamConnections} and not draining, holding a listener slot (never a client slot) for
+     * it until that connection is closed. Returns false otherwise; the session then goes on as without.
+     * When true, {@link ProtocolSession#onUpstreamConnected()} follows once the connection is open (if it
+     * cannot be opened, core ends the session as for {@link #upstreamFailed}) and the server's bytes arrive
+     * through {@link ProtocolSession#onUpstreamBytes}. At {@link #identified}, core tells the protocol what
+     * became of the connection through {@link ProtocolSession#earlyUpstream}.
+     */
+    default boolean openUpstreamEarly() {
+        return false;
+    }
+
+    /**
+     * On probation ({@link EarlyUpstream#PROBATION}): the client sent a request that needs a slot of its
+     * own. Core queues it as admission does; {@link ProtocolSession#slotGranted()} follows when it gets one,
+     * or the session ends with {@link ProxyError.Kind#TOO_MANY_CONNECTIONS}. Ignored when not on probation.
+     */
+    default void requestSlot() {
+    }
+
     // ---------------------------------------------------------------- bytes
 
     /** Queue bytes to the client; core flushes at the end of the current read batch. */

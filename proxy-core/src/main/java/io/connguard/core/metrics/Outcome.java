@@ -11,7 +11,12 @@ public enum Outcome {
     REJECTED_QUEUE_TIMEOUT,
     REJECTED_QUEUE_FULL,
     REJECTED_LISTENER_CAP,
-    REJECTED_DRAINING;
+    REJECTED_DRAINING,
+    /**
+     * Over its cap, but let in on probation: authenticated on an upstream connection that holds a listener
+     * slot and no client slot, to run a cancel (MySQL KILL) at once; anything else makes it wait as QUEUED.
+     */
+    PROBATION;
 
     private static final String REJECTED_PREFIX = "REJECTED_";
 

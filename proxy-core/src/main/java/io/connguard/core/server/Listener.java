@@ -23,6 +23,8 @@ public final class Listener {
     private volatile ClientTlsContext clientTls;
     private final FirstSeen tlsMismatchLogged = new FirstSeen();
     private volatile Channel serverChannel;
+    /** Upstreams opened before identification and closed unauthenticated since a session last authenticated. */
+    private final java.util.concurrent.atomic.AtomicInteger earlyDropsInARow = new java.util.concurrent.atomic.AtomicInteger();
 
     Listener(ListenerConfig config, ProtocolModule module, ListenerMeters meters, UpstreamTlsContext tls,
              ClientTlsContext clientTls) {
@@ -79,6 +81,15 @@ public final class Listener {
 
     public ListenerMeters meters() {
         return meters;
+    }
+
+    /**
+     * Early upstreams closed before anything was authenticated on them, since a session of this listener
+     * last authenticated: servers count such connections as handshake errors of connguard's host and block
+     * it after {@code max_connect_errors} in a row, so sessions stop opening early upstreams after a few.
+     */
+    public java.util.concurrent.atomic.AtomicInteger earlyDropsInARow() {
+        return earlyDropsInARow;
     }
 
     public Channel serverChannel() {

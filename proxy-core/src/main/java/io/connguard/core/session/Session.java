@@ -5,6 +5,7 @@ import io.connguard.core.admission.Admission.Rejection;
 import io.connguard.core.admission.ClientKey;
 import io.connguard.core.admission.ClientPolicy;
 import io.connguard.core.api.ClientIdentity;
+import io.connguard.core.api.EarlyUpstream;
 import io.connguard.core.api.ClientTlsSession;
 import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.ProtocolSession;
@@ -56,7 +57,8 @@ import java.util.concurrent.TimeUnit;
  */
 public final class Session implements SessionContext, SessionTimers.Actions, Admission.Grantee, LeakWatch.Candidate {
 
-    private enum Phase { HANDSHAKE, QUEUED, CONNECTING, CONNECTED, CLOSED }
+    /** PROBATION: over its cap, authenticating or running a cancel on an early upstream without a client slot. */
+    private enum Phase { HANDSHAKE, QUEUED, CONNECTING, CONNECTED, PROBATION, CLOSED }
 
     /** How long a closing channel may take to flush what is queued to a peer that does not read. */
     private static final long CLOSE_LINGER_SECONDS = 10;
@@ -64,6 +66,12 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     static final long ANSWER_LINGER_SECONDS = 300;
     /** How long the server may take to close the connection after Terminate / COM_QUIT. */
     static final long GOODBYE_WAIT_MILLIS = 2000;
+    /**
+     * Early upstreams a listener may close unauthenticated in a row before its sessions stop opening them
+     * (until a session authenticates): a MySQL server blocks a host after max_connect_errors (default 100)
+     * interrupted handshakes with no successful connection in between.
+     */
+    static final int MAX_EARLY_DROPS_IN_A_ROW = 10;
 
     private final long id;
     private final Listener listener;
@@ -83,6 +91,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     private ClientKey key;
     private Limits limits;
     private Admission.Ticket ticket;
+    /** The listener slot of an upstream opened before identification (openUpstreamEarly), until admission. */
+    private Admission.Reservation reservation;
     private ClientSeries series;
     private ClientSeries.Shard counts; // this loop's share of series' state counts, from connect() on
     private SessionTimers timers;
@@ -182,7 +192,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     }
 
     void writabilityChanged(boolean clientSide) {
-        if (phase != Phase.CONNECTED) {
+        if (phase == Phase.CLOSED || upstream == null) {
             return;
         }
         if (clientSide) {
@@ -261,6 +271,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         long now = System.nanoTime();
         if (!authenticated && reported != SessionState.ACTIVE) {
             authenticated = true;
+            listener.earlyDropsInARow().set(0); // the server saw a successful login: its host error count is reset
             cancel(handshakeTimer);
             handshakeTimer = null; // not kept by every idle session
         }
@@ -481,23 +492,118 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         series = services.metrics().acquire(key);
         series.maxConnections(limits.maxConnections());
         ticket = new Admission.Ticket(key, limits, loop, this);
-        Admission.Decision decision = listener.admission().request(ticket);
+        boolean early = reservation != null && upstream != null;
+        Admission.Decision decision = early
+                ? listener.admission().request(ticket, reservation, true) : listener.admission().request(ticket);
         leaks = ticket.leaks();
         switch (decision) {
             case ADMITTED -> {
                 series.admission(Outcome.ADMITTED);
-                connect();
+                if (early) {
+                    adoptUpstream();
+                    protocol.earlyUpstream(EarlyUpstream.KEPT);
+                } else {
+                    connect();
+                }
+            }
+            case PROBATION -> {
+                phase = Phase.PROBATION;
+                series.admission(Outcome.PROBATION);
+                armHandshakeTimer(); // bounds the probation: then it waits for a slot like any other connection
+                log.debug("over its cap: on probation without a client slot");
+                protocol.earlyUpstream(EarlyUpstream.PROBATION);
             }
             case QUEUED -> {
-                phase = Phase.QUEUED;
-                queuedAt = System.nanoTime();
-                series.admission(Outcome.QUEUED);
-                series.queuedDelta(1);
-                queueTimer = loop.schedule(this::queueExpired, limits.queueTimeout().toNanos(), TimeUnit.NANOSECONDS);
-                log.debug("queued for a slot");
+                if (early) {
+                    dropEarlyUpstream();
+                }
+                enqueue();
             }
-            case REJECTED -> reject(ticket.rejection());
+            case REJECTED -> {
+                if (early) {
+                    dropEarlyUpstream();
+                }
+                reject(ticket.rejection());
+            }
         }
+    }
+
+    private void enqueue() {
+        phase = Phase.QUEUED;
+        queuedAt = System.nanoTime();
+        series.admission(Outcome.QUEUED);
+        series.queuedDelta(1);
+        queueTimer = loop.schedule(this::queueExpired, limits.queueTimeout().toNanos(), TimeUnit.NANOSECONDS);
+        log.debug("queued for a slot");
+    }
+
+    @Override
+    public void requestSlot() {
+        if (phase != Phase.PROBATION) {
+            return;
+        }
+        cancel(handshakeTimer);
+        switch (listener.admission().requestAfterProbation(ticket)) {
+            case ADMITTED -> {
+                series.admission(Outcome.ADMITTED);
+                adoptUpstream();
+                protocol.slotGranted();
+            }
+            case QUEUED -> enqueue();
+            case REJECTED -> reject(ticket.rejection());
+            case PROBATION -> throw new IllegalStateException("probation twice");
+        }
+    }
+
+    @Override
+    public boolean openUpstreamEarly() {
+        if (phase != Phase.HANDSHAKE || identity != null || upstream != null || reservation != null
+                || listener.earlyDropsInARow().get() >= MAX_EARLY_DROPS_IN_A_ROW) {
+            return false;
+        }
+        Admission.Reservation held = listener.admission().reserve();
+        if (held == null) {
+            return false;
+        }
+        reservation = held;
+        connectStartedAt = System.nanoTime();
+        UpstreamConnector.connect(this, listener, services).addListener(done -> {
+            if (!done.isSuccess()) {
+                listener.admission().release(held);
+                if (phase == Phase.HANDSHAKE) {
+                    connectFailed(done.cause(), null);
+                }
+                return;
+            }
+            Channel channel = (Channel) done.getNow();
+            channel.closeFuture().addListener(closed -> listener.admission().release(held));
+            if (phase != Phase.HANDSHAKE || identity != null) {
+                channel.close(); // the session ended (or went on without it) while it was opening
+                return;
+            }
+            upstream = channel;
+            upstream.read();
+            try {
+                protocol.onUpstreamConnected();
+            } catch (RuntimeException e) {
+                log.at(Level.WARN).setCause(e).log("protocol failed to open the upstream session");
+                close(CloseReason.PROTOCOL_ERROR, null);
+            }
+        });
+        return true;
+    }
+
+    /**
+     * The client of an early upstream must wait or is refused: the connection, on which nothing was
+     * authenticated, is closed and its bytes from now on discarded; its listener slot comes back when the
+     * server has closed it.
+     */
+    private void dropEarlyUpstream() {
+        Channel dropped = upstream;
+        upstream = null;
+        listener.earlyDropsInARow().incrementAndGet();
+        DroppedUpstream.takeOver(dropped, listener.meters(), GOODBYE_WAIT_MILLIS);
+        protocol.earlyUpstream(EarlyUpstream.CLOSED);
     }
 
     @Override
@@ -508,7 +614,12 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         cancel(queueTimer);
         leaveQueue();
         series.admission(Outcome.ADMITTED);
-        connect();
+        if (upstream != null) { // it waited after probation, on the upstream it authenticated on
+            adoptUpstream();
+            protocol.slotGranted();
+        } else {
+            connect();
+        }
     }
 
     @Override
@@ -624,20 +735,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     // ------------------------------------------------------------------ upstream
 
     private void connect() {
-        phase = Phase.CONNECTING;
-        long now = System.nanoTime();
-        stateSince = now;
-        if (state != SessionState.UNKNOWN) {
-            state = SessionState.ACTIVE; // the start-up is a request in flight until the first idle report
-        }
-        counts = series.shard();
-        counts.enter(state, false);
-        timers = new SessionTimers(System::nanoTime,
-                (task, delay) -> {
-                    ScheduledFuture<?> f = loop.schedule(task, delay, TimeUnit.NANOSECONDS);
-                    return () -> f.cancel(false);
-                },
-                this, now, limits, identity.replication());
+        long now = enterConnecting();
         connectStartedAt = now;
         connecting = UpstreamConnector.connect(this, listener, services);
         connecting.addListener(done -> {
@@ -653,13 +751,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                 return;
             }
             if (!done.isSuccess()) {
-                listener.meters().connectError();
-                String reason = UpstreamConnector.describeConnectFailure(done.cause());
-                log.at(Level.WARN).addKeyValue("reason", "upstream")
-                        .log("cannot connect to upstream {}: {}", listener.config().upstream(), reason);
-                close(CloseReason.UPSTREAM, new ProxyError(ProxyError.Kind.UPSTREAM_UNAVAILABLE,
-                        "connguard could not connect to the database server " + listener.config().upstream()
-                                + ": " + reason, ""));
+                connectFailed(done.cause(), CloseReason.UPSTREAM);
                 return;
             }
             upstream = channel;
@@ -673,6 +765,42 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                 close(CloseReason.PROTOCOL_ERROR, null);
             }
         });
+    }
+
+    /** From admission on, the session counts in its client's connections and its timers run. */
+    private long enterConnecting() {
+        phase = Phase.CONNECTING;
+        long now = System.nanoTime();
+        stateSince = now;
+        if (state != SessionState.UNKNOWN) {
+            state = SessionState.ACTIVE; // the start-up is a request in flight until the first idle report
+        }
+        counts = series.shard();
+        counts.enter(state, false);
+        timers = new SessionTimers(System::nanoTime,
+                (task, delay) -> {
+                    ScheduledFuture<?> f = loop.schedule(task, delay, TimeUnit.NANOSECONDS);
+                    return () -> f.cancel(false);
+                },
+                this, now, limits, identity.replication());
+        return now;
+    }
+
+    /** Admitted on the upstream it already has (opened early, or authenticated on probation). */
+    private void adoptUpstream() {
+        cancel(handshakeTimer);
+        enterConnecting();
+        phase = Phase.CONNECTED;
+        armHandshakeTimer();
+    }
+
+    private void connectFailed(Throwable cause, CloseReason reason) {
+        listener.meters().connectError();
+        String why = UpstreamConnector.describeConnectFailure(cause);
+        log.at(Level.WARN).addKeyValue("reason", "upstream")
+                .log("cannot connect to upstream {}: {}", listener.config().upstream(), why);
+        close(reason, new ProxyError(ProxyError.Kind.UPSTREAM_UNAVAILABLE,
+                "connguard could not connect to the database server " + listener.config().upstream() + ": " + why, ""));
     }
 
     RelayHandler upstreamHandler() {
@@ -690,6 +818,10 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     }
 
     private void handshakeExpired() {
+        if (phase == Phase.PROBATION) {
+            requestSlot(); // probation is for a cancel that comes at once; a connection that lingers waits its turn
+            return;
+        }
         if (phase == Phase.CLOSED || authenticated || phase == Phase.QUEUED) {
             return;
         }
@@ -970,7 +1102,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
 
     /** This session as {@code /sessions} shows it, or null before admission. Call on the event loop. */
     SessionSnapshot snapshot() {
-        if (identity == null || phase == Phase.HANDSHAKE || phase == Phase.QUEUED || phase == Phase.CLOSED) {
+        if (identity == null || phase == Phase.HANDSHAKE || phase == Phase.QUEUED || phase == Phase.PROBATION
+                || phase == Phase.CLOSED) {
             return null;
         }
         long now = System.nanoTime();

@@ -304,4 +304,122 @@ class AdmissionTest {
         assertThat(admission.request(new Waiter(APP, cap(2)).ticket)).isEqualTo(Decision.QUEUED);
         assertThat(told).hasSize(2).last().asString().contains("had to wait at its cap");
     }
+
+    // ------------------------------------------------------------------ reservations and probation
+
+    private static int probation(Admission admission, ClientKey key) {
+        return admission.clients().stream().filter(c -> c.key().equals(key)).mapToInt(Admission.ClientCounts::probation)
+                .sum();
+    }
+
+    @Test
+    void aReservationHoldsAListenerSlotAndBecomesTheTicketsWhenItsClientHasRoom() {
+        Admission admission = new Admission(2);
+        Admission.Reservation early = admission.reserve();
+        assertThat(early).isNotNull();
+        assertThat(admission.admitted()).isEqualTo(1);
+        Waiter w = new Waiter(APP, cap(5));
+        assertThat(admission.request(w.ticket, early, true)).isEqualTo(Decision.ADMITTED);
+        assertThat(admission.admitted()).as("the reservation became the ticket's slot").isEqualTo(1);
+        admission.release(early);
+        assertThat(admission.admitted()).as("releasing a taken-over reservation is a no-op").isEqualTo(1);
+        admission.release(w.ticket);
+        assertThat(admission.admitted()).isZero();
+    }
+
+    @Test
+    void noReservationAtTheListenerCapOrWhileDraining() {
+        Admission admission = new Admission(1);
+        Admission.Reservation first = admission.reserve();
+        assertThat(admission.reserve()).as("the listener is at its cap").isNull();
+        admission.release(first);
+        admission.release(first);
+        assertThat(admission.admitted()).isZero();
+        admission.refuse();
+        assertThat(admission.reserve()).isNull();
+    }
+
+    @Test
+    void overItsCapOneConnectionPerClientMayGoOnProbationOnItsReservation() {
+        Admission admission = new Admission(3);
+        Waiter holder = new Waiter(APP, cap(1));
+        assertThat(admission.request(holder.ticket)).isEqualTo(Decision.ADMITTED);
+        Admission.Reservation r1 = admission.reserve();
+        Waiter canceller = new Waiter(APP, cap(1));
+        assertThat(admission.request(canceller.ticket, r1, true)).isEqualTo(Decision.PROBATION);
+        assertThat(probation(admission, APP)).isEqualTo(1);
+        assertThat(admission.admitted()).as("listener slots: holder + reservation").isEqualTo(2);
+        Admission.Reservation r2 = admission.reserve();
+        Waiter second = new Waiter(APP, cap(1));
+        assertThat(admission.request(second.ticket, r2, true)).as("only one on probation per client key")
+                .isEqualTo(Decision.QUEUED);
+        admission.release(r2); // its early upstream closed
+        assertThat(admission.admitted()).isEqualTo(2);
+        admission.release(canceller.ticket); // the cancel ran, the connection ended
+        admission.release(r1);
+        assertThat(probation(admission, APP)).isZero();
+        assertThat(admission.admitted()).isEqualTo(1);
+        admission.release(holder.ticket);
+        assertThat(second.events).containsExactly("admitted");
+        assertThat(admission.admitted()).isEqualTo(1);
+    }
+
+    @Test
+    void aConnectionOnProbationThatNeedsASlotWaitsOnItsReservationAndKeepsItsProbationPlace() {
+        Admission admission = new Admission(2);
+        Waiter holder = new Waiter(APP, cap(1));
+        admission.request(holder.ticket);
+        Admission.Reservation r = admission.reserve();
+        Waiter late = new Waiter(APP, cap(1));
+        assertThat(admission.request(late.ticket, r, true)).isEqualTo(Decision.PROBATION);
+        assertThat(admission.requestAfterProbation(late.ticket)).isEqualTo(Decision.QUEUED);
+        assertThat(admission.waiting()).isEqualTo(1);
+        assertThat(probation(admission, APP)).as("still the client's one connection beyond its cap").isEqualTo(1);
+        assertThat(admission.reserve()).as("the listener is full: holder + the waiter's reservation").isNull();
+        admission.release(holder.ticket);
+        assertThat(late.events).containsExactly("admitted");
+        assertThat(admission.admitted()).as("admitted on its own reservation, no second listener slot").isEqualTo(1);
+        assertThat(probation(admission, APP)).isZero();
+        admission.release(r);
+        assertThat(admission.admitted()).isEqualTo(1);
+        admission.release(late.ticket);
+        assertThat(admission.admitted()).isZero();
+        assertThat(admission.clients()).isEmpty();
+    }
+
+    @Test
+    void onProbationWithRoomAgainTheSlotIsGivenAtOnce() {
+        Admission admission = new Admission(0);
+        Waiter holder = new Waiter(APP, cap(1));
+        admission.request(holder.ticket);
+        Admission.Reservation r = admission.reserve();
+        Waiter late = new Waiter(APP, cap(1));
+        assertThat(admission.request(late.ticket, r, true)).isEqualTo(Decision.PROBATION);
+        admission.release(holder.ticket);
+        assertThat(admission.requestAfterProbation(late.ticket)).isEqualTo(Decision.ADMITTED);
+        assertThat(admission.admitted()).isEqualTo(1);
+        admission.release(late.ticket);
+        admission.release(r);
+        assertThat(admission.admitted()).isZero();
+        assertThat(admission.clients()).isEmpty();
+    }
+
+    @Test
+    void aProbationWaiterWhoseWaitEndsKeepsItsPlaceUntilReleased() {
+        Admission admission = new Admission(0);
+        Waiter holder = new Waiter(APP, cap(1));
+        admission.request(holder.ticket);
+        Admission.Reservation r = admission.reserve();
+        Waiter late = new Waiter(APP, cap(1));
+        admission.request(late.ticket, r, true);
+        admission.requestAfterProbation(late.ticket);
+        assertThat(admission.expire(late.ticket)).isEqualTo(Rejection.QUEUE_TIMEOUT);
+        assertThat(probation(admission, APP)).as("its upstream is still closing").isEqualTo(1);
+        admission.release(late.ticket);
+        admission.release(r);
+        assertThat(probation(admission, APP)).isZero();
+        admission.release(holder.ticket);
+        assertThat(admission.clients()).isEmpty();
+        assertThat(admission.admitted()).isZero();
+    }
 }

@@ -119,6 +119,16 @@ public abstract class ForwardingSessionContext implements SessionContext {
     }
 
     @Override
+    public boolean openUpstreamEarly() {
+        return recording.openUpstreamEarly();
+    }
+
+    @Override
+    public void requestSlot() {
+        recording.requestSlot();
+    }
+
+    @Override
     public void close() {
         recording.close();
     }

@@ -48,6 +48,10 @@ public final class RecordingSessionContext implements SessionContext {
     public final List<String> clientTlsRefusals = new ArrayList<>();
     public final List<ClientIdentity> plaintextRefusals = new ArrayList<>();
     public boolean closed;
+    /** Whether {@link #openUpstreamEarly()} grants the early upstream (the listener is under its cap). */
+    public boolean grantEarlyUpstream;
+    public int earlyUpstreamRequests;
+    public int slotRequests;
 
     public RecordingSessionContext() {
         this(new ListenerInfo("test", InetSocketAddress.createUnresolved("127.0.0.1", 5432),
@@ -206,6 +210,17 @@ public final class RecordingSessionContext implements SessionContext {
         Promise<Channel> promise = loop.eventLoop().newPromise();
         promise.setFailure(new UnsupportedOperationException("no network in byte-level tests"));
         return promise;
+    }
+
+    @Override
+    public boolean openUpstreamEarly() {
+        earlyUpstreamRequests++;
+        return grantEarlyUpstream;
+    }
+
+    @Override
+    public void requestSlot() {
+        slotRequests++;
     }
 
     @Override
