@@ -24,11 +24,11 @@ final class Messages {
         return switch (why) {
             case QUEUE_TIMEOUT -> new ProxyError(Kind.TOO_MANY_CONNECTIONS,
                     "too many connections for client " + client,
-                    "connguard: the client's maxConnections limit is reached and no slot freed up within queueTimeout "
+                    "connguard: the client's " + caps(limits) + " limit is reached and no slot freed up within queueTimeout "
                             + duration(limits.queueTimeout()), session.perUser());
             case QUEUE_FULL -> new ProxyError(Kind.TOO_MANY_CONNECTIONS,
                     "too many connections for client " + client,
-                    "connguard: the client's maxConnections limit is reached and its maxQueued waiting connections are queued already",
+                    "connguard: the client's " + caps(limits) + " limit is reached and its maxQueued waiting connections are queued already",
                     session.perUser());
             case LISTENER_CAP -> new ProxyError(Kind.TOO_MANY_CONNECTIONS,
                     "too many connections through listener " + listener + " (client " + client + ")",
@@ -55,6 +55,11 @@ final class Messages {
                     "connguard: session older than maxSessionLifetime " + duration(limits.maxSessionLifetime())
                             + " (client " + client + ")");
         };
+    }
+
+    /** The client caps that may have been hit: a fleet-wide one too when the client has it. */
+    private static String caps(Limits limits) {
+        return limits.fleetMaxConnections() > 0 ? "maxConnections or fleetMaxConnections" : "maxConnections";
     }
 
     /** A duration the way the configuration writes it: 250ms, 5s, 10m, 1h30m. */

@@ -99,6 +99,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     private long bytesIn;
     private long bytesOut;
     private long queuedAt;
+    /** Whether this session counts in its client's queued gauge now (a PENDING wait does not, until queued). */
+    private boolean countedQueued;
     private long connectStartedAt;
     /** The upstream connect in flight (CONNECTING), so that a session closed meanwhile can wait for its outcome. */
     private Future<Channel> connecting;
@@ -484,15 +486,38 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                 connect();
             }
             case QUEUED -> {
-                phase = Phase.QUEUED;
-                queuedAt = System.nanoTime();
-                series.admission(Outcome.QUEUED);
-                series.queuedDelta(1);
-                queueTimer = loop.schedule(this::queueExpired, limits.queueTimeout().toNanos(), TimeUnit.NANOSECONDS);
+                wait(true);
                 log.debug("queued for a slot");
             }
+            case PENDING -> wait(false);
             case REJECTED -> reject(ticket.rejection());
         }
+    }
+
+    /**
+     * Waits for the grant. A PENDING request (a fleet lease being asked for) waits the same way but counts as
+     * queued only once admission says the fleet's budget is used up ({@link #queued}). With a queueTimeout of 0
+     * the store's own command timeout bounds a PENDING wait.
+     */
+    private void wait(boolean queued) {
+        phase = Phase.QUEUED;
+        queuedAt = System.nanoTime();
+        if (queued) {
+            queued();
+        }
+        if (queued || !limits.queueTimeout().isZero()) {
+            queueTimer = loop.schedule(this::queueExpired, limits.queueTimeout().toNanos(), TimeUnit.NANOSECONDS);
+        }
+    }
+
+    @Override
+    public void queued() {
+        if (phase != Phase.QUEUED || countedQueued) {
+            return;
+        }
+        countedQueued = true;
+        series.admission(Outcome.QUEUED);
+        series.queuedDelta(1);
     }
 
     @Override
@@ -525,8 +550,11 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     }
 
     private void leaveQueue() {
-        series.queuedDelta(-1);
-        series.queueWait(System.nanoTime() - queuedAt);
+        if (countedQueued) {
+            countedQueued = false;
+            series.queuedDelta(-1);
+            series.queueWait(System.nanoTime() - queuedAt);
+        }
         phase = Phase.HANDSHAKE;
     }
 
@@ -791,7 +819,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         }
         releaseSlotWhenUpstreamCloses();
         if (series != null) {
-            if (was == Phase.QUEUED) {
+            if (was == Phase.QUEUED && countedQueued) {
                 series.queuedDelta(-1);
                 series.queueWait(System.nanoTime() - queuedAt);
             }
