@@ -619,7 +619,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                 counts = next.shard();
                 counts.enter(state, inTransaction);
             }
-            if (phase == Phase.QUEUED) {
+            if (phase == Phase.QUEUED && countedQueued) {
                 series.queuedDelta(-1);
                 next.queuedDelta(1);
             }

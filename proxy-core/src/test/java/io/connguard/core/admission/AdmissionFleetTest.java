@@ -266,4 +266,22 @@ class AdmissionFleetTest {
         admission.update(w.ticket, limits(10, 0));
         assertThat(gate.released).containsExactly("lease-1");
     }
+
+    @Test
+    void aConnectionReKeyedWhileItsLeaseIsAskedForAsksTheNewKeysBudgetAndDropsTheOld() {
+        Gate gate = new Gate();
+        Admission admission = new Admission(0, gate);
+        Waiter w = new Waiter(APP, limits(10, 1));
+        assertThat(admission.request(w.ticket)).isEqualTo(Decision.PENDING);
+        admission.rekey(w.ticket, OTHER, limits(10, 2));
+        assertThat(gate.released).containsExactly("lease-1");
+        assertThat(gate.asked.keySet()).containsExactly("lease-1", "lease-2");
+        gate.answer("lease-1", FleetGate.Answer.GRANTED);
+        assertThat(w.events).as("the old key's answer is not this connection's any more").isEmpty();
+        gate.answer("lease-2", FleetGate.Answer.GRANTED);
+        assertThat(w.events).containsExactly("admitted");
+        assertThat(admission.release(w.ticket)).isTrue();
+        assertThat(gate.released).containsExactly("lease-1", "lease-2");
+        assertThat(admission.admitted()).isZero();
+    }
 }
