@@ -60,8 +60,8 @@ public final class RedisFleetStore implements FleetStore {
     public RedisFleetStore(FleetConfig config, Duration timeout) {
         this.uri = redisUri(config.store(), config.password(), timeout);
         this.resources = DefaultClientResources.builder()
-                .ioThreadPoolSize(1)
-                .computationThreadPoolSize(1)
+                .ioThreadPoolSize(2)
+                .computationThreadPoolSize(2)
                 .reconnectDelay(Delay.exponential(Duration.ofMillis(50), Duration.ofMillis(500), 2, TimeUnit.MILLISECONDS))
                 .build();
         this.client = RedisClient.create(resources);
