@@ -62,6 +62,13 @@ class FleetIT {
         clients.shutdownNow();
         for (Replica replica : replicas) {
             replica.close();
+            // What each replica said about its leases, for the report of a failed run.
+            String[] lines = replica.log().lines().filter(l -> l.contains("Fleet") || l.contains("fleet")
+                    || l.contains("rejected")).toArray(String[]::new);
+            System.out.println("---- replica " + replica.name() + " (" + lines.length + " fleet lines, last 80)");
+            for (int i = Math.max(0, lines.length - 80); i < lines.length; i++) {
+                System.out.println(lines[i]);
+            }
         }
     }
 
@@ -250,6 +257,8 @@ class FleetIT {
                   leaseTtl: %s
                 shutdown:
                   drainTimeout: 2s
+                logging:
+                  level: debug
                 ioThreads: 1
                 """.formatted(pg.hostPort(), my.hostPort(), localCap, queueTimeout, app, fleetCap, MY_USER, fleetCap,
                 redisPort, fleet, ttl);

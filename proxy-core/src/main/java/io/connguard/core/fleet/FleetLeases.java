@@ -45,6 +45,8 @@ public final class FleetLeases implements FleetGate, AutoCloseable {
 
     /** How often waiters blocked on a fleet budget ask again without having heard of a freed lease. */
     public static final long POLL_MILLIS = 500;
+    /** Added to a lease's expiry before its waiters ask again (the store's and this process's clocks differ). */
+    static final long EXPIRY_SLACK_MILLIS = 20;
     /** How often the store is tried while it is away. */
     public static final long RETRY_MILLIS = 1000;
 
@@ -77,6 +79,8 @@ public final class FleetLeases implements FleetGate, AutoCloseable {
         final Gauge cap;
         volatile int heldCount;
         volatile int capValue;
+        /** When to wake this key's waiters because a lease expires then; MAX_VALUE = no such time. */
+        long wakeAt = Long.MAX_VALUE;
 
         Budget(String key, ClientKey client, Admission admission, int cap) {
             this.key = key;
@@ -154,7 +158,7 @@ public final class FleetLeases implements FleetGate, AutoCloseable {
     @Override
     public void acquire(Admission admission, ClientKey key, String id, int cap, Consumer<Answer> answer) {
         String k = FleetKeys.of(key);
-        CompletionStage<Boolean> asked = null;
+        CompletionStage<FleetStore.Acquired> asked = null;
         synchronized (lock) {
             budget(k, key, admission, cap).pending.add(id);
             if (up) {
@@ -162,19 +166,20 @@ public final class FleetLeases implements FleetGate, AutoCloseable {
             }
         }
         if (asked == null) {
-            settle(k, id, Answer.UNAVAILABLE);
+            settle(k, id, Answer.UNAVAILABLE, -1);
             answer.accept(Answer.UNAVAILABLE);
             return;
         }
-        asked.whenComplete((granted, error) -> {
+        asked.whenComplete((acquired, error) -> {
             Answer result;
             if (error != null) {
                 failed(error);
                 result = Answer.UNAVAILABLE;
             } else {
-                result = granted ? Answer.GRANTED : Answer.QUEUED;
+                result = acquired.granted() ? Answer.GRANTED : Answer.QUEUED;
             }
-            settle(k, id, result);
+            settle(k, id, result, acquired == null ? -1 : acquired.nextExpiryMillis());
+            LOG.debug("fleet lease {} for {}: {}", id, k, result);
             answer.accept(result);
         });
     }
@@ -223,7 +228,15 @@ public final class FleetLeases implements FleetGate, AutoCloseable {
         long now = millis.getAsLong();
         CompletionStage<Integer> renewed = null;
         boolean poll = false;
+        List<Budget> expiring = null;
         synchronized (lock) {
+            for (Budget budget : budgets.values()) {
+                if (budget.wakeAt <= now) {
+                    budget.wakeAt = Long.MAX_VALUE;
+                    expiring = expiring == null ? new ArrayList<>() : expiring;
+                    expiring.add(budget);
+                }
+            }
             if (!renewing && now >= nextRenew) {
                 nextRenew = now + (up ? renewEvery : Math.min(renewEvery, RETRY_MILLIS));
                 renewing = true;
@@ -253,6 +266,10 @@ public final class FleetLeases implements FleetGate, AutoCloseable {
         }
         if (poll) {
             wakeAll();
+        } else if (expiring != null) {
+            for (Budget budget : expiring) {
+                budget.admission.fleetWake(budget.client);
+            }
         }
     }
 
@@ -318,7 +335,7 @@ public final class FleetLeases implements FleetGate, AutoCloseable {
         registry.remove(budget.cap);
     }
 
-    private void settle(String key, String id, Answer answer) {
+    private void settle(String key, String id, Answer answer, long nextExpiry) {
         synchronized (lock) {
             Budget budget = budgets.get(key);
             if (budget == null || !budget.pending.remove(id)) {
@@ -326,6 +343,10 @@ public final class FleetLeases implements FleetGate, AutoCloseable {
             }
             (answer == Answer.QUEUED ? budget.waiting : budget.held).add(id);
             budget.counted();
+            if (answer == Answer.QUEUED && nextExpiry >= 0) {
+                // No one may announce that lease's end (its holder may be dead): ask again when it expires.
+                budget.wakeAt = Math.min(budget.wakeAt, millis.getAsLong() + nextExpiry + EXPIRY_SLACK_MILLIS);
+            }
         }
     }
 
@@ -368,6 +389,7 @@ public final class FleetLeases implements FleetGate, AutoCloseable {
         synchronized (lock) {
             budget = budgets.get(key);
         }
+        LOG.debug("fleet {}: a lease of {} was freed", config.name(), key);
         if (budget != null) {
             budget.admission.fleetWake(budget.client);
         }

@@ -15,15 +15,22 @@ import java.util.function.Consumer;
  */
 public interface FleetStore extends AutoCloseable {
 
+    /**
+     * A lease request's answer: granted, or queued with the time until the key's first live lease expires
+     * (when nothing frees a lease earlier, asking again then may succeed; negative when unknown).
+     */
+    record Acquired(boolean granted, long nextExpiryMillis) {
+    }
+
     /** The ids this process holds (leases) and waits with (queue places) under one key. */
     record Holders(List<String> leases, List<String> waiters) {
     }
 
     /**
      * Takes a lease for {@code id} when fewer than {@code cap} are live and no older waiter is ahead of it in
-     * the key's queue; otherwise puts (or keeps) {@code id} in the queue. Completes with true when granted.
+     * the key's queue; otherwise puts (or keeps) {@code id} in the queue.
      */
-    CompletionStage<Boolean> acquire(String key, String id, int cap, long ttlMillis);
+    CompletionStage<Acquired> acquire(String key, String id, int cap, long ttlMillis);
 
     /** Removes {@code id}'s lease or queue place and tells the other replicas that one was freed. */
     CompletionStage<Void> release(String key, String id);

@@ -37,7 +37,7 @@ final class LeaseScripts {
 
     /**
      * KEYS: leases, queue, waiters, seq. ARGV: id, cap, ttl ms, now ms (0 = server time).
-     * Returns {granted 1|0, live leases after}.
+     * Returns {granted 1|0, live leases after, ms until the first live lease expires (-1: none)}.
      */
     static final String ACQUIRE = NOW + """
             local leases, queue, waiters, seq = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -48,7 +48,7 @@ final class LeaseScripts {
             if redis.call('ZSCORE', leases, id) then
               redis.call('ZADD', leases, now + ttl, id)
               keep(ttl, leases, queue, waiters)
-              return {1, live}
+              return {1, live, -1}
             end
             local free = cap - live
             if free > 0 then
@@ -59,7 +59,7 @@ final class LeaseScripts {
                 redis.call('ZREM', queue, id)
                 redis.call('ZREM', waiters, id)
                 keep(ttl, leases, queue, waiters)
-                return {1, live + 1}
+                return {1, live + 1, -1}
               end
             end
             if not redis.call('ZSCORE', queue, id) then
@@ -67,7 +67,10 @@ final class LeaseScripts {
             end
             redis.call('ZADD', waiters, now + ttl, id)
             keep(ttl, leases, queue, waiters)
-            return {0, live}
+            local first = redis.call('ZRANGE', leases, 0, 0, 'WITHSCORES')
+            local wait = -1
+            if first[2] then wait = math.max(0, tonumber(first[2]) - now) end
+            return {0, live, wait}
             """;
 
     /**

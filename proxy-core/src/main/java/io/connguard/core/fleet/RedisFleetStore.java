@@ -167,16 +167,16 @@ public final class RedisFleetStore implements FleetStore {
     }
 
     @Override
-    public CompletionStage<Boolean> acquire(String key, String id, int cap, long ttlMillis) {
+    public CompletionStage<Acquired> acquire(String key, String id, int cap, long ttlMillis) {
         return acquire(key, id, cap, ttlMillis, 0);
     }
 
     /** As {@link #acquire(String, String, int, long)} on a clock of the caller's (tests); 0 = the server's. */
-    CompletionStage<Boolean> acquire(String key, String id, int cap, long ttlMillis, long nowMillis) {
+    CompletionStage<Acquired> acquire(String key, String id, int cap, long ttlMillis, long nowMillis) {
         return this.<List<Object>>eval(LeaseScripts.ACQUIRE, ScriptOutputType.MULTI,
                         new String[]{leases(key), queue(key), waiters(key), seq},
                         id, Integer.toString(cap), Long.toString(ttlMillis), Long.toString(nowMillis))
-                .thenApply(reply -> ((Long) reply.get(0)) == 1L);
+                .thenApply(reply -> new Acquired(((Long) reply.get(0)) == 1L, (Long) reply.get(2)));
     }
 
     @Override

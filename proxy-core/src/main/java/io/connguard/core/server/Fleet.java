@@ -24,7 +24,7 @@ public final class Fleet implements AutoCloseable {
 
     /** How long start-up waits for the store before starting with per-process caps. */
     static final Duration CONNECT_WAIT = Duration.ofSeconds(3);
-    static final long TICK_MILLIS = 100;
+    static final long TICK_MILLIS = 50;
 
     private final FleetLeases leases;
     private final ScheduledExecutorService scheduler;

@@ -47,9 +47,10 @@ class FleetLeasesTest {
         final List<Consumer<String>> listeners = new ArrayList<>();
         int acquires;
         boolean down;
+        long nextExpiry = -1;
 
         @Override
-        public CompletionStage<Boolean> acquire(String key, String id, int cap, long ttlMillis) {
+        public CompletionStage<Acquired> acquire(String key, String id, int cap, long ttlMillis) {
             acquires++;
             if (down) {
                 return CompletableFuture.failedFuture(new IllegalStateException("connection refused"));
@@ -60,10 +61,10 @@ class FleetLeasesTest {
             if (live.contains(id) || ahead < cap - live.size()) {
                 live.add(id);
                 queue.remove(id);
-                return CompletableFuture.completedFuture(true);
+                return CompletableFuture.completedFuture(new Acquired(true, -1));
             }
             queue.add(id);
-            return CompletableFuture.completedFuture(false);
+            return CompletableFuture.completedFuture(new Acquired(false, nextExpiry));
         }
 
         @Override
@@ -262,5 +263,22 @@ class FleetLeasesTest {
         now += 1;
         leases.tick();
         assertThat(waiting.events).containsExactly("queued", "admitted");
+    }
+
+    @Test
+    void aWaiterAsksAgainWhenTheFirstLiveLeaseExpiresWithoutWaitingForThePoll() {
+        Waiter holder = new Waiter(1);
+        admission.request(holder.ticket);
+        store.nextExpiry = 100;
+        Waiter waiting = new Waiter(1);
+        admission.request(waiting.ticket);
+        // The holder's replica died: its lease is gone at its expiry, and nobody announces it.
+        store.leases.get(FleetKeys.of(APP)).clear();
+        now += 100 + FleetLeases.EXPIRY_SLACK_MILLIS - 1;
+        leases.tick();
+        assertThat(waiting.events).containsExactly("queued");
+        now += 1;
+        leases.tick();
+        assertThat(waiting.events).as("well before the 500 ms poll").containsExactly("queued", "admitted");
     }
 }

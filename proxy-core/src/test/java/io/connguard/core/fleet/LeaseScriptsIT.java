@@ -54,7 +54,7 @@ class LeaseScriptsIT {
     }
 
     private boolean acquire(String id, int cap, long now) throws Exception {
-        return store.acquire(KEY, id, cap, TTL, now).toCompletableFuture().get(5, TimeUnit.SECONDS);
+        return store.acquire(KEY, id, cap, TTL, now).toCompletableFuture().get(5, TimeUnit.SECONDS).granted();
     }
 
     private int live(long now) throws Exception {
@@ -83,6 +83,14 @@ class LeaseScriptsIT {
         assertThat(acquire("d", 2, now)).isFalse();
         assertThat(acquire("c", 2, now)).as("asking again for a held lease keeps it").isTrue();
         assertThat(live(now)).isEqualTo(2);
+    }
+
+    @Test
+    void aQueuedAnswerSaysWhenTheFirstLiveLeaseExpires() throws Exception {
+        assertThat(acquire("a", 1, 1_000)).isTrue();
+        FleetStore.Acquired queued = store.acquire(KEY, "b", 1, TTL, 2_000).toCompletableFuture().get(5, TimeUnit.SECONDS);
+        assertThat(queued.granted()).isFalse();
+        assertThat(queued.nextExpiryMillis()).isEqualTo(1_000 + TTL - 2_000);
     }
 
     @Test
