@@ -275,6 +275,9 @@ class FleetIT {
         for (CompletableFuture<Replica> r : starting) {
             replicas.add(r.get(90, TimeUnit.SECONDS));
         }
+        for (Replica r : replicas) {
+            await().atMost(Duration.ofSeconds(60)).until(() -> storeUp(r) == 1.0);
+        }
     }
 
     private Connection connect(Database.Kind kind, Replica via) throws SQLException {

@@ -311,8 +311,9 @@ public final class FleetLeases implements FleetGate, AutoCloseable {
         Map<String, FleetStore.Holders> holders = new LinkedHashMap<>();
         for (Budget budget : budgets.values()) {
             if (!budget.held.isEmpty() || !budget.waiting.isEmpty()) {
-                holders.put(budget.key, new FleetStore.Holders(List.copyOf(budget.held),
-                        up ? List.copyOf(budget.waiting) : List.of()));
+                List<String> waiting = new ArrayList<>(budget.waiting);
+                waiting.removeAll(budget.held);
+                holders.put(budget.key, new FleetStore.Holders(List.copyOf(budget.held), up ? waiting : List.of()));
             }
         }
         return holders;
@@ -341,7 +342,14 @@ public final class FleetLeases implements FleetGate, AutoCloseable {
             if (budget == null || !budget.pending.remove(id)) {
                 return;
             }
-            (answer == Answer.QUEUED ? budget.waiting : budget.held).add(id);
+            if (answer == Answer.QUEUED) {
+                budget.waiting.add(id);
+            } else {
+                // A waiter that asked again and got in (or goes on under the local caps) no longer waits: renewed
+                // as both, it would keep a queue place ahead of everyone for as long as it lives.
+                budget.waiting.remove(id);
+                budget.held.add(id);
+            }
             budget.counted();
             if (answer == Answer.QUEUED && nextExpiry >= 0) {
                 // No one may announce that lease's end (its holder may be dead): ask again when it expires.

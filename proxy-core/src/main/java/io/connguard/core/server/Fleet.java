@@ -23,7 +23,7 @@ import java.util.concurrent.TimeUnit;
 public final class Fleet implements AutoCloseable {
 
     /** How long start-up waits for the store before starting with per-process caps. */
-    static final Duration CONNECT_WAIT = Duration.ofSeconds(3);
+    static final Duration CONNECT_WAIT = Duration.ofSeconds(10);
     static final long TICK_MILLIS = 50;
 
     private final FleetLeases leases;

@@ -281,4 +281,25 @@ class FleetLeasesTest {
         leases.tick();
         assertThat(waiting.events).as("well before the 500 ms poll").containsExactly("queued", "admitted");
     }
+
+    @Test
+    void aWaiterAdmittedWhileTheStoreWentAwayIsRenewedAsALeaseOnlyNeverAsAQueuePlace() {
+        admission.request(new Waiter(1).ticket);
+        Waiter waiting = new Waiter(1);
+        admission.request(waiting.ticket);
+        assertThat(waiting.events).containsExactly("queued");
+        // The poll makes it ask again just as the store goes away: the answer is UNAVAILABLE.
+        store.down = true;
+        admission.fleetWakeAll();
+        assertThat(waiting.events).containsExactly("queued", "admitted");
+        store.down = false;
+        now += FleetLeases.RETRY_MILLIS;
+        leases.tick();
+        assertThat(leases.enforcing()).isTrue();
+        now += 5_000;
+        leases.tick();
+        FleetStore.Holders renewed = store.renewals.get(store.renewals.size() - 1).get(FleetKeys.of(APP));
+        assertThat(renewed.leases()).hasSize(2);
+        assertThat(renewed.waiters()).as("it would keep a place ahead of every later waiter").isEmpty();
+    }
 }
