@@ -125,6 +125,8 @@ create_native_user() {
 }
 create_native_user cg_my_native cg_my_native_pw
 create_native_user cg_my_other cg_my_other_pw
+# Fleet budgets (proxy-app FleetIT) count their connections on the server by this user.
+create_native_user cg_fleet cg_fleet_pw
 
 if [[ "$(sql "SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'ed25519' AND PLUGIN_STATUS = 'ACTIVE'")" != "1" ]]; then
   if sql "INSTALL SONAME 'auth_ed25519'" 2>/dev/null; then

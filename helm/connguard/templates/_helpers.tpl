@@ -86,6 +86,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- $fleet := .Values.fleet | default dict -}}
+{{- if $fleet.store -}}
+{{- $f := dict "store" $fleet.store "name" (default (include "connguard.fullname" .) $fleet.name) "leaseTtl" (default "15s" $fleet.leaseTtl) -}}
+{{- if (($fleet.passwordSecret | default dict).name) -}}
+{{- $_ := set $f "password" "${CONNGUARD_FLEET_PASSWORD}" -}}
+{{- end -}}
+{{- $_ := set $config "fleet" $f -}}
+{{- end -}}
 {{- toYaml $config -}}
 {{- end -}}
 
@@ -128,6 +136,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* What the schema cannot say: listener names and listen addresses are unique (connguard refuses duplicates). */}}
 {{- define "connguard.validate" -}}
+{{- $fleet := .Values.fleet | default dict -}}
+{{- if not $fleet.store -}}
+{{- $clients := .Values.config.clients | default dict -}}
+{{- if gt (int ((($clients.defaults | default dict).fleetMaxConnections) | default 0)) 0 -}}
+{{- fail "config.clients.defaults.fleetMaxConnections needs fleet.store (the Redis that the pods share): set fleet.store or remove fleetMaxConnections" -}}
+{{- end -}}
+{{- range $i, $rule := ($clients.rules | default list) -}}
+{{- if gt (int ($rule.fleetMaxConnections | default 0)) 0 -}}
+{{- fail (printf "config.clients.rules[%d].fleetMaxConnections needs fleet.store (the Redis that the pods share): set fleet.store or remove fleetMaxConnections" $i) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- $names := dict -}}
 {{- $addresses := dict -}}
 {{- range .Values.config.listeners -}}

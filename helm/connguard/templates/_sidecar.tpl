@@ -42,6 +42,15 @@ nothing, so both lines can stay. "connguard.sidecar" is the container itself, fo
           name: {{ include "connguard.tokenSecretName" . }}
           key: {{ include "connguard.tokenSecretKey" . }}
     {{- end }}
+    {{- with ((.Values.fleet | default dict).passwordSecret | default dict) }}
+    {{- if and $.Values.fleet.store .name }}
+    - name: CONNGUARD_FLEET_PASSWORD
+      valueFrom:
+        secretKeyRef:
+          name: {{ .name }}
+          key: {{ .key | default "password" }}
+    {{- end }}
+    {{- end }}
     {{- with .Values.sidecar.jvmOptions }}
     - name: JDK_JAVA_OPTIONS
       value: {{ . | quote }}

@@ -27,7 +27,8 @@ import static org.awaitility.Awaitility.await;
 /**
  * Every metric the shipped Grafana dashboard and Prometheus alert rules query exists in a real scrape
  * of a proxy that has seen the events they are about: an admitted session, a queued and rejected
- * connection, an idle-in-transaction kill, a leak suspect and an upstream connect error.
+ * connection, an idle-in-transaction kill, a leak suspect, an upstream connect error, and a fleet lease
+ * (on the local Redis, 127.0.0.1:6379).
  */
 @ExtendWith(LeakGuard.class)
 class MonitoringScrapeIT {
@@ -65,7 +66,13 @@ class MonitoringScrapeIT {
                     queueTimeout: 200ms
                     idleInTransactionTimeout: 500ms
                     leakDetectionThreshold: 500ms
-                """.formatted(pg.hostPort(), closedPort))) {
+                  rules:
+                    - match: { application: busy }
+                      fleetMaxConnections: 2
+                fleet:
+                  store: redis://127.0.0.1:6379/0
+                  name: monitoring-%s
+                """.formatted(pg.hostPort(), closedPort, java.util.UUID.randomUUID().toString().substring(0, 8)))) {
             int port = proxy.port("pg");
             try (Connection held = connect(port, "dash")) {
                 SQLException rejected = catchThrowableOfType(SQLException.class, () -> connect(port, "dash").close());

@@ -1,7 +1,10 @@
 package io.connguard.core.admin;
 
+import io.connguard.core.admission.Admission;
+import io.connguard.core.admission.ClientKey;
 import io.connguard.core.lifecycle.ReloadResult;
 import io.connguard.core.metrics.CloseReason;
+import io.connguard.core.server.Listener;
 import io.connguard.core.server.ProxyServer;
 import io.connguard.core.session.Session;
 import io.netty.buffer.ByteBuf;
@@ -27,6 +30,9 @@ import org.slf4j.LoggerFactory;
 
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -85,13 +91,12 @@ final class AdminHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
                     new Reply(HttpResponseStatus.OK, PROMETHEUS, server.metrics().scrape())));
             case "/healthz" -> get(ctx, request, this::health);
             case "/readyz" -> get(ctx, request, () -> CompletableFuture.completedFuture(server.ready()
-                    ? new Reply(HttpResponseStatus.OK, TEXT, "ready\n")
+                    ? new Reply(HttpResponseStatus.OK, TEXT, "ready\n" + fleetLine())
                     : new Reply(HttpResponseStatus.SERVICE_UNAVAILABLE, TEXT,
                     server.drainControl().started() ? "draining\n" : "not ready\n")));
             case "/sessions" -> get(ctx, request, () -> server.registry().snapshot()
                     .thenApply(s -> new Reply(HttpResponseStatus.OK, JSON, Views.sessions(s))));
-            case "/clients" -> get(ctx, request, () -> server.registry().snapshot()
-                    .thenApply(s -> new Reply(HttpResponseStatus.OK, JSON, Views.clients(server.listeners(), s))));
+            case "/clients" -> get(ctx, request, this::clients);
             case "/reload" -> mutate(ctx, request, HttpMethod.POST, this::reload);
             case "/quitquitquit" -> mutate(ctx, request, HttpMethod.POST, () -> {
                 LOG.info("drain requested through the admin API");
@@ -177,6 +182,33 @@ final class AdminHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
         }
         byte[] given = header.substring(7).trim().getBytes(StandardCharsets.UTF_8);
         return MessageDigest.isEqual(given, token.getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** {@code /readyz} stays 200 while the fleet store is away (the caps fall back to per process) but says so. */
+    private String fleetLine() {
+        String status = server.fleet().status();
+        return status == null ? "" : status + "\n";
+    }
+
+    private CompletableFuture<Reply> clients() {
+        return server.registry().snapshot().thenCompose(sessions -> {
+            List<Listener> listeners = server.listeners();
+            if (!server.fleet().enabled()) {
+                return CompletableFuture.completedFuture(new Reply(HttpResponseStatus.OK, JSON,
+                        Views.clients(listeners, sessions)));
+            }
+            Map<ClientKey, Integer> here = server.fleet().heldHere();
+            List<ClientKey> keys = new ArrayList<>();
+            for (Listener listener : listeners) {
+                for (Admission.ClientCounts counts : listener.admission().clients()) {
+                    if (counts.limits() != null && counts.limits().fleetMaxConnections() > 0) {
+                        keys.add(counts.key());
+                    }
+                }
+            }
+            return server.fleet().heldInFleet(keys).toCompletableFuture().thenApply(fleet -> new Reply(
+                    HttpResponseStatus.OK, JSON, Views.clients(listeners, sessions, new Views.FleetCounts(here, fleet))));
+        });
     }
 
     private CompletableFuture<Reply> health() {

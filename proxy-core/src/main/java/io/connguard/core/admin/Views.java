@@ -45,8 +45,17 @@ final class Views {
         return json.endArray().toString();
     }
 
+    /** Fleet leases per client: held by this process, and live in the whole fleet (absent: store away). */
+    record FleetCounts(Map<ClientKey, Integer> here, Map<ClientKey, Integer> fleet) {
+    }
+
     /** One row per client key that has sessions or waiters now. */
     static String clients(List<Listener> listeners, List<SessionSnapshot> sessions) {
+        return clients(listeners, sessions, null);
+    }
+
+    /** As above; with fleet budgets on, each row also tells the leases held here and in the fleet. */
+    static String clients(List<Listener> listeners, List<SessionSnapshot> sessions, FleetCounts fleet) {
         Map<ClientKey, Row> rows = new LinkedHashMap<>();
         for (Listener listener : listeners) {
             for (ClientCounts counts : listener.admission().clients()) {
@@ -89,6 +98,24 @@ final class Views {
             } else {
                 json.value(limits.maxConnections());
             }
+            json.name("fleetMaxConnections");
+            if (limits == null || limits.fleetMaxConnections() == 0) {
+                json.nullValue();
+            } else {
+                json.value(limits.fleetMaxConnections());
+            }
+            if (fleet != null) {
+                json.name("fleetLeases").beginObject()
+                        .field("here", fleet.here().getOrDefault(key, 0))
+                        .name("fleet");
+                Integer inFleet = fleet.fleet().get(key);
+                if (inFleet == null) {
+                    json.nullValue();
+                } else {
+                    json.value(inFleet);
+                }
+                json.endObject();
+            }
             json.name("limits");
             if (limits == null) {
                 json.nullValue();
@@ -101,6 +128,7 @@ final class Views {
                         .field("idleTimeout", duration(limits.idleTimeout()))
                         .field("leakDetectionThreshold", duration(limits.leakDetectionThreshold()))
                         .field("maxSessionLifetime", duration(limits.maxSessionLifetime()))
+                        .field("fleetMaxConnections", limits.fleetMaxConnections())
                         .endObject();
             }
             json.endObject();

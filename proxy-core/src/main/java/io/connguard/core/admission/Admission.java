@@ -1,13 +1,15 @@
 package io.connguard.core.admission;
 
+import io.connguard.core.admission.FleetGate.Answer;
 import io.connguard.core.config.Limits;
 import io.connguard.core.timers.LeakWatch;
 
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.HashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeSet;
 import java.util.concurrent.Executor;
 import java.util.function.LongSupplier;
 
@@ -21,29 +23,44 @@ import java.util.function.LongSupplier;
  * however a session ends. Waiters are admitted in arrival order, each as soon as both its client key and
  * the listener have room; the grant is delivered on the waiter's own executor.
  *
+ * <p>A client whose limits have a {@code fleetMaxConnections} also needs a lease from the {@link FleetGate}:
+ * with local room the ticket takes its permit and goes LEASING while the store answers (the caller sees
+ * {@link Decision#PENDING}); GRANTED admits it, QUEUED gives the permit back and queues the ticket here in
+ * its arrival place, where it waits, as for a local cap, until the gate wakes its key (a lease was freed
+ * somewhere in the fleet) or the store goes away (then the local caps alone decide).
+ *
  * <p>A {@link Reservation} is a listener slot alone, for an upstream connection opened before its client
  * is known. When the client turns out to have room it becomes the ticket's listener slot; when it does
  * not, one connection per client key may stay on it on probation (state PROBATION: it holds the
- * listener slot, never a client slot) and later ask for a client slot like any waiter.
+ * listener slot, never a client slot) and later ask for a client slot like any waiter. A client with a
+ * fleet cap does neither: its request ignores the reservation (whose connection the caller then drops).
  */
 public final class Admission {
 
     /** Why a connection was not admitted. */
     public enum Rejection { QUEUE_TIMEOUT, QUEUE_FULL, LISTENER_CAP, DRAINING }
 
-    /** The result of a request. */
-    public enum Decision { ADMITTED, QUEUED, REJECTED, PROBATION }
+    /**
+     * The result of a request. PENDING: a fleet lease is being asked for; the grantee hears
+     * {@code admitted}, {@code queued} or {@code rejected} later, and the caller treats it as queued for its
+     * queue timeout.
+     */
+    public enum Decision { ADMITTED, QUEUED, REJECTED, PENDING, PROBATION }
 
     /** Told, on the ticket's executor, how a queued connection's wait ended. */
     public interface Grantee {
         /** The connection got its slot. */
         void admitted();
 
-        /** The wait was cut short (the proxy started draining). */
+        /** The wait was cut short (the proxy started draining, or the fleet's queue refused it). */
         void rejected(Rejection why);
+
+        /** A PENDING request found the fleet's budget used up: the connection now waits in the queue. */
+        default void queued() {
+        }
     }
 
-    private enum State { NEW, WAITING, ADMITTED, PROBATION, RELEASED, REJECTED }
+    private enum State { NEW, WAITING, LEASING, ADMITTED, PROBATION, RELEASED, REJECTED }
 
     /** A listener slot held for an upstream connection whose client is not known yet (see {@link #reserve}). */
     public static final class Reservation {
@@ -62,6 +79,11 @@ public final class Admission {
         private Entry entry;
         private State state = State.NEW;
         private Rejection rejection;
+        private long seq;
+        /** The fleet lease this ticket holds or asks for; null when its client has no fleet cap. */
+        private String leaseId;
+        /** Whether the grantee counts this ticket as queued (QUEUED was returned or {@code queued()} told). */
+        private boolean announced;
         /** The reservation whose listener slot this ticket uses (or will use when admitted after probation). */
         private Reservation reservation;
         /** Counted in its entry's probation count, until admitted or released. */
@@ -104,6 +126,8 @@ public final class Admission {
         int waiting;
         int probation;
         Limits limits;
+        /** The fleet answered QUEUED: waiters of this key ask again only when the gate wakes the key. */
+        boolean fleetBlocked;
 
         Entry(ClientKey key, Limits limits, LeakWatch leaks) {
             this.key = key;
@@ -112,30 +136,80 @@ public final class Admission {
         }
     }
 
+    /** What a change decided that must happen outside the lock: grants, rejections, fleet calls, pressure. */
+    private static final class After {
+        /** A leak watch to tell that a connection of its client waited or was refused at a cap. */
+        LeakWatch pressed;
+        String pressure;
+        List<Ticket> granted;
+        List<Ticket> rejected;
+        List<Ticket> queued;
+        List<Ticket> leasing;
+        List<Ticket> holds;
+        List<LeaseRef> releases;
+
+        static List<Ticket> add(List<Ticket> list, Ticket ticket) {
+            List<Ticket> out = list == null ? new ArrayList<>(2) : list;
+            out.add(ticket);
+            return out;
+        }
+
+        /** Gives back what the ticket holds or asked for in the fleet, once it has let go of it here. */
+        void release(Ticket ticket) {
+            if (ticket.leaseId != null) {
+                if (releases == null) {
+                    releases = new ArrayList<>(2);
+                }
+                releases.add(new LeaseRef(ticket.key, ticket.leaseId));
+            }
+        }
+    }
+
+    private record LeaseRef(ClientKey key, String id) {
+    }
+
     private final LongSupplier clock;
     private final Object lock = new Object();
     private final Map<ClientKey, Entry> entries = new HashMap<>();
-    private final LinkedHashSet<Ticket> queue = new LinkedHashSet<>();
+    private final TreeSet<Ticket> queue = new TreeSet<>(Comparator.comparingLong(t -> t.seq));
+    private final FleetGate fleet;
     private int listenerCap;
     private int listenerAdmitted;
     /** Waiting tickets that already hold a listener slot through their reservation. */
     private int reservedWaiters;
+    private long sequence;
     private boolean refusing;
 
     /** @param listenerCap the listener's {@code maxUpstreamConnections}; 0 = none */
     public Admission(int listenerCap) {
-        this(listenerCap, System::nanoTime);
+        this(listenerCap, System::nanoTime, FleetGate.OFF);
     }
 
     /** @param clock the nanosecond clock the leak watches remember pressure by */
     public Admission(int listenerCap, LongSupplier clock) {
+        this(listenerCap, clock, FleetGate.OFF);
+    }
+
+    /** @param fleet where leases on fleet budgets come from */
+    public Admission(int listenerCap, FleetGate fleet) {
+        this(listenerCap, System::nanoTime, fleet);
+    }
+
+    /**
+     * @param listenerCap the listener's {@code maxUpstreamConnections}; 0 = none
+     * @param clock       the nanosecond clock the leak watches remember pressure by
+     * @param fleet       where leases on fleet budgets come from ({@link FleetGate#OFF} when there is no store)
+     */
+    public Admission(int listenerCap, LongSupplier clock, FleetGate fleet) {
         this.listenerCap = listenerCap;
         this.clock = clock;
+        this.fleet = fleet;
     }
 
     /**
      * Asks for a slot. ADMITTED: the connection may open its upstream now. QUEUED: it waits; the caller
-     * schedules {@link #expire} at its queue timeout. REJECTED: see {@link Ticket#rejection()}.
+     * schedules {@link #expire} at its queue timeout. PENDING: as QUEUED, but the grantee is told
+     * {@code queued()} only if the fleet's budget turns out to be used up. REJECTED: see {@link Ticket#rejection()}.
      */
     public Decision request(Ticket ticket) {
         return request(ticket, null, false);
@@ -159,16 +233,16 @@ public final class Admission {
 
     /** Gives a reservation's listener slot back, unless a ticket took it over. Idempotent. */
     public void release(Reservation reservation) {
-        List<Ticket> granted;
+        After after = new After();
         synchronized (lock) {
             if (!reservation.held) {
                 return;
             }
             reservation.held = false;
             listenerAdmitted--;
-            granted = dispatch();
+            dispatch(after);
         }
-        deliver(granted);
+        run(after);
     }
 
     /**
@@ -176,9 +250,11 @@ public final class Admission {
      * room the reservation becomes the ticket's listener slot (ADMITTED). When it has none and
      * {@code probation} is allowed, the first such connection of its client key is put on probation
      * (PROBATION: it keeps only the reservation; see {@link #requestAfterProbation}). Otherwise as
-     * {@link #request(Ticket)}, the reservation staying the caller's to release.
+     * {@link #request(Ticket)}, the reservation staying the caller's to release. A client with a fleet cap
+     * ignores the reservation (it may have to wait for the store, which an early connection cannot).
      */
     public Decision request(Ticket ticket, Reservation reservation, boolean probation) {
+        After after = null;
         Decision decision;
         int grewTo = 0;
         Entry entry;
@@ -191,31 +267,48 @@ public final class Admission {
             }
             entry = entry(ticket.key, ticket.limits);
             ticket.entry = entry;
-            boolean reserved = reservation != null && reservation.held;
+            ticket.seq = ++sequence;
+            if (fleetCapped(ticket.limits)) {
+                ticket.leaseId = fleet.newLeaseId();
+            }
+            Limits limits = ticket.limits;
+            boolean reserved = reservation != null && reservation.held && ticket.leaseId == null;
             if (clientHasRoom(ticket) && (reserved || listenerHasRoom())) {
                 ticket.reservation = reserved ? reservation : null;
                 grewTo = admit(ticket);
                 decision = Decision.ADMITTED;
+                if (ticket.leaseId != null) {
+                    after = new After();
+                    if (fleet.enforcing()) {
+                        ticket.state = State.LEASING;
+                        after.leasing = After.add(null, ticket);
+                        decision = Decision.PENDING;
+                    } else {
+                        after.holds = After.add(null, ticket);
+                    }
+                }
             } else if (reserved && probation && entry.probation == 0) {
                 ticket.reservation = reservation;
                 ticket.onProbation = true;
                 entry.probation++;
                 ticket.state = State.PROBATION;
                 decision = Decision.PROBATION;
-            } else if (ticket.limits.queueTimeout().isZero()) {
+            } else if (limits.queueTimeout().isZero()) {
                 decision = rejectNew(ticket, clientHasRoom(ticket) ? Rejection.LISTENER_CAP : Rejection.QUEUE_TIMEOUT);
-            } else if (entry.waiting >= ticket.limits.maxQueued()) {
+            } else if (entry.waiting >= limits.maxQueued()) {
                 decision = rejectNew(ticket, Rejection.QUEUE_FULL);
             } else {
                 enqueue(ticket);
+                ticket.announced = true;
                 decision = Decision.QUEUED;
             }
         }
+        run(after);
         // Leak watches hear of pressure outside the lock: telling a candidate hops onto its event loop.
         switch (decision) {
             case QUEUED, PROBATION -> entry.leaks.queued("a connection of the same client had to wait at its cap");
             case REJECTED -> entry.leaks.queued("a connection of the same client was refused at its cap");
-            case ADMITTED -> {
+            case ADMITTED, PENDING -> {
                 if (grewTo > 1) {
                     entry.leaks.pressure("the same client opened more connections at once than before (" + grewTo + ")");
                 }
@@ -249,6 +342,7 @@ public final class Admission {
                 return reject(ticket, Rejection.QUEUE_FULL);
             }
             enqueue(ticket);
+            ticket.announced = true;
             return Decision.QUEUED;
         }
     }
@@ -264,22 +358,31 @@ public final class Admission {
      * (or left) in the meantime.
      */
     public Rejection expire(Ticket ticket) {
-        LeakWatch leaks;
-        Rejection rejected;
+        After after = new After();
+        Rejection why;
         synchronized (lock) {
-            if (ticket.state != State.WAITING) {
+            if (ticket.state == State.LEASING) {
+                // The store has not answered within the queue timeout: the permit is given back now, the lease
+                // (if it comes) when the answer does.
+                unadmit(ticket);
+                why = Rejection.QUEUE_TIMEOUT;
+                dispatch(after);
+            } else if (ticket.state == State.WAITING) {
+                why = clientHasRoom(ticket) && !ticket.entry.fleetBlocked ? Rejection.LISTENER_CAP
+                        : Rejection.QUEUE_TIMEOUT;
+                unqueue(ticket);
+                after.release(ticket);
+            } else {
                 return null;
             }
-            Rejection why = clientHasRoom(ticket) ? Rejection.LISTENER_CAP : Rejection.QUEUE_TIMEOUT;
-            unqueue(ticket);
             ticket.state = State.REJECTED;
             ticket.rejection = why;
             removeIfUnused(ticket.entry);
-            leaks = ticket.entry.leaks;
-            rejected = why;
+            after.pressed = ticket.entry.leaks;
+            after.pressure = "a connection of the same client was refused after waiting at its cap";
         }
-        leaks.queued("a connection of the same client was refused after waiting at its cap");
-        return rejected;
+        run(after);
+        return why;
     }
 
     /**
@@ -287,8 +390,8 @@ public final class Admission {
      * Returns true when it released a held slot.
      */
     public boolean release(Ticket ticket) {
-        List<Ticket> granted;
-        boolean held;
+        After after = new After();
+        boolean held = false;
         synchronized (lock) {
             switch (ticket.state) {
                 case WAITING -> {
@@ -296,14 +399,22 @@ public final class Admission {
                     ticket.state = State.RELEASED;
                     endProbation(ticket);
                     removeIfUnused(ticket.entry);
-                    return false;
+                    after.release(ticket);
+                }
+                case LEASING -> {
+                    // The lease, if granted, is given back when the store's answer arrives.
+                    unadmit(ticket);
+                    ticket.state = State.RELEASED;
+                    removeIfUnused(ticket.entry);
+                    dispatch(after);
                 }
                 case ADMITTED -> {
-                    ticket.entry.admitted--;
-                    listenerAdmitted--;
+                    unadmit(ticket);
                     ticket.state = State.RELEASED;
                     removeIfUnused(ticket.entry);
                     held = true;
+                    after.release(ticket);
+                    dispatch(after);
                 }
                 default -> {
                     ticket.state = State.RELEASED;
@@ -311,12 +422,10 @@ public final class Admission {
                         endProbation(ticket);
                         removeIfUnused(ticket.entry);
                     }
-                    return false;
                 }
             }
-            granted = dispatch();
         }
-        deliver(granted);
+        run(after);
         return held;
     }
 
@@ -324,12 +433,16 @@ public final class Admission {
      * Moves an admitted or waiting connection to another client key (MySQL COM_CHANGE_USER, a new
      * application_name, a reload that changed {@code clients.identity}) without queueing: the new key may go
      * over its cap, which then stops admitting until it is back under; a waiter keeps its place in the queue.
+     * A fleet lease moves the same way: the old key's lease or queue place is given back; an admitted
+     * connection is counted in the new key's budget without asking, a waiter asks when its turn comes, and a
+     * connection whose lease is being asked for asks the new key's budget instead.
      */
     public void rekey(Ticket ticket, ClientKey key, Limits limits) {
-        List<Ticket> granted;
+        After after = new After();
         synchronized (lock) {
             ticket.limits = limits;
-            boolean counted = ticket.state == State.ADMITTED || ticket.state == State.WAITING || ticket.onProbation;
+            boolean counted = ticket.state == State.ADMITTED || ticket.state == State.WAITING
+                    || ticket.state == State.LEASING || ticket.onProbation;
             if (!counted || ticket.key.equals(key)) {
                 ticket.key = key;
                 if (ticket.entry != null) {
@@ -339,65 +452,120 @@ public final class Admission {
             }
             Entry old = ticket.entry;
             Entry entry = entry(key, limits);
-            if (ticket.state == State.ADMITTED) {
+            if (ticket.state == State.WAITING) {
+                queue.remove(ticket);
+                old.waiting--;
+                entry.waiting++;
+            } else if (ticket.state == State.ADMITTED || ticket.state == State.LEASING) {
                 old.admitted--;
                 entry.admitted++;
                 entry.highWater = Math.max(entry.highWater, entry.admitted);
-            } else if (ticket.state == State.WAITING) {
-                old.waiting--;
-                entry.waiting++;
             }
             if (ticket.onProbation) {
                 old.probation--;
                 entry.probation++;
             }
             removeIfUnused(old);
+            after.release(ticket);
+            ticket.leaseId = null;
             ticket.key = key;
             ticket.entry = entry;
-            granted = dispatch();
+            if (fleetCapped(limits) && ticket.state != State.PROBATION) {
+                ticket.leaseId = fleet.newLeaseId();
+                if (ticket.state == State.ADMITTED) {
+                    after.holds = After.add(null, ticket);
+                } else if (ticket.state == State.LEASING) {
+                    after.leasing = After.add(null, ticket);
+                }
+            } else if (ticket.state == State.LEASING) {
+                ticket.state = State.ADMITTED;
+                after.granted = After.add(null, ticket);
+            }
+            if (ticket.state == State.WAITING) {
+                queue.add(ticket);
+            }
+            dispatch(after);
         }
-        deliver(granted);
+        run(after);
     }
 
-    /** New limits for a ticket after a reload; a raised cap admits waiters at once. */
+    /**
+     * New limits for a ticket after a reload; a raised cap admits waiters at once. An admitted connection
+     * whose client gained a fleet cap is counted in it from now on; one whose client lost it gives its lease back.
+     */
     public void update(Ticket ticket, Limits limits) {
-        List<Ticket> granted;
+        After after = new After();
         synchronized (lock) {
             ticket.limits = limits;
             if (ticket.entry != null) {
                 ticket.entry.limits = limits;
             }
-            granted = dispatch();
+            if (ticket.state == State.ADMITTED) {
+                if (ticket.leaseId == null && fleetCapped(limits)) {
+                    ticket.leaseId = fleet.newLeaseId();
+                    after.holds = After.add(null, ticket);
+                } else if (ticket.leaseId != null && limits.fleetMaxConnections() == 0) {
+                    after.release(ticket);
+                    ticket.leaseId = null;
+                }
+            }
+            dispatch(after);
         }
-        deliver(granted);
+        run(after);
     }
 
     /** A new listener cap after a reload; lowering never evicts, raising admits waiters. */
     public void updateListenerCap(int cap) {
-        List<Ticket> granted;
+        After after = new After();
         synchronized (lock) {
             listenerCap = cap;
-            granted = dispatch();
+            dispatch(after);
         }
-        deliver(granted);
+        run(after);
+    }
+
+    /** A lease was freed in the fleet for {@code key}: its waiters ask the store again. Call from any thread. */
+    public void fleetWake(ClientKey key) {
+        After after = new After();
+        synchronized (lock) {
+            Entry entry = entries.get(key);
+            if (entry == null || !entry.fleetBlocked) {
+                return;
+            }
+            entry.fleetBlocked = false;
+            dispatch(after);
+        }
+        run(after);
+    }
+
+    /** The store came or went: every key's waiters look again (while it is away the local caps decide). */
+    public void fleetWakeAll() {
+        After after = new After();
+        synchronized (lock) {
+            for (Entry entry : entries.values()) {
+                entry.fleetBlocked = false;
+            }
+            dispatch(after);
+        }
+        run(after);
     }
 
     /** From now on every request is rejected as DRAINING, and so is every connection still waiting. */
     public void refuse() {
-        List<Ticket> waiting;
+        After after = new After();
         synchronized (lock) {
             refusing = true;
-            waiting = new ArrayList<>(queue);
+            List<Ticket> waiting = new ArrayList<>(queue);
             for (Ticket ticket : waiting) {
                 unqueue(ticket);
                 ticket.state = State.REJECTED;
                 ticket.rejection = Rejection.DRAINING;
                 removeIfUnused(ticket.entry);
+                after.rejected = After.add(after.rejected, ticket);
+                after.release(ticket);
             }
         }
-        for (Ticket ticket : waiting) {
-            ticket.executor.execute(() -> ticket.grantee.rejected(Rejection.DRAINING));
-        }
+        run(after);
     }
 
     public boolean refusing() {
@@ -433,6 +601,59 @@ public final class Admission {
             }
             return counts;
         }
+    }
+
+    /** The store's answer to a LEASING ticket's request; runs on whatever thread the store answered on. */
+    private void leased(Ticket ticket, String id, Answer answer) {
+        After after = new After();
+        synchronized (lock) {
+            if (!id.equals(ticket.leaseId)) {
+                // Asked under a key the ticket has left (re-keyed): that lease was given back already.
+                return;
+            }
+            if (ticket.state != State.LEASING) {
+                // Released, timed out or refused while the store answered: nothing waits for this lease.
+                after.release(ticket);
+            } else if (refusing) {
+                unadmit(ticket);
+                ticket.state = State.REJECTED;
+                ticket.rejection = Rejection.DRAINING;
+                removeIfUnused(ticket.entry);
+                after.rejected = After.add(null, ticket);
+                after.release(ticket);
+                dispatch(after);
+            } else if (answer != Answer.QUEUED) {
+                ticket.state = State.ADMITTED;
+                after.granted = After.add(null, ticket);
+            } else {
+                Entry entry = ticket.entry;
+                unadmit(ticket);
+                entry.fleetBlocked = true;
+                Rejection why = ticket.limits.queueTimeout().isZero() ? Rejection.QUEUE_TIMEOUT
+                        : !ticket.announced && entry.waiting >= ticket.limits.maxQueued() ? Rejection.QUEUE_FULL : null;
+                if (why != null) {
+                    ticket.state = State.REJECTED;
+                    ticket.rejection = why;
+                    removeIfUnused(entry);
+                    after.rejected = After.add(null, ticket);
+                    after.release(ticket);
+                } else {
+                    enqueue(ticket);
+                    if (!ticket.announced) {
+                        ticket.announced = true;
+                        after.queued = After.add(null, ticket);
+                    }
+                }
+                after.pressed = entry.leaks;
+                after.pressure = "a connection of the same client had to wait at its fleet cap";
+                dispatch(after);
+            }
+        }
+        run(after);
+    }
+
+    private boolean fleetCapped(Limits limits) {
+        return limits.fleetMaxConnections() > 0 && fleet.enabled();
     }
 
     private boolean clientHasRoom(Ticket ticket) {
@@ -478,6 +699,11 @@ public final class Admission {
         }
     }
 
+    private void unadmit(Ticket ticket) {
+        ticket.entry.admitted--;
+        listenerAdmitted--;
+    }
+
     private void enqueue(Ticket ticket) {
         ticket.state = State.WAITING;
         ticket.entry.waiting++;
@@ -519,28 +745,81 @@ public final class Admission {
         }
     }
 
-    /** Admits waiters in arrival order while there is room; call under the lock, deliver outside it. */
-    private List<Ticket> dispatch() {
+    /**
+     * Admits waiters in arrival order while there is room; a waiter that needs a fleet lease takes its permit
+     * and asks the store, unless its key's budget was found used up and no lease has been freed since.
+     * Call under the lock; {@link #run} the result outside it.
+     */
+    private void dispatch(After after) {
         if (queue.isEmpty() || !listenerHasRoom() && reservedWaiters == 0) {
-            return List.of();
+            return;
         }
-        List<Ticket> granted = new ArrayList<>();
+        boolean enforcing = fleet.enforcing();
         var it = queue.iterator();
         while (it.hasNext() && (listenerHasRoom() || reservedWaiters > 0)) {
             Ticket ticket = it.next();
-            if (clientHasRoom(ticket) && canUseListener(ticket)) {
-                it.remove();
-                leftQueue(ticket);
-                admit(ticket);
-                granted.add(ticket);
+            if (!clientHasRoom(ticket) || !canUseListener(ticket)) {
+                continue;
+            }
+            boolean lease = ticket.leaseId != null && enforcing;
+            if (lease && ticket.entry.fleetBlocked) {
+                continue;
+            }
+            it.remove();
+            leftQueue(ticket);
+            admit(ticket);
+            if (lease) {
+                ticket.state = State.LEASING;
+                after.leasing = After.add(after.leasing, ticket);
+            } else {
+                after.granted = After.add(after.granted, ticket);
+                if (ticket.leaseId != null) {
+                    after.holds = After.add(after.holds, ticket);
+                }
             }
         }
-        return granted;
     }
 
-    private static void deliver(List<Ticket> granted) {
-        for (Ticket ticket : granted) {
-            ticket.executor.execute(ticket.grantee::admitted);
+    /** Carries out, outside the lock, what a change decided. */
+    private void run(After after) {
+        if (after == null) {
+            return;
+        }
+        if (after.releases != null) {
+            for (LeaseRef lease : after.releases) {
+                fleet.release(lease.key(), lease.id());
+            }
+        }
+        if (after.holds != null) {
+            for (Ticket ticket : after.holds) {
+                fleet.hold(this, ticket.key, ticket.leaseId, ticket.limits.fleetMaxConnections());
+            }
+        }
+        if (after.granted != null) {
+            for (Ticket ticket : after.granted) {
+                ticket.executor.execute(ticket.grantee::admitted);
+            }
+        }
+        if (after.queued != null) {
+            for (Ticket ticket : after.queued) {
+                ticket.executor.execute(ticket.grantee::queued);
+            }
+        }
+        if (after.rejected != null) {
+            for (Ticket ticket : after.rejected) {
+                Rejection why = ticket.rejection;
+                ticket.executor.execute(() -> ticket.grantee.rejected(why));
+            }
+        }
+        if (after.leasing != null) {
+            for (Ticket ticket : after.leasing) {
+                String id = ticket.leaseId;
+                fleet.acquire(this, ticket.key, id, ticket.limits.fleetMaxConnections(),
+                        answer -> leased(ticket, id, answer));
+            }
+        }
+        if (after.pressed != null) {
+            after.pressed.queued(after.pressure);
         }
     }
 }

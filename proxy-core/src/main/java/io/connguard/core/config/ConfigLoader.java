@@ -34,7 +34,7 @@ import java.util.regex.PatternSyntaxException;
  */
 public final class ConfigLoader {
 
-    private static final Set<String> TOP = keys("admin", "listeners", "clients", "shutdown", "logging", "ioThreads");
+    private static final Set<String> TOP = keys("admin", "listeners", "clients", "shutdown", "logging", "ioThreads", "fleet");
     private static final Set<String> ADMIN = keys("listen", "token");
     private static final Set<String> LISTENER = keys("name", "protocol", "listen", "upstream",
             "maxUpstreamConnections", "connectTimeout", "handshakeTimeout", "upstreamTls", "clientTls");
@@ -42,11 +42,13 @@ public final class ConfigLoader {
     private static final Set<String> CLIENT_TLS = keys("mode", "certFile", "keyFile");
     private static final Set<String> CLIENTS = keys("identity", "maxTrackedClients", "defaults", "rules");
     private static final Set<String> LIMITS = keys("maxConnections", "queueTimeout", "maxQueued",
-            "idleInTransactionTimeout", "idleTimeout", "leakDetectionThreshold", "maxSessionLifetime");
+            "idleInTransactionTimeout", "idleTimeout", "leakDetectionThreshold", "maxSessionLifetime",
+            "fleetMaxConnections");
     private static final Set<String> RULE = union(keys("match"), LIMITS);
     private static final Set<String> MATCH = keys("user", "database", "application", "address", "listener");
     private static final Set<String> SHUTDOWN = keys("minDrainDelay", "drainTimeout");
     private static final Set<String> LOGGING = keys("format", "level");
+    private static final Set<String> FLEET = keys("store", "name", "leaseTtl", "password");
 
     static final HostPort DEFAULT_ADMIN = new HostPort("127.0.0.1", 9633);
     static final Duration DEFAULT_CONNECT_TIMEOUT = Duration.ofSeconds(5);
@@ -111,14 +113,15 @@ public final class ConfigLoader {
                         + "listener '" + listeners.get(i).name() + "' (listen " + listeners.get(i).listen() + ")");
             }
         }
-        ClientsConfig clients = clients(top.mapping("clients", CLIENTS));
+        FleetConfig fleet = FleetConfigs.parse(top.mapping("fleet", FLEET));
+        ClientsConfig clients = clients(top.mapping("clients", CLIENTS), fleet.enabled());
         ShutdownConfig shutdown = shutdown(top.mapping("shutdown", SHUTDOWN));
         LoggingConfig logging = logging(top.mapping("logging", LOGGING));
         int ioThreads = top.integer("ioThreads", 0, 0, MAX_IO_THREADS);
         if (!errors.isEmpty()) {
             throw new ConfigException(errors);
         }
-        return new ProxyConfig(admin, listeners, clients, shutdown, logging, ioThreads);
+        return new ProxyConfig(admin, listeners, clients, shutdown, logging, ioThreads, fleet);
     }
 
     private AdminConfig admin(YamlFields f) {
@@ -265,7 +268,7 @@ public final class ConfigLoader {
         return ca;
     }
 
-    private ClientsConfig clients(YamlFields f) {
+    private ClientsConfig clients(YamlFields f, boolean fleet) {
         List<IdentityField> identity = DEFAULT_IDENTITY;
         if (f.has("identity")) {
             List<IdentityField> fields = new ArrayList<>();
@@ -290,12 +293,12 @@ public final class ConfigLoader {
             identity = fields.isEmpty() ? DEFAULT_IDENTITY : EnumSet.copyOf(fields).stream().toList();
         }
         int maxTracked = f.integer("maxTrackedClients", DEFAULT_MAX_TRACKED_CLIENTS, 1, 1_000_000);
-        Limits defaults = limits(f.mapping("defaults", LIMITS), Limits.DEFAULTS);
+        Limits defaults = limits(f.mapping("defaults", LIMITS), Limits.DEFAULTS, fleet);
         List<Rule> rules = new ArrayList<>();
         List<Node> items = f.sequence("rules");
         for (int i = 0; i < items.size(); i++) {
             YamlFields r = YamlFields.of(f.child("rules") + "[" + i + "]", items.get(i), RULE, f.errors(), environment);
-            Rule rule = rule(r);
+            Rule rule = rule(r, fleet);
             if (rule != null) {
                 rules.add(rule);
             }
@@ -312,7 +315,7 @@ public final class ConfigLoader {
         return null;
     }
 
-    private Limits limits(YamlFields f, Limits base) {
+    private Limits limits(YamlFields f, Limits base, boolean fleet) {
         return new Limits(
                 f.integer("maxConnections", base.maxConnections(), 0, 1_000_000),
                 f.duration("queueTimeout", base.queueTimeout()),
@@ -320,10 +323,11 @@ public final class ConfigLoader {
                 f.duration("idleInTransactionTimeout", base.idleInTransactionTimeout()),
                 f.duration("idleTimeout", base.idleTimeout()),
                 f.duration("leakDetectionThreshold", base.leakDetectionThreshold()),
-                f.duration("maxSessionLifetime", base.maxSessionLifetime()));
+                f.duration("maxSessionLifetime", base.maxSessionLifetime()),
+                FleetConfigs.cap(f, base.fleetMaxConnections(), fleet));
     }
 
-    private Rule rule(YamlFields f) {
+    private Rule rule(YamlFields f, boolean fleet) {
         if (!f.has("match")) {
             f.required("match");
         }
@@ -337,7 +341,8 @@ public final class ConfigLoader {
                 f.duration("idleInTransactionTimeout", null),
                 f.duration("idleTimeout", null),
                 f.duration("leakDetectionThreshold", null),
-                f.duration("maxSessionLifetime", null));
+                f.duration("maxSessionLifetime", null),
+                FleetConfigs.cap(f, null, fleet));
     }
 
     private static Match.Pattern glob(YamlFields f, String key) {

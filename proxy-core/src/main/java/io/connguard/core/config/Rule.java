@@ -8,7 +8,15 @@ import java.time.Duration;
  */
 public record Rule(Match match, Integer maxConnections, Duration queueTimeout, Integer maxQueued,
                    Duration idleInTransactionTimeout, Duration idleTimeout, Duration leakDetectionThreshold,
-                   Duration maxSessionLifetime) {
+                   Duration maxSessionLifetime, Integer fleetMaxConnections) {
+
+    /** A rule that leaves the fleet cap as the defaults have it. */
+    public Rule(Match match, Integer maxConnections, Duration queueTimeout, Integer maxQueued,
+                Duration idleInTransactionTimeout, Duration idleTimeout, Duration leakDetectionThreshold,
+                Duration maxSessionLifetime) {
+        this(match, maxConnections, queueTimeout, maxQueued, idleInTransactionTimeout, idleTimeout,
+                leakDetectionThreshold, maxSessionLifetime, null);
+    }
 
     public Limits applyTo(Limits base) {
         return new Limits(
@@ -18,6 +26,7 @@ public record Rule(Match match, Integer maxConnections, Duration queueTimeout, I
                 idleInTransactionTimeout != null ? idleInTransactionTimeout : base.idleInTransactionTimeout(),
                 idleTimeout != null ? idleTimeout : base.idleTimeout(),
                 leakDetectionThreshold != null ? leakDetectionThreshold : base.leakDetectionThreshold(),
-                maxSessionLifetime != null ? maxSessionLifetime : base.maxSessionLifetime());
+                maxSessionLifetime != null ? maxSessionLifetime : base.maxSessionLifetime(),
+                fleetMaxConnections != null ? fleetMaxConnections : base.fleetMaxConnections());
     }
 }

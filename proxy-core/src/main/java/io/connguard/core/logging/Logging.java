@@ -35,6 +35,10 @@ public final class Logging {
         root.setLevel(Level.toLevel(config.level().name(), Level.INFO));
         // Netty is chatty below INFO; its DEBUG lines only help when debugging Netty itself.
         context.getLogger("io.netty").setLevel(config.level() == LoggingConfig.Level.TRACE ? Level.DEBUG : Level.INFO);
+        // The fleet store's client logs every reconnection attempt; connguard itself says once per outage that
+        // the store is away and once that it is back (io.connguard.core.fleet).
+        context.getLogger("io.lettuce").setLevel(config.level() == LoggingConfig.Level.TRACE ? Level.DEBUG : Level.ERROR);
+        context.getLogger("reactor").setLevel(config.level() == LoggingConfig.Level.TRACE ? Level.DEBUG : Level.WARN);
         ConsoleAppender<ILoggingEvent> appender = new ConsoleAppender<>();
         appender.setContext(context);
         appender.setName(APPENDER);

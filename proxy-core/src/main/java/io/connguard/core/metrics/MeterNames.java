@@ -43,7 +43,15 @@ public final class MeterNames {
     /** {@code connguard_listener_client_plaintext_refused_total}: plaintext clients under {@code clientTls: require}. */
     public static final String LISTENER_CLIENT_PLAINTEXT_REFUSED = "connguard.listener.client.plaintext.refused";
 
+    /** {@code connguard_fleet_leases{fleet}}: fleet leases this process holds, per client. */
+    public static final String FLEET_LEASES = "connguard.fleet.leases";
+    /** {@code connguard_fleet_max_connections{fleet}}: the client's fleet cap (an addition to the contract). */
+    public static final String FLEET_MAX_CONNECTIONS = "connguard.fleet.max.connections";
+    /** {@code connguard_fleet_store_up{fleet}}: 1 while the fleet store answers. */
+    public static final String FLEET_STORE_UP = "connguard.fleet.store.up";
+
     public static final String TAG_LISTENER = "listener";
+    public static final String TAG_FLEET = "fleet";
     public static final String TAG_USER = "user";
     public static final String TAG_DATABASE = "database";
     public static final String TAG_APPLICATION = "application";

@@ -1,6 +1,7 @@
 package io.connguard.core.server;
 
 import io.connguard.core.admission.Admission;
+import io.connguard.core.admission.FleetGate;
 import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.ProtocolModule;
 import io.connguard.core.config.ListenerConfig;
@@ -27,11 +28,11 @@ public final class Listener {
     private final java.util.concurrent.atomic.AtomicInteger earlyDropsInARow = new java.util.concurrent.atomic.AtomicInteger();
 
     Listener(ListenerConfig config, ProtocolModule module, ListenerMeters meters, UpstreamTlsContext tls,
-             ClientTlsContext clientTls) {
+             ClientTlsContext clientTls, FleetGate fleet) {
         this.name = config.name();
         this.module = module;
         this.meters = meters;
-        this.admission = new Admission(config.maxUpstreamConnections());
+        this.admission = new Admission(config.maxUpstreamConnections(), fleet);
         update(config, tls, clientTls);
     }
 

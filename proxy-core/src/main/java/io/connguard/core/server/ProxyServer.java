@@ -87,6 +87,7 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
     private final MultiThreadIoEventLoopGroup loops;
     private final Drain drain;
     private final AdminServer admin;
+    private final Fleet fleet;
     private final CompletableFuture<Integer> terminated = new CompletableFuture<>();
     private volatile ProxyConfig config;
     private volatile ClientPolicy policy;
@@ -103,6 +104,7 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
         int threads = options.ioThreads() > 0 ? options.ioThreads()
                 : config.ioThreads() > 0 ? config.ioThreads() : Runtime.getRuntime().availableProcessors();
         this.loops = transport.newGroup(threads, "connguard-io");
+        this.fleet = Fleet.start(config.fleet(), metrics.registry());
         this.drain = new Drain(this);
         this.admin = new AdminServer(this, transport);
     }
@@ -124,7 +126,7 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
         for (ListenerConfig lc : config.listeners()) {
             ProtocolModule module = options.modules().get(lc.protocol());
             Listener listener = new Listener(lc, module, metrics.listener(lc.name()), tlsContext(lc),
-                    clientTlsContext(lc, module, null));
+                    clientTlsContext(lc, module, null), fleet.gate());
             listeners.put(lc.name(), listener);
         }
         for (Listener listener : listeners.values()) {
@@ -233,6 +235,11 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
         return bound && !drain.started();
     }
 
+    /** Fleet budgets: the leases this process holds and whether the store answers (off when no store is set). */
+    public Fleet fleet() {
+        return fleet;
+    }
+
     public Drain drainControl() {
         return drain;
     }
@@ -336,6 +343,10 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
         if (now.ioThreads() != next.ioThreads()) {
             reasons.add("ioThreads changed from " + now.ioThreads() + " to " + next.ioThreads());
         }
+        if (!now.fleet().equals(next.fleet())) {
+            reasons.add("fleet changed from " + now.fleet() + " to " + next.fleet()
+                    + " (fleet.store, fleet.name, fleet.leaseTtl and fleet.password are read at start)");
+        }
         if (!now.admin().listen().equals(next.admin().listen())) {
             reasons.add("admin.listen changed from " + now.admin().listen() + " to " + next.admin().listen());
         }
@@ -395,6 +406,7 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
         Future<?> shutdown = loops.shutdownGracefully(0, 2, TimeUnit.SECONDS);
         shutdown.awaitUninterruptibly(5, TimeUnit.SECONDS);
         resolver.close();
+        fleet.close();
         metrics.close();
         terminated.complete(0);
     }

@@ -34,10 +34,10 @@ final class Messages {
     /** Why a connection is refused, without naming the client (the log line's fields name it). */
     static String why(Rejection why, Limits limits) {
         return switch (why) {
-            case QUEUE_TIMEOUT -> "the client's maxConnections limit is reached and no slot freed up within queueTimeout "
+            case QUEUE_TIMEOUT -> "the client's " + caps(limits) + " limit is reached and no slot freed up within queueTimeout "
                     + duration(limits.queueTimeout());
             case QUEUE_FULL ->
-                    "the client's maxConnections limit is reached and its maxQueued waiting connections are queued already";
+                    "the client's " + caps(limits) + " limit is reached and its maxQueued waiting connections are queued already";
             case LISTENER_CAP -> "the listener's maxUpstreamConnections limit is reached and no slot freed up within "
                     + "queueTimeout " + duration(limits.queueTimeout());
             case DRAINING -> "connguard is draining and admits no new connections";
@@ -53,6 +53,11 @@ final class Messages {
             case LIFETIME -> new ProxyError(Kind.SESSION_LIFETIME,
                     "terminating connection because it reached its maximum lifetime", detail);
         };
+    }
+
+    /** The client caps that may have been hit: a fleet-wide one too when the client has it. */
+    private static String caps(Limits limits) {
+        return limits.fleetMaxConnections() > 0 ? "maxConnections or fleetMaxConnections" : "maxConnections";
     }
 
     /** Why a session is ended, without naming the client (the log line's fields name it). */

@@ -111,6 +111,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     private long bytesIn;
     private long bytesOut;
     private long queuedAt;
+    /** Whether this session counts in its client's queued gauge now (a PENDING wait does not, until queued). */
+    private boolean countedQueued;
     private long connectStartedAt;
     /** The upstream connect in flight (CONNECTING), so that a session closed meanwhile can wait for its outcome. */
     private Future<Channel> connecting;
@@ -517,7 +519,14 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                 if (early) {
                     dropEarlyUpstream();
                 }
-                enqueue();
+                wait(true);
+                log.debug("queued for a slot");
+            }
+            case PENDING -> {
+                if (early) {
+                    dropEarlyUpstream(); // a fleet lease is asked for: the early connection cannot wait for it
+                }
+                wait(false);
             }
             case REJECTED -> {
                 if (early) {
@@ -528,13 +537,30 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         }
     }
 
-    private void enqueue() {
+    /**
+     * Waits for the grant. A PENDING request (a fleet lease being asked for) waits the same way but counts as
+     * queued only once admission says the fleet's budget is used up ({@link #queued}). With a queueTimeout of 0
+     * the store's own command timeout bounds a PENDING wait.
+     */
+    private void wait(boolean queued) {
         phase = Phase.QUEUED;
         queuedAt = System.nanoTime();
+        if (queued) {
+            queued();
+        }
+        if (queued || !limits.queueTimeout().isZero()) {
+            queueTimer = loop.schedule(this::queueExpired, limits.queueTimeout().toNanos(), TimeUnit.NANOSECONDS);
+        }
+    }
+
+    @Override
+    public void queued() {
+        if (phase != Phase.QUEUED || countedQueued) {
+            return;
+        }
+        countedQueued = true;
         series.admission(Outcome.QUEUED);
         series.queuedDelta(1);
-        queueTimer = loop.schedule(this::queueExpired, limits.queueTimeout().toNanos(), TimeUnit.NANOSECONDS);
-        log.debug("queued for a slot");
     }
 
     @Override
@@ -549,9 +575,12 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                 adoptUpstream();
                 protocol.slotGranted();
             }
-            case QUEUED -> enqueue();
+            case QUEUED -> {
+                wait(true);
+                log.debug("queued for a slot after probation");
+            }
             case REJECTED -> reject(ticket.rejection());
-            case PROBATION -> throw new IllegalStateException("probation twice");
+            case PROBATION, PENDING -> throw new IllegalStateException("not an answer after probation");
         }
     }
 
@@ -641,8 +670,11 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     }
 
     private void leaveQueue() {
-        series.queuedDelta(-1);
-        series.queueWait(System.nanoTime() - queuedAt);
+        if (countedQueued) {
+            countedQueued = false;
+            series.queuedDelta(-1);
+            series.queueWait(System.nanoTime() - queuedAt);
+        }
         phase = Phase.HANDSHAKE;
     }
 
@@ -707,7 +739,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                 counts = next.shard();
                 counts.enter(state, inTransaction);
             }
-            if (phase == Phase.QUEUED) {
+            if (phase == Phase.QUEUED && countedQueued) {
                 series.queuedDelta(-1);
                 next.queuedDelta(1);
             }
@@ -931,7 +963,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         }
         releaseSlotWhenUpstreamCloses();
         if (series != null) {
-            if (was == Phase.QUEUED) {
+            if (was == Phase.QUEUED && countedQueued) {
                 series.queuedDelta(-1);
                 series.queueWait(System.nanoTime() - queuedAt);
             }

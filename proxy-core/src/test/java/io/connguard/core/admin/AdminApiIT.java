@@ -98,7 +98,9 @@ class AdminApiIT {
             assertThat(clients).hasSize(1);
             JsonNode c = clients.get(0);
             assertThat(fieldNames(c)).containsExactly("listener", "user", "database", "application", "address",
-                    "connections", "total", "queued", "probation", "leakSuspects", "maxConnections", "limits");
+                    "connections", "total", "queued", "probation", "leakSuspects", "maxConnections", "fleetMaxConnections", "limits");
+            assertThat(c.get("fleetMaxConnections").isNull()).as("no fleet cap").isTrue();
+            assertThat(c.get("limits").get("fleetMaxConnections").asInt()).isZero();
             assertThat(c.get("connections").get("idle").asInt()).isEqualTo(1);
             assertThat(c.get("connections").get("active").asInt()).isZero();
             assertThat(c.get("total").asInt()).isEqualTo(1);

@@ -152,8 +152,8 @@ class ConfigLoaderTest {
                 "listeners[0].maxUpstreamConnection (line 6): unknown key (expected one of name, protocol, listen, "
                         + "upstream, maxUpstreamConnections, connectTimeout, handshakeTimeout, upstreamTls, clientTls)",
                 "clients.defaults.idleTimeOut (line 9): unknown key (expected one of maxConnections, queueTimeout, "
-                        + "maxQueued, idleInTransactionTimeout, idleTimeout, leakDetectionThreshold, maxSessionLifetime)",
-                "bogus (line 10): unknown key (expected one of admin, listeners, clients, shutdown, logging, ioThreads)");
+                        + "maxQueued, idleInTransactionTimeout, idleTimeout, leakDetectionThreshold, maxSessionLifetime, fleetMaxConnections)",
+                "bogus (line 10): unknown key (expected one of admin, listeners, clients, shutdown, logging, ioThreads, fleet)");
     }
 
     @Test
@@ -371,7 +371,7 @@ class ConfigLoaderTest {
                 "clients.identity[1] (line 11): expected one of user, database, application, address",
                 "clients.maxTrackedClients (line 12): must be between 1 and 1000000, got 0",
                 "clients.defaults (line 13): expected a mapping of maxConnections, queueTimeout, maxQueued, "
-                        + "idleInTransactionTimeout, idleTimeout, leakDetectionThreshold, maxSessionLifetime",
+                        + "idleInTransactionTimeout, idleTimeout, leakDetectionThreshold, maxSessionLifetime, fleetMaxConnections",
                 "logging.format (line 15): expected one of text, json, got 'xml'",
                 "logging.level (line 16): expected one of trace, debug, info, warn, error, got 'loud'");
     }
@@ -463,5 +463,67 @@ class ConfigLoaderTest {
     void unreadableFileIsAConfigurationError(@TempDir Path dir) {
         assertThatThrownBy(() -> loader.load(dir.resolve("missing.yaml")))
                 .isInstanceOf(ConfigException.class).hasMessageContaining("cannot read");
+    }
+
+    @Test
+    void fleetIsOffByDefaultAndReadsItsStoreNameAndLeaseTtl() throws Exception {
+        ProxyConfig off = loader.parse(MINIMAL);
+        assertThat(off.fleet().enabled()).isFalse();
+        assertThat(off.clients().defaults().fleetMaxConnections()).isZero();
+        ProxyConfig on = loader.parse(MINIMAL + """
+                clients:
+                  defaults:
+                    fleetMaxConnections: 40
+                  rules:
+                    - match: { user: reporting }
+                      fleetMaxConnections: 5
+                fleet:
+                  store: redis://app:${TOKEN}@redis.internal:6380/2
+                  name: orders-db
+                  leaseTtl: 9s
+                """);
+        assertThat(on.fleet().enabled()).isTrue();
+        assertThat(on.fleet().store().getHost()).isEqualTo("redis.internal");
+        assertThat(on.fleet().name()).isEqualTo("orders-db");
+        assertThat(on.fleet().leaseTtl()).isEqualTo(Duration.ofSeconds(9));
+        assertThat(on.fleet().toString()).as("the password never shows").doesNotContain("s3cret")
+                .contains("redis://app:***@redis.internal:6380/2");
+        assertThat(on.clients().defaults().fleetMaxConnections()).isEqualTo(40);
+        assertThat(on.clients().rules().get(0).applyTo(on.clients().defaults()).fleetMaxConnections()).isEqualTo(5);
+        assertThat(loader.parse(MINIMAL + "fleet:\n  store: rediss://r:6379\n").fleet().leaseTtl())
+                .isEqualTo(Duration.ofSeconds(15));
+    }
+
+    @Test
+    void aFleetCapWithoutAStoreIsAnErrorNamingBothKeys() throws Exception {
+        assertThat(errors(MINIMAL + """
+                clients:
+                  defaults:
+                    fleetMaxConnections: 10
+                  rules:
+                    - match: { user: reporting }
+                      fleetMaxConnections: 5
+                """)).containsExactly(
+                "clients.defaults.fleetMaxConnections (line 8): a fleet cap needs fleet.store (the Redis that replicas "
+                        + "share); set fleet.store or remove fleetMaxConnections",
+                "clients.rules[0].fleetMaxConnections (line 11): a fleet cap needs fleet.store (the Redis that replicas "
+                        + "share); set fleet.store or remove fleetMaxConnections");
+        assertThat(loader.parse(MINIMAL + "clients:\n  defaults:\n    fleetMaxConnections: 0\nfleet:\n  store: \"\"\n")
+                .clients().defaults().fleetMaxConnections()).as("0 is no fleet cap, and needs no store").isZero();
+    }
+
+    @Test
+    void badFleetValuesAreReported() {
+        assertThat(errors(MINIMAL + """
+                fleet:
+                  store: http://r:6379
+                  name: "a b"
+                  leaseTtl: 100ms
+                """)).containsExactly(
+                "fleet.store (line 7): expected redis://[user:password@]host:port/db or rediss://... for TLS, got 'http://r:6379'",
+                "fleet.name (line 8): must be 1 to 100 letters, digits, '.', '_' or '-', got 'a b'",
+                "fleet.leaseTtl (line 9): must be between 1s and 1h (leases are renewed every leaseTtl/3)");
+        assertThat(errors(MINIMAL + "fleet:\n  store: redis://:pw@r:6379/x\n")).containsExactly(
+                "fleet.store (line 7): the database must be a number (redis://host:6379/0), got '/x'");
     }
 }
