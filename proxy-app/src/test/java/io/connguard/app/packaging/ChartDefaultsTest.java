@@ -84,7 +84,8 @@ class ChartDefaultsTest {
         assertThat(security.getSeccompProfile().getType()).isEqualTo("RuntimeDefault");
         assertThat(rendered.pod().getSecurityContext().getRunAsNonRoot()).isTrue();
         assertThat(rendered.sidecar().getResources().getRequests()).containsKeys("cpu", "memory");
-        assertThat(rendered.sidecar().getResources().getLimits()).containsEntry("memory", new Quantity("320Mi"));
+        assertThat(rendered.sidecar().getResources().getLimits()).containsEntry("memory", new Quantity("256Mi"));
+        assertThat(rendered.sidecar().getResources().getRequests()).containsEntry("memory", new Quantity("128Mi"));
     }
 
     @Test
