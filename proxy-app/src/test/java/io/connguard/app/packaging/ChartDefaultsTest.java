@@ -85,7 +85,7 @@ class ChartDefaultsTest {
         assertThat(rendered.pod().getSecurityContext().getRunAsNonRoot()).isTrue();
         assertThat(rendered.sidecar().getResources().getRequests()).containsKeys("cpu", "memory");
         assertThat(rendered.sidecar().getResources().getLimits()).containsEntry("memory", new Quantity("256Mi"));
-        assertThat(rendered.sidecar().getResources().getRequests()).containsEntry("memory", new Quantity("128Mi"));
+        assertThat(rendered.sidecar().getResources().getRequests()).containsEntry("memory", new Quantity("160Mi"));
     }
 
     @Test
