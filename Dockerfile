@@ -50,12 +50,20 @@ USER 65532:65532
 # The admin HTTP port (/metrics /healthz /readyz); the database listeners are configured per deployment.
 EXPOSE 9633
 
-# MaxRAMPercentage=50 leaves the other half of the container's memory for Netty's direct buffers
-# (bounded by the heap size), metaspace and threads. The serial collector with a 16 MiB young
-# generation, chosen by measurement (bench/RESULTS.md): the relay path allocates nothing, so young
-# collections (~1 ms) come only with connection churn; no concurrent GC threads wake an idle sidecar
-# (ZGC's director runs 100 times a second); and resident memory grows by ~6 KiB per idle session
-# instead of ~15 KiB with ZGC, whose young generation spreads over far more pages. On Java 25, Netty
+# Memory: every part the JVM can grow is capped so that their sum stays inside the container's limit, and
+# running out of one is a clean outcome, never the kernel's OOM kill (docs/memory.md has the arithmetic).
+# The heap is 25% of the limit: Min- and MaxRAMPercentage both, because below 256 MiB the JVM takes
+# MinRAMPercentage (default 50%) and ignores MaxRAMPercentage. Direct memory (Netty's buffers) is capped
+# at the heap's size, the JVM's default for MaxDirectMemorySize, which Netty follows; a session whose
+# buffer cannot be allocated is closed and logged, the proxy carries on. Metaspace (~14 MiB used) and the
+# code cache (~6-12 MiB used) are capped; a full heap or metaspace exits the JVM (ExitOnOutOfMemoryError)
+# for the orchestrator to restart it. In a 256 MiB container: 64 heap + 64 direct + 32 metaspace + 24
+# code cache + ~44 for the JVM itself and its threads = 228 MiB.
+# The serial collector with a 4 MiB young generation, chosen by measurement (bench/README.md,
+# "Footprint"): the relay path allocates nothing, so young collections come only with connection churn;
+# no concurrent GC threads wake an idle sidecar (ZGC's director runs 100 times a second); a young
+# generation is resident memory once touched, and 16 MiB of it bought nothing. TrimNativeHeapInterval
+# hands memory the JIT compiler freed back to the system once a second. On Java 25, Netty
 # leaves sun.misc.Unsafe alone unless the JDK allows its memory access without a warning; the property
 # below does that (it is what --sun-misc-unsafe-memory-access=allow sets, an option Java 21 and 17 would
 # refuse, while they ignore the property), so that buffers get Netty's fast Unsafe paths and copying a
@@ -65,9 +73,13 @@ EXPOSE 9633
 # connguard falls back to Java NIO and the JDK's TLS. Extra JVM flags go into
 # the JDK_JAVA_OPTIONS environment variable.
 ENTRYPOINT ["java", \
-            "-XX:MaxRAMPercentage=50", \
+            "-XX:MinRAMPercentage=25", \
+            "-XX:MaxRAMPercentage=25", \
+            "-XX:MaxMetaspaceSize=32m", \
+            "-XX:ReservedCodeCacheSize=24m", \
             "-XX:+UseSerialGC", \
-            "-Xmn16m", \
+            "-Xmn4m", \
+            "-XX:TrimNativeHeapInterval=1000", \
             "-Dsun.misc.unsafe.memory.access=allow", \
             "-XX:+ExitOnOutOfMemoryError", \
             "-XX:+PerfDisableSharedMem", \

@@ -143,10 +143,13 @@ class _Process(Contender):
 
 
 class Connguard(_Process):
-    """The built jar on ``java`` with the image's JVM flags (or ``jvm_flags``), configured by bench/connguard.yaml."""
+    """The built jar on ``java`` with the image's JVM flags (or ``jvm_flags``), configured by bench/connguard.yaml;
+    with ``max_ram_mib``, as in a container with that memory limit (-XX:MaxRAM, what the JVM reads from a cgroup)."""
 
-    def __init__(self, java, jvm_flags=None, name="connguard", port_offset=0, env=None, jar=JAR, config=CONFIG):
+    def __init__(self, java, jvm_flags=None, name="connguard", port_offset=0, env=None, jar=JAR, config=CONFIG,
+                 max_ram_mib=0):
         super().__init__()
+        self.max_ram = ["-XX:MaxRAM=%dm" % max_ram_mib] if max_ram_mib else []
         self.java = java
         self.env = dict(env or {})
         self.jar = jar
@@ -160,7 +163,7 @@ class Connguard(_Process):
         self.admin_port = 19633 + port_offset
 
     def command(self, extra=()):
-        return [self.java, *self.jvm_flags, *extra, "-jar", str(self.jar), "--config", str(self.config)]
+        return [self.java, *self.max_ram, *self.jvm_flags, *extra, "-jar", str(self.jar), "--config", str(self.config)]
 
     def environment(self, pg_upstream=PG, mysql_upstream=MYSQL):
         env = dict(os.environ)

@@ -28,8 +28,6 @@ public final class Main {
     static final int CONFIG_ERROR = 1;
     static final int BIND_ERROR = 2;
 
-    private static final String LEAK_DETECTION = "io.netty.leakDetection.level";
-
     private static final String USAGE = """
             usage: connguard --config FILE [--check]
                    connguard --version
@@ -42,12 +40,8 @@ public final class Main {
     }
 
     public static void main(String[] args) {
-        // Netty's leak detector samples one buffer allocation in 128 and records a stack trace for it: a
-        // cost on the relay path that a released build does not need (the tests run it at paranoid).
-        // -Dio.netty.leakDetection.level=simple (or JDK_JAVA_OPTIONS) turns it back on for diagnosis.
-        if (System.getProperty(LEAK_DETECTION) == null) {
-            System.setProperty(LEAK_DETECTION, "disabled");
-        }
+        // Before any Netty class loads: the leak detector off, smaller allocator chunks, no JFR events.
+        RuntimeDefaults.apply(System.getProperties());
         System.exit(run(args, System::getenv, System.out, System.err));
     }
 

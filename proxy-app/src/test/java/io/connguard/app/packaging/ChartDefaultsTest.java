@@ -106,7 +106,8 @@ class ChartDefaultsTest {
         assertThat(security.getCapabilities().getAdd()).isEmpty();
         assertThat(security.getSeccompProfile().getType()).isEqualTo("RuntimeDefault");
         assertThat(rendered.sidecar().getResources().getRequests()).containsKeys("cpu", "memory");
-        assertThat(rendered.sidecar().getResources().getLimits()).containsEntry("memory", new Quantity("320Mi"));
+        assertThat(rendered.sidecar().getResources().getLimits()).containsEntry("memory", new Quantity("256Mi"));
+        assertThat(rendered.sidecar().getResources().getRequests()).containsEntry("memory", new Quantity("160Mi"));
     }
 
     @Test

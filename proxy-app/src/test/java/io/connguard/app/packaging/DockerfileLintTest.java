@@ -110,6 +110,20 @@ class DockerfileLintTest {
                 .endsWith("-jar", "/opt/connguard/connguard.jar");
     }
 
+    /**
+     * Below 256 MiB the JVM sizes the heap by MinRAMPercentage (default 50) and ignores MaxRAMPercentage, so
+     * both are set, to the same value; metaspace and code cache have caps. ImageEntrypointIT adds them up.
+     */
+    @Test
+    void entrypointCapsEveryPartOfTheJvmThatGrows() throws Exception {
+        List<String> entrypoint = entrypoint();
+        String max = entrypoint.stream().filter(f -> f.startsWith("-XX:MaxRAMPercentage=")).findFirst().orElseThrow();
+        assertThat(entrypoint).contains(max.replace("Max", "Min"))
+                .anyMatch(flag -> flag.startsWith("-XX:MaxMetaspaceSize="))
+                .anyMatch(flag -> flag.startsWith("-XX:ReservedCodeCacheSize="))
+                .noneMatch(flag -> flag.startsWith("-XX:MaxDirectMemorySize="));
+    }
+
     @Test
     void configAdminPortAndLabels() throws IOException {
         List<String> run = stages().get(1);

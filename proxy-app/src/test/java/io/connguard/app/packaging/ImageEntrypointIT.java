@@ -3,12 +3,17 @@ package io.connguard.app.packaging;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
+import java.math.BigInteger;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -16,18 +21,20 @@ import static org.assertj.core.api.Assertions.assertThat;
 /**
  * The image's ENTRYPOINT, taken from the Dockerfile, started with the packaged jar and {@code --version}
  * on the build's JVM and on every JDK 17+ installed under /usr/lib/jvm (the Dockerfile admits any Java
- * 17+ runtime; its default base is a Java 25 runtime): the JVM flags are accepted, nothing is printed but the version. Building and running the
- * image itself is .ci/image-smoke.sh (it needs root and podman).
+ * 17+ runtime; its default base is a Java 25 runtime): the JVM flags are accepted, nothing is printed but
+ * the version; and in a 256 MiB container the flags size every part of the JVM that can grow so that their
+ * sum fits. Building and running the image itself is .ci/image-smoke.sh (it needs root and podman).
  */
 class ImageEntrypointIT {
+
+    /** What the JVM needs besides heap, direct memory, metaspace and code cache (bench/README.md, "Footprint"). */
+    static final long JVM_OWN_MIB = 44;
 
     @Test
     void entrypointPrintsTheVersion() throws Exception {
         Path jar = DockerfileLintTest.repository().resolve("proxy-app/target/connguard.jar");
         assertThat(jar).as("run after `package`").exists();
-        List<Path> javas = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")));
-        javas.addAll(newerJdks());
-        for (Path java : javas) {
+        for (Path java : javas()) {
             List<String> command = new ArrayList<>();
             for (String arg : DockerfileLintTest.entrypoint()) {
                 command.add(switch (arg) {
@@ -43,6 +50,61 @@ class ImageEntrypointIT {
             assertThat(process.exitValue()).as("%s: %s", java, output).isZero();
             assertThat(output).as("%s", java).matches("connguard \\S+\\R");
         }
+    }
+
+    /**
+     * Heap + direct memory + metaspace + code cache + the JVM's own share, as the JVM sizes them from the
+     * entrypoint's flags in a 256 MiB container (emulated with -XX:MaxRAM, which is what the JVM reads from
+     * the container's cgroup), stays below the limit on every JDK: with the flags before this test existed
+     * (MaxRAMPercentage=50, nothing else capped) heap and direct memory alone were 256 MiB. At 224 MiB, the
+     * smallest limit docs/memory.md recommends, it fits as well.
+     */
+    @Test
+    void everyGrowingPartIsCappedInsideTheContainerLimit() throws Exception {
+        for (Path java : javas()) {
+            for (long limitMib : new long[] {224, 256, 512}) {
+                Map<String, Long> flags = finalFlags(java, limitMib);
+                long heap = flags.get("MaxHeapSize");
+                long direct = flags.get("MaxDirectMemorySize") == 0 ? heap : flags.get("MaxDirectMemorySize");
+                long metaspace = flags.get("MaxMetaspaceSize");
+                long codeCache = flags.get("ReservedCodeCacheSize");
+                long sum = heap + direct + metaspace + codeCache + (JVM_OWN_MIB << 20);
+                assertThat(sum).as("%s in %d MiB: heap %d + direct %d + metaspace %d + code cache %d + %d MiB (bytes)",
+                        java, limitMib, heap, direct, metaspace, codeCache, JVM_OWN_MIB).isLessThanOrEqualTo(limitMib << 20);
+                assertThat(heap).as("%s in %d MiB: the heap scales with the limit", java, limitMib)
+                        .isGreaterThanOrEqualTo((limitMib << 20) / 5);
+                assertThat(flags.get("ExitOnOutOfMemoryError")).as("%s: a full heap exits", java).isEqualTo(1L);
+            }
+        }
+    }
+
+    /** The entrypoint's JVM flags, with -XX:MaxRAM for the container limit, as -XX:+PrintFlagsFinal prints them. */
+    private static Map<String, Long> finalFlags(Path java, long limitMib) throws Exception {
+        List<String> entrypoint = DockerfileLintTest.entrypoint();
+        List<String> command = new ArrayList<>(List.of(java.toString(), "-XX:MaxRAM=" + limitMib + "m"));
+        command.addAll(entrypoint.subList(1, entrypoint.indexOf("-jar")));
+        command.addAll(List.of("-XX:+PrintFlagsFinal", "-version"));
+        Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
+        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(process.waitFor(60, TimeUnit.SECONDS)).isTrue();
+        assertThat(process.exitValue()).as("%s: %s", command, output).isZero();
+        Map<String, Long> flags = new HashMap<>();
+        Matcher m = Pattern.compile("^\\s*\\S+\\s+(\\w+)\\s+:?=\\s+(\\S+)", Pattern.MULTILINE).matcher(output);
+        while (m.find()) {
+            String value = m.group(2);
+            if (value.matches("\\d+")) {
+                flags.put(m.group(1), new BigInteger(value).min(BigInteger.valueOf(Long.MAX_VALUE)).longValue());
+            } else if (value.equals("true") || value.equals("false")) {
+                flags.put(m.group(1), value.equals("true") ? 1L : 0L);
+            }
+        }
+        return flags;
+    }
+
+    private static List<Path> javas() throws IOException {
+        List<Path> javas = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")));
+        javas.addAll(newerJdks());
+        return javas;
     }
 
     private static List<Path> newerJdks() throws IOException {

@@ -217,7 +217,14 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     }
 
     void channelFailed(boolean clientSide, Throwable cause) {
-        log.debug("{} connection failed: {}", clientSide ? "client" : "upstream", cause.toString());
+        if (cause instanceof OutOfMemoryError) {
+            // A buffer the capped direct memory could not give (a full heap exits the JVM before this): this
+            // session ends, the others keep theirs.
+            log.at(Level.WARN).addKeyValue("reason", "out_of_memory")
+                    .log("out of buffer memory, closing the session: {}", cause.getMessage());
+        } else {
+            log.debug("{} connection failed: {}", clientSide ? "client" : "upstream", cause.toString());
+        }
         close(clientSide ? CloseReason.CLIENT : CloseReason.UPSTREAM, null);
     }
 
