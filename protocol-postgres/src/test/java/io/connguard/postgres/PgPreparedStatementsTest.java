@@ -347,6 +347,55 @@ class PgPreparedStatementsTest {
         assertThat(upstream.toByteArray()).isEqualTo(expected);
     }
 
+    @Test
+    void randomMessagesNeverThrowNorLeak() {
+        java.util.Random random = new java.util.Random(17);
+        byte[] types = "PBDCESQFHcfdXpZ12n3tTIs".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        for (int round = 0; round < 2000; round++) {
+            PgServerStatements server = new PgServerStatements(1 + random.nextInt(3), ALLOC);
+            PgPreparedStatements client = new PgPreparedStatements(new PgPreparedStatements.Limits(3, 200), ALLOC);
+            List<String> lost = new ArrayList<>();
+            PgPreparedStatements.Output out = new PgPreparedStatements.Output() {
+                @Override public void toServer(ByteBuf buf) {
+                    buf.release();
+                }
+                @Override public void toClient(ByteBuf buf) {
+                    buf.release();
+                }
+                @Override public void pinned(int pins) {
+                }
+                @Override public void lostSync(String reason) {
+                    lost.add(reason);
+                }
+            };
+            for (int i = 0; i < 20; i++) {
+                ByteArrayOutputStream stream = new ByteArrayOutputStream();
+                for (int m = random.nextInt(4); m >= 0; m--) {
+                    byte[] body = new byte[random.nextInt(12)];
+                    for (int b = 0; b < body.length; b++) {
+                        body[b] = random.nextInt(3) == 0 ? 0 : (byte) "SP_ab".charAt(random.nextInt(5));
+                    }
+                    stream.writeBytes(PgMessages.message((char) types[random.nextInt(types.length)], body));
+                }
+                byte[] bytes = stream.toByteArray();
+                if (random.nextInt(50) == 0) {
+                    bytes[1] = (byte) 0xFF;         // a negative length now and then
+                }
+                for (int at = 0; at < bytes.length; ) {
+                    int n = 1 + random.nextInt(bytes.length - at);
+                    ByteBuf in = ALLOC.heapBuffer(n).writeBytes(bytes, at, n);
+                    if (random.nextBoolean()) {
+                        client.clientBytes(in, server, out);
+                    } else {
+                        server.serverBytes(in, client, out);
+                    }
+                    assertThat(in.refCnt()).isZero();
+                    at += n;
+                }
+            }
+        }
+    }
+
     // ------------------------------------------------------------------ the rig
 
     /** A client: its transactions, its PgPreparedStatements, what it received. */
