@@ -264,6 +264,11 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
             passPrefix(PgServerStatements.PARSE, null);
             return;
         }
+        if (nameLength > MAX_NAME) {
+            fail("54000", "connguard handles statement names of at most " + MAX_NAME + " bytes");
+            phase = Phase.DISCARD;
+            return;
+        }
         Name name = probe.set(prefix, nameLength);
         int textLength = bodyLength - prefixLength;
         if (statements.containsKey(name)) {

@@ -1,6 +1,5 @@
 package io.connguard.postgres;
 
-import io.connguard.core.testing.Database;
 import io.connguard.core.testing.LeakGuard;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
@@ -10,10 +9,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
 import java.io.ByteArrayOutputStream;
-import java.io.DataInputStream;
 import java.io.IOException;
-import java.io.OutputStream;
-import java.net.Socket;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
@@ -50,7 +46,7 @@ class PgPreparedStatementsIT {
     private static final PgPreparedStatements.Limits LIMITS = new PgPreparedStatements.Limits(100, 1 << 20);
     private static final String APPLICATION = "cg_prepared_it";
 
-    private final List<Raw> opened = new ArrayList<>();
+    private final List<PgRawConnection> opened = new ArrayList<>();
 
     /** pgjdbc-like: Parse with the first execution, Describe statement, Close, an unnamed statement. */
     private static final List<byte[]> JDBC = List.of(
@@ -70,7 +66,7 @@ class PgPreparedStatementsIT {
 
     @AfterEach
     void closeConnections() throws IOException {
-        for (Raw raw : opened) {
+        for (PgRawConnection raw : opened) {
             raw.close();
         }
     }
@@ -214,7 +210,7 @@ class PgPreparedStatementsIT {
 
     /** What the stream reads on a connection of its own. */
     private byte[] direct(List<byte[]> stream) throws IOException {
-        Raw raw = open();
+        PgRawConnection raw = open();
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         for (byte[] transaction : stream) {
             raw.write(transaction);
@@ -237,8 +233,8 @@ class PgPreparedStatementsIT {
         }
     }
 
-    private Raw open() throws IOException {
-        Raw raw = new Raw(PgIt.db());
+    private PgRawConnection open() throws IOException {
+        PgRawConnection raw = new PgRawConnection(PgIt.db(), APPLICATION);
         opened.add(raw);
         return raw;
     }
@@ -259,7 +255,7 @@ class PgPreparedStatementsIT {
 
     /** One server connection: a socket and its PgServerStatements. */
     private final class Server {
-        final Raw raw;
+        final PgRawConnection raw;
         final PgServerStatements state;
 
         Server(int capacity) throws IOException {
@@ -267,21 +263,8 @@ class PgPreparedStatementsIT {
             state = new PgServerStatements(capacity, ALLOC);
         }
 
-        /** The statements prepared on the server connection, asked over the wire. */
         List<String> serverSideNames() throws IOException {
-            raw.write(query("SELECT name FROM pg_prepared_statements ORDER BY name"));
-            List<String> names = new ArrayList<>();
-            while (true) {
-                byte[] message = raw.readMessage();
-                if (message[0] == 'D') {
-                    ByteBuffer row = ByteBuffer.wrap(message, 7, message.length - 7);
-                    byte[] value = new byte[row.getInt()];
-                    row.get(value);
-                    names.add(new String(value, StandardCharsets.UTF_8));
-                } else if (message[0] == 'Z') {
-                    return names;
-                }
-            }
+            return raw.preparedStatementNames();
         }
     }
 
@@ -343,56 +326,6 @@ class PgPreparedStatementsIT {
         @Override
         public void lostSync(String reason) {
             fail("lost sync: " + reason);
-        }
-    }
-
-    /** A plain protocol 3.0 connection logged in with trust. */
-    private static final class Raw implements AutoCloseable {
-        private final Socket socket;
-        private final DataInputStream in;
-        private final OutputStream out;
-
-        Raw(Database db) throws IOException {
-            socket = new Socket(db.host(), db.port());
-            socket.setSoTimeout(20_000);
-            in = new DataInputStream(socket.getInputStream());
-            out = socket.getOutputStream();
-            out.write(PgMessages.startup("user", db.user(), "database", db.database(), "application_name", APPLICATION));
-            while (true) {
-                byte[] message = readMessage();
-                if (message[0] == 'R' && ByteBuffer.wrap(message, 5, 4).getInt() != 0) {
-                    fail("the server asks " + db.user() + " for a password; this test needs trust on " + db.hostPort()
-                            + " (" + PgIt.SETUP + ")");
-                }
-                if (message[0] == 'E') {
-                    fail("login failed: " + new String(message, StandardCharsets.UTF_8));
-                }
-                if (message[0] == 'Z') {
-                    return;
-                }
-            }
-        }
-
-        void write(byte[] bytes) throws IOException {
-            out.write(bytes);
-            out.flush();
-        }
-
-        /** One whole message, header included. */
-        byte[] readMessage() throws IOException {
-            byte type = in.readByte();
-            int length = in.readInt();
-            byte[] message = new byte[1 + length];
-            message[0] = type;
-            ByteBuffer.wrap(message, 1, 4).putInt(length);
-            in.readFully(message, 5, length - 4);
-            return message;
-        }
-
-        @Override
-        public void close() throws IOException {
-            out.write(PgMessages.terminate());
-            socket.close();
         }
     }
 }
