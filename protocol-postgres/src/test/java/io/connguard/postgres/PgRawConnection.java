@@ -23,11 +23,15 @@ final class PgRawConnection implements AutoCloseable {
     private final List<byte[]> parameterStatuses = new ArrayList<>();
 
     PgRawConnection(Database db, String application) throws IOException {
+        this(db, db.database(), application);
+    }
+
+    PgRawConnection(Database db, String database, String application) throws IOException {
         socket = new Socket(db.host(), db.port());
         socket.setSoTimeout(20_000);
         in = new DataInputStream(socket.getInputStream());
         out = socket.getOutputStream();
-        out.write(PgMessages.startup("user", db.user(), "database", db.database(), "application_name", application));
+        out.write(PgMessages.startup("user", db.user(), "database", database, "application_name", application));
         while (true) {
             byte[] message = readMessage();
             if (message[0] == 'R' && ByteBuffer.wrap(message, 5, 4).getInt() != 0) {

@@ -20,7 +20,9 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutorService;
@@ -39,10 +41,12 @@ import static org.assertj.core.api.Assertions.assertThat;
  * built for this test from {@link PgPreparedStatements} and {@link PgServerStatements}: three JDBC
  * connections on their own threads share two real server connections whose LRU holds two statements, so
  * every connection's {@code S_n} is prepared, evicted and prepared again on both server connections under
- * other names, and must still return the right rows.
+ * other names, and must still return the right rows. Then {@code pgbench -M prepared} (TPC-B-like, four
+ * clients, two server connections holding three of its five statements): no failed transaction, balances
+ * that add up.
  */
 @ExtendWith(LeakGuard.class)
-class PgPreparedStatementsJdbcIT {
+class PgPreparedStatementsClientsIT {
 
     private static final ByteBufAllocator ALLOC = new UnpooledByteBufAllocator(false);
 
@@ -56,8 +60,51 @@ class PgPreparedStatementsJdbcIT {
         runClients("5");
     }
 
+    @Test
+    void pgbenchPreparedTpcbOverTwoServerConnections() throws Exception {
+        String database = PgIt.unique("prepared_bench");
+        try (Connection direct = PgIt.direct(); java.sql.Statement statement = direct.createStatement()) {
+            statement.execute("CREATE DATABASE " + database);
+        }
+        try {
+            Map<String, String> env = new HashMap<>();
+            env.put("PGHOST", PgIt.db().host());
+            env.put("PGPORT", String.valueOf(PgIt.db().port()));
+            env.put("PGUSER", PgIt.db().user());
+            env.put("PGDATABASE", database);
+            env.put("PGSSLMODE", "disable");
+            env.put("PGGSSENCMODE", "disable");
+            env.put("PGCONNECT_TIMEOUT", "10");
+            if (PgIt.db().password() != null) {
+                env.put("PGPASSWORD", PgIt.db().password());
+            }
+            PgTool.Result init = PgTool.run(env, 300, "pgbench", "-i", "-s", "1", "-q");
+            assertThat(init.exitCode()).as(init.toString()).isZero();
+            try (MiniPooler pooler = new MiniPooler(2, 3, database)) {
+                env.put("PGHOST", "127.0.0.1");
+                env.put("PGPORT", String.valueOf(pooler.port()));
+                PgTool.Result run = PgTool.run(env, 300, "pgbench", "-n", "-M", "prepared", "-c", "4", "-j", "2", "-t", "50");
+                assertThat(run.exitCode()).as(run.toString()).isZero();
+                assertThat(run.out()).as(run.toString()).contains("number of transactions actually processed: 200/200")
+                        .contains("number of failed transactions: 0 (0.000%)");
+                pooler.assertHealthy();
+            }
+            String url = PgIt.db().jdbcUrl().replaceAll("/[^/?]*(\\?.*)?$", "/" + database);
+            try (Connection check = DriverManager.getConnection(url, PgIt.props("cg-prepared-bench-check"))) {
+                long history = PgIt.longValue(check, "SELECT coalesce(sum(delta), 0) FROM pgbench_history");
+                assertThat(PgIt.longValue(check, "SELECT count(*) FROM pgbench_history")).isEqualTo(200);
+                assertThat(PgIt.longValue(check, "SELECT sum(abalance) FROM pgbench_accounts")).isEqualTo(history);
+                assertThat(PgIt.longValue(check, "SELECT sum(tbalance) FROM pgbench_tellers")).isEqualTo(history);
+            }
+        } finally {
+            try (Connection direct = PgIt.direct(); java.sql.Statement statement = direct.createStatement()) {
+                statement.execute("DROP DATABASE IF EXISTS " + database + " WITH (FORCE)");
+            }
+        }
+    }
+
     private void runClients(String prepareThreshold) throws Exception {
-        try (MiniPooler pooler = new MiniPooler(2, 2)) {
+        try (MiniPooler pooler = new MiniPooler(2, 2, PgIt.db().database())) {
             ExecutorService threads = Executors.newFixedThreadPool(3);
             List<Future<Integer>> results = new ArrayList<>();
             for (int c = 0; c < 3; c++) {
@@ -132,9 +179,12 @@ class PgPreparedStatementsJdbcIT {
         private final Thread loop;
         private volatile boolean stopping;
 
-        MiniPooler(int size, int capacity) throws IOException {
+        private final int capacity;
+
+        MiniPooler(int size, int capacity, String database) throws IOException {
+            this.capacity = capacity;
             for (int i = 0; i < size; i++) {
-                servers.add(new PgRawConnection(PgIt.db(), "cg_prepared_jdbc_it"));
+                servers.add(new PgRawConnection(PgIt.db(), database, "cg_prepared_jdbc_it"));
                 states.add(new PgServerStatements(capacity, ALLOC));
                 free.add(i);
             }
@@ -153,9 +203,17 @@ class PgPreparedStatementsJdbcIT {
                 try {
                     Socket socket = listener.accept();
                     DataInputStream in = new DataInputStream(socket.getInputStream());
-                    byte[] startup = new byte[in.readInt() - 4];
-                    in.readFully(startup);
                     OutputStream out = socket.getOutputStream();
+                    while (true) {
+                        byte[] startup = new byte[in.readInt() - 4];
+                        in.readFully(startup);
+                        int code = java.nio.ByteBuffer.wrap(startup).getInt();
+                        if (code != 80877103 && code != 80877104) {
+                            break;
+                        }
+                        out.write('N');             // SSLRequest, GSSENCRequest: no
+                        out.flush();
+                    }
                     out.write(concat(message('R', int32(0)), concat(servers.get(0).parameterStatuses().toArray(new byte[0][])),
                             message('K', int32(4242), int32(4242)), message('Z', new byte[] {'I'})));
                     out.flush();
@@ -207,7 +265,7 @@ class PgPreparedStatementsJdbcIT {
                 assertThat(states.get(i).idle()).isTrue();
                 List<String> names = servers.get(i).preparedStatementNames();
                 assertThat(names).hasSize(states.get(i).preparedCount());
-                assertThat(names.size()).isLessThanOrEqualTo(2);
+                assertThat(names.size()).isLessThanOrEqualTo(capacity);
                 servers.get(i).close();
             }
         }
