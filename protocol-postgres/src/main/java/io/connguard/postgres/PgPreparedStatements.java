@@ -28,8 +28,8 @@ import java.util.function.Consumer;
  * <li>Close ({@code S}) of a named statement: the client forgets it and gets CloseComplete locally; the
  *     statement stays prepared on the server connections for other clients and later reuse, until their
  *     LRU closes it (capacity of {@link PgServerStatements}).</li>
- * <li>A duplicate name, an unknown name or a limit gives the client an ErrorResponse (42P05, 26000,
- *     53400) in order, and its messages up to Sync are dropped as the server would skip them. Unlike on the
+ * <li>A duplicate name, an unknown name, a limit or a name longer than {@link #MAX_NAME} gives the client
+ *     an ErrorResponse (42P05, 26000, 53400, 54000) in order, and its messages up to Sync are dropped as the server would skip them. Unlike on the
  *     server, such an error does not abort an open transaction block.</li>
  * <li>DEALLOCATE ALL and DISCARD ALL (their CommandComplete, seen by {@link PgServerStatements}) forget
  *     every statement of the client and of the connection.</li>

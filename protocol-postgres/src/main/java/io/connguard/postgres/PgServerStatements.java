@@ -19,7 +19,12 @@ import java.util.function.Consumer;
  * them, and failures are remembered (a statement whose Parse failed is not prepared here).
  *
  * <p>The per-client side, {@link PgPreparedStatements}, fills the queue as it rewrites the client's
- * messages; {@link #serverBytes} consumes the server's responses. Not thread-safe: it belongs to whoever
+ * messages; {@link #serverBytes} consumes the server's responses. Only responses to requests that went
+ * through {@link PgPreparedStatements} may be fed here: the pooler's own queries on the connection (a
+ * reset, the replay of parameters at checkout) are answered outside it, while the connection is
+ * {@link #idle()}. After resetting the connection with DISCARD ALL or DEALLOCATE ALL itself, the pooler
+ * calls {@link #forgetAll()}; when {@link #lost()} turns true, it closes the connection. Not thread-safe:
+ * it belongs to whoever
  * holds the server connection, and is handed over with it. Memory: the LRU's names and keys, and one
  * slot per request in flight.
  *
