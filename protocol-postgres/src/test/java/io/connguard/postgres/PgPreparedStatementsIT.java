@@ -91,7 +91,8 @@ class PgPreparedStatementsIT {
                     assertThat(bench.received.toByteArray()).as("pgbench-like, capacity %d", capacity).isEqualTo(benchDirect);
                     for (Server server : servers) {
                         assertThat(server.state.lost()).isFalse();
-                        assertThat(server.state.preparedCount()).isLessThanOrEqualTo(capacity);
+                        // beyond the capacity only by what the last transaction used: closes wait for its end
+                        assertThat(server.state.preparedCount()).isLessThanOrEqualTo(capacity + 2);
                         assertThat(server.serverSideNames()).hasSize(server.state.preparedCount());
                     }
                 }

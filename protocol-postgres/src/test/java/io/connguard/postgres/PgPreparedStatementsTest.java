@@ -159,18 +159,36 @@ class PgPreparedStatementsTest {
                 concat(parse("a", "SELECT 1"), parse("b", "SELECT 2"), sync()),
                 concat(bind("", "a", 0), execute(""), sync()),
                 concat(parse("c", "SELECT 3"), sync()),
-                concat(bind("", "b", 0), execute(""), sync())));
+                concat(bind("", "b", 0), execute(""), sync()),
+                sync()));
+        for (int t = 0; t < 5; t++) {
+            pool.run(c, t, 0, Integer.MAX_VALUE, Integer.MAX_VALUE, false);
+        }
+        c.assertSawDirectAnswers();
+        // statements are closed only between transactions, before the next one starts
+        assertThat(pool.models[0].received).containsExactly(
+                "P cg_1 SELECT 1", "P cg_2 SELECT 2", "S",
+                "B  cg_1", "E ", "S",
+                "P cg_3 SELECT 3", "S",
+                "C S cg_2", "P cg_4 SELECT 2", "B  cg_4", "E ", "S",
+                "C S cg_1", "S");
+        assertThat(pool.models[0].statementNames()).containsExactlyInAnyOrder("cg_3", "cg_4");
+        assertThat(pool.states[0].preparedCount()).isEqualTo(2);
+    }
+
+    @Test
+    void aStatementIsNotClosedWhileATransactionMayHavePortalsFromIt() {
+        Pool pool = new Pool(1, 1);
+        Client c = new Client(List.of(
+                concat(parse("S_1", "SELECT 1"), parse("S_2", "SELECT 2"), sync()),
+                concat(query("BEGIN"), bind("p1", "S_1", 0), bind("p2", "S_2", 0), execute("p1"), execute("p2"), sync()),
+                concat(bind("p3", "S_1", 0), execute("p1"), execute("p3"), sync(), query("COMMIT")),
+                sync()));
         for (int t = 0; t < 4; t++) {
             pool.run(c, t, 0, Integer.MAX_VALUE, Integer.MAX_VALUE, false);
         }
         c.assertSawDirectAnswers();
-        assertThat(pool.models[0].received).containsExactly(
-                "P cg_1 SELECT 1", "P cg_2 SELECT 2", "S",
-                "B  cg_1", "E ", "S",
-                "P cg_3 SELECT 3", "C S cg_2", "S",
-                "P cg_4 SELECT 2", "C S cg_1", "B  cg_4", "E ", "S");
-        assertThat(pool.models[0].statementNames()).containsExactlyInAnyOrder("cg_3", "cg_4");
-        assertThat(pool.states[0].preparedCount()).isEqualTo(2);
+        assertThat(pool.states[0].preparedCount()).isEqualTo(1);
     }
 
     // ------------------------------------------------------------------ errors
