@@ -27,9 +27,10 @@ import java.util.function.Consumer;
  *     written, the rest of the client's message follows as slices of the buffers it came in.</li>
  * <li>Close ({@code S}) of a named statement: the client forgets it and gets CloseComplete locally; the
  *     statement stays prepared on the server connections for other clients and later reuse, until their
- *     LRU closes it (capacity of {@link PgServerStatements}).</li>
- * <li>A duplicate name, an unknown name or a limit gives the client an ErrorResponse (42P05, 26000,
- *     53400) in order, and its messages up to Sync are dropped as the server would skip them. Unlike on the
+ *     LRU closes it (capacity of {@link PgServerStatements}; closes are sent before the first message of a
+ *     transaction, never inside one, where portals made from the statement may be open).</li>
+ * <li>A duplicate name, an unknown name, a limit or a name longer than {@link #MAX_NAME} gives the client
+ *     an ErrorResponse (42P05, 26000, 53400, 54000) in order, and its messages up to Sync are dropped as the server would skip them. Unlike on the
  *     server, such an error does not abort an open transaction block.</li>
  * <li>DEALLOCATE ALL and DISCARD ALL (their CommandComplete, seen by {@link PgServerStatements}) forget
  *     every statement of the client and of the connection.</li>
@@ -151,7 +152,7 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
         if (failedUntilSync && messageType != 'S' && messageType != 'X') {
             return PgMessageCutter.DROP;
         }
-        closeOrphans();
+        closeUnused();
         switch (messageType) {
             case 'P', 'B', 'D', 'C' -> {
                 if (length == 0 || ((messageType == 'D' || messageType == 'C') && length > MAX_NAME + 1)) {
@@ -264,6 +265,11 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
             passPrefix(PgServerStatements.PARSE, null);
             return;
         }
+        if (nameLength > MAX_NAME) {
+            fail("54000", "connguard handles statement names of at most " + MAX_NAME + " bytes");
+            phase = Phase.DISCARD;
+            return;
+        }
         Name name = probe.set(prefix, nameLength);
         int textLength = bodyLength - prefixLength;
         if (statements.containsKey(name)) {
@@ -304,7 +310,6 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
         serverName = server.register(statement);
         cutter.emit(parseMessage(serverName, statement), toServer);
         server.expect(PgServerStatements.PARSE, statement, new PgServerStatements.ClientParse(name, serverName));
-        evict();
     }
 
     /** The portal and statement names of a Bind have been read. */
@@ -372,21 +377,20 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
             serverName = server.register(statement);
             cutter.emit(parseMessage(serverName, statement), toServer);
             server.expect(PgServerStatements.PARSE | PgServerStatements.INJECTED, statement, serverName);
-            evict();
         }
         return serverName;
     }
 
-    /** Closes what the connection's LRU let go. */
-    private void evict() {
+    /**
+     * Before the first message of a transaction: closes what the connection's LRU let go and the statements
+     * whose plans went stale (never inside a transaction, where open portals may come from them).
+     */
+    private void closeUnused() {
         Map.Entry<PgStatement, byte[]> evicted;
         while ((evicted = server.evict()) != null) {
             cutter.emit(closeMessage(evicted.getValue()), toServer);
             server.expect(PgServerStatements.CLOSE | PgServerStatements.INJECTED, evicted.getKey(), evicted.getValue());
         }
-    }
-
-    private void closeOrphans() {
         byte[] orphan;
         while ((orphan = server.pollOrphan()) != null) {
             cutter.emit(closeMessage(orphan), toServer);

@@ -19,7 +19,12 @@ import java.util.function.Consumer;
  * them, and failures are remembered (a statement whose Parse failed is not prepared here).
  *
  * <p>The per-client side, {@link PgPreparedStatements}, fills the queue as it rewrites the client's
- * messages; {@link #serverBytes} consumes the server's responses. Not thread-safe: it belongs to whoever
+ * messages; {@link #serverBytes} consumes the server's responses. Only responses to requests that went
+ * through {@link PgPreparedStatements} may be fed here: the pooler's own queries on the connection (a
+ * reset, the replay of parameters at checkout) are answered outside it, while the connection is
+ * {@link #idle()}. After resetting the connection with DISCARD ALL or DEALLOCATE ALL itself, the pooler
+ * calls {@link #forgetAll()}; when {@link #lost()} turns true, it closes the connection. Not thread-safe:
+ * it belongs to whoever
  * holds the server connection, and is handed over with it. Memory: the LRU's names and keys, and one
  * slot per request in flight.
  *
@@ -58,6 +63,7 @@ final class PgServerStatements implements PgMessageCutter.Owner {
     private final byte[] peek = new byte[PEEK];
     private int peekLength;
     private boolean copyIn;
+    private byte transactionStatus = 'I';
     private boolean skipCopyEnd;
     private boolean lost;
 
@@ -122,9 +128,14 @@ final class PgServerStatements implements PgMessageCutter.Owner {
         return name;
     }
 
-    /** The least recently used statement beyond the capacity, removed; null when within it. */
+    /**
+     * The least recently used statement beyond the capacity, removed; null when within it, or while a
+     * transaction is open or a response is due: closing a statement closes the portals made from it, so
+     * statements are only closed between transactions (the LRU may exceed its capacity by what one
+     * transaction uses).
+     */
     Map.Entry<PgStatement, byte[]> evict() {
-        if (prepared.size() <= capacity) {
+        if (prepared.size() <= capacity || !betweenTransactions()) {
             return null;
         }
         Iterator<Map.Entry<PgStatement, byte[]>> eldest = prepared.entrySet().iterator();
@@ -133,9 +144,13 @@ final class PgServerStatements implements PgMessageCutter.Owner {
         return entry;
     }
 
-    /** A name to close that no statement maps to any more, or null. */
+    /** A name to close that no statement maps to any more, or null; only between transactions (see {@link #evict}). */
     byte[] pollOrphan() {
-        return orphans.poll();
+        return betweenTransactions() ? orphans.poll() : null;
+    }
+
+    private boolean betweenTransactions() {
+        return size == 0 && transactionStatus == 'I' && cutter.atBoundary();
     }
 
     /** Queues a request whose response is due, in the order sent. */
@@ -170,6 +185,7 @@ final class PgServerStatements implements PgMessageCutter.Owner {
             case '1' -> entry == (PARSE | INJECTED) ? PgMessageCutter.DROP : 0;
             case '3' -> entry == (CLOSE | INJECTED) ? PgMessageCutter.DROP : 0;
             case 'E', 'C' -> PEEK;
+            case 'Z' -> 1;
             default -> 0;
         };
     }
@@ -234,7 +250,12 @@ final class PgServerStatements implements PgMessageCutter.Owner {
                 }
                 error();
             }
-            case 'Z' -> ready();
+            case 'Z' -> {
+                if (peekLength == 1) {
+                    transactionStatus = peek[0];
+                }
+                ready();
+            }
             case 'G' -> copyIn = true;
             default -> {
             }

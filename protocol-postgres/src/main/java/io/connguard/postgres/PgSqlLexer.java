@@ -113,6 +113,25 @@ final class PgSqlLexer implements ByteProcessor {
     @Override
     public boolean process(byte value) {
         int c = value & 0xFF;
+        if (!inCode) {                      // the common bytes first: inside a word, between words, in a literal
+            State current = state;
+            if (current == State.WORD && WORD_PART[c]) {
+                capture(c);
+                return true;
+            }
+            if (current == State.NORMAL && c <= ' ' && c != 0) {
+                return true;
+            }
+            if (current == State.STRING && c != '\'' && c != '\\' && c != 0) {
+                capture(c);
+                return true;
+            }
+        }
+        return slowPath(c);
+    }
+
+    /** Every other byte; kept out of {@link #process} so that the common path stays small enough to inline. */
+    private boolean slowPath(int c) {
         if (c == 0) {
             if (state == State.NAME) {
                 state = State.NORMAL;
@@ -382,10 +401,20 @@ final class PgSqlLexer implements ByteProcessor {
     }
 
     private void capture(int c) {
-        if (capturedLength < captured.length) {
-            captured[capturedLength++] = (byte) (c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+        int at = capturedLength;
+        if (at < PgSqlWords.MAX_LENGTH) {
+            captured[at] = LOWER[c];
+            capturedLength = at + 1;
         } else {
             overflow = true;
+        }
+    }
+
+    private static final byte[] LOWER = new byte[256];
+
+    static {
+        for (int c = 0; c < 256; c++) {
+            LOWER[c] = (byte) (c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
         }
     }
 
@@ -450,6 +479,15 @@ final class PgSqlLexer implements ByteProcessor {
     private void strange(String reason) {
         state = State.DONE;
         tokens.strange(reason);
+    }
+
+    /** Bytes that continue a word, but not '$' (which may close a DO body) nor NUL. */
+    private static final boolean[] WORD_PART = new boolean[256];
+
+    static {
+        for (int c = 1; c < 256; c++) {
+            WORD_PART[c] = c != '$' && identifierPart(c);
+        }
     }
 
     private static boolean identifierStart(int c) {

@@ -94,15 +94,7 @@ final class PgStatementClassifier implements PgSqlLexer.Tokens {
     private boolean tempPending;
     private boolean onCommitDrop;
 
-    // set_config( name, value, is_local )
-    private boolean callPending;
-    private int callDepth;
-    private int callArgument;
-    private int argumentTokens;
-    private int nameId;
-    private int nameTokens;
-    private boolean localTrue;
-    private int localTokens;
+    private final PgSetConfigCall call = new PgSetConfigCall();
 
     // DO
     private boolean inBody;
@@ -229,7 +221,6 @@ final class PgStatementClassifier implements PgSqlLexer.Tokens {
     @Override
     public void symbol(int c) {
         if (c == ';') {
-            callPending = false;
             endStatement();
         } else {
             token(SYMBOL, NONE, NONE, c);
@@ -275,11 +266,9 @@ final class PgStatementClassifier implements PgSqlLexer.Tokens {
      * (quoted identifiers are never keywords but still name functions and parameters), {@code c} a symbol.
      */
     private void token(int type, int id, int keyword, int c) {
-        if (callPending && !(type == SYMBOL && c == '(')) {
-            callPending = false;
-        }
-        if (callDepth > 0) {
-            callArgumentToken(type, id, keyword, c);
+        call.token(type == SYMBOL && c == '(');
+        if (call.active() && !(type == SYMBOL && parenDepth == call.depth() && (c == ',' || c == ')'))) {
+            call.argumentToken(type == STRING ? id : PgSetConfigCall.NOT_STRING, type == WORD ? keyword : NONE);
         }
         if (type == WORD) {
             functionWord(id);
@@ -325,10 +314,10 @@ final class PgStatementClassifier implements PgSqlLexer.Tokens {
                 }
             }
             case PgSqlWords.SET_CONFIG -> {
-                if (callDepth > 0) {
+                if (call.active()) {
                     start(PgPin.SET);       // nested in another call's arguments: not followed
                 } else {
-                    callPending = true;
+                    call.named();
                 }
             }
             default -> {
@@ -338,58 +327,18 @@ final class PgStatementClassifier implements PgSqlLexer.Tokens {
 
     private void parens(int c) {
         if (c == '(') {
-            parenDepth++;
-            if (callPending) {
-                callPending = false;
-                callDepth = parenDepth;
-                callArgument = 0;
-                argumentTokens = 0;
-                nameId = NONE;
-                nameTokens = 0;
-                localTrue = false;
-                localTokens = 0;
-            }
+            call.opened(++parenDepth);
         } else if (c == ')') {
-            if (callDepth > 0 && parenDepth == callDepth) {
-                callDepth = 0;
-                setConfig();
+            if (call.closes(parenDepth)) {
+                int parameter = call.parameter();
+                if (parameter != PgSetConfigCall.LOCAL) {
+                    parameter(parameter);
+                }
             }
             parenDepth--;
-        } else if (c == ',' && callDepth > 0 && parenDepth == callDepth) {
-            callArgument++;
-            argumentTokens = 0;
+        } else if (c == ',') {
+            call.comma(parenDepth);
         }
-    }
-
-    private void callArgumentToken(int type, int id, int keyword, int c) {
-        if (type == SYMBOL && parenDepth == callDepth && (c == ',' || c == ')')) {
-            return;                         // the call's own punctuation
-        }
-        argumentTokens++;
-        if (callArgument == 0) {
-            nameTokens = argumentTokens;
-            if (argumentTokens == 1) {
-                nameId = type == STRING ? id : NONE;
-            }
-        } else if (callArgument == 2) {
-            localTokens = argumentTokens;
-            if (argumentTokens == 1) {
-                localTrue = type == WORD ? keyword == PgSqlWords.TRUE : type == STRING && trueString(id);
-            }
-        }
-    }
-
-    private static boolean trueString(int id) {
-        return id == PgSqlWords.TRUE || id == PgSqlWords.T || id == PgSqlWords.ON || id == PgSqlWords.Y
-                || id == PgSqlWords.YES || id == PgSqlWords.ONE;
-    }
-
-    /** set_config(name, value, is_local) closed. */
-    private void setConfig() {
-        if (callArgument == 2 && localTokens == 1 && localTrue) {
-            return;
-        }
-        parameter(nameTokens == 1 ? nameId : NONE);
     }
 
     /** A session-level change of the parameter {@code id} (NONE when not known for sure). */
@@ -604,7 +553,7 @@ final class PgStatementClassifier implements PgSqlLexer.Tokens {
             }
             resetDo();
         }
-        if (callDepth > 0) {
+        if (call.active()) {
             start(PgPin.SET);               // set_config( never closed: its arguments are unknown
         }
         if (tempPending && !onCommitDrop) {
@@ -623,8 +572,7 @@ final class PgStatementClassifier implements PgSqlLexer.Tokens {
         parenDepth = 0;
         tempPending = false;
         onCommitDrop = false;
-        callPending = false;
-        callDepth = 0;
+        call.reset();
     }
 
     private void resetDo() {

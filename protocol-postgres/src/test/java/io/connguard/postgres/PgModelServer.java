@@ -26,9 +26,12 @@ final class PgModelServer {
 
     private final Map<String, String> statements = new HashMap<>();
     private final Map<String, String> portals = new HashMap<>();
+    /** The statement each portal was bound from: closing a statement closes its portals. */
+    private final Map<String, String> portalStatements = new HashMap<>();
     private final Set<String> failingTexts = new HashSet<>();
     private final Set<String> staleNames = new HashSet<>();
     private boolean skipping;
+    private byte status = 'I';
     /** Every message received, as "P cg_1 SELECT 1", "B  cg_1", ... */
     final List<String> received = new ArrayList<>();
 
@@ -68,7 +71,7 @@ final class PgModelServer {
             received.add("S");
             skipping = false;
             portals.remove("");
-            out.writeBytes(message('Z', new byte[] {'I'}));
+            out.writeBytes(message('Z', new byte[] {status}));
             return;
         }
         if (type == 'H') {
@@ -103,6 +106,7 @@ final class PgModelServer {
                     error(out, "0A000", "cached plan must not change result type");
                 } else {
                     portals.put(portal, text + body.remaining());   // the parameters' length shows they arrived whole
+                    portalStatements.put(portal, name);
                     out.writeBytes(message('2'));
                 }
             }
@@ -139,18 +143,32 @@ final class PgModelServer {
                 String name = read(body);
                 received.add("C " + kind + " " + name);
                 (kind == 'S' ? statements : portals).remove(name);
+                if (kind == 'S') {
+                    portalStatements.entrySet().removeIf(e -> {
+                        if (e.getValue().equals(name)) {
+                            portals.remove(e.getKey());
+                            return true;
+                        }
+                        return false;
+                    });
+                }
                 out.writeBytes(message('3'));
             }
             case 'Q' -> {
                 String text = read(body);
                 received.add("Q " + text);
+                if (text.equals("BEGIN")) {
+                    status = 'T';
+                } else if (text.equals("COMMIT")) {
+                    status = 'I';
+                }
                 if (text.equals("DISCARD ALL") || text.equals("DEALLOCATE ALL")) {
                     statements.clear();
                     out.writeBytes(message('C', cstring(text)));
                 } else {
                     out.writeBytes(message('C', cstring("SELECT 1")));
                 }
-                out.writeBytes(message('Z', new byte[] {'I'}));
+                out.writeBytes(message('Z', new byte[] {status}));
             }
             default -> throw new AssertionError("model server got message " + type);
         }

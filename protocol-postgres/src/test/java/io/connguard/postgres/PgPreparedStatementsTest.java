@@ -159,18 +159,36 @@ class PgPreparedStatementsTest {
                 concat(parse("a", "SELECT 1"), parse("b", "SELECT 2"), sync()),
                 concat(bind("", "a", 0), execute(""), sync()),
                 concat(parse("c", "SELECT 3"), sync()),
-                concat(bind("", "b", 0), execute(""), sync())));
+                concat(bind("", "b", 0), execute(""), sync()),
+                sync()));
+        for (int t = 0; t < 5; t++) {
+            pool.run(c, t, 0, Integer.MAX_VALUE, Integer.MAX_VALUE, false);
+        }
+        c.assertSawDirectAnswers();
+        // statements are closed only between transactions, before the next one starts
+        assertThat(pool.models[0].received).containsExactly(
+                "P cg_1 SELECT 1", "P cg_2 SELECT 2", "S",
+                "B  cg_1", "E ", "S",
+                "P cg_3 SELECT 3", "S",
+                "C S cg_2", "P cg_4 SELECT 2", "B  cg_4", "E ", "S",
+                "C S cg_1", "S");
+        assertThat(pool.models[0].statementNames()).containsExactlyInAnyOrder("cg_3", "cg_4");
+        assertThat(pool.states[0].preparedCount()).isEqualTo(2);
+    }
+
+    @Test
+    void aStatementIsNotClosedWhileATransactionMayHavePortalsFromIt() {
+        Pool pool = new Pool(1, 1);
+        Client c = new Client(List.of(
+                concat(parse("S_1", "SELECT 1"), parse("S_2", "SELECT 2"), sync()),
+                concat(query("BEGIN"), bind("p1", "S_1", 0), bind("p2", "S_2", 0), execute("p1"), execute("p2"), sync()),
+                concat(bind("p3", "S_1", 0), execute("p1"), execute("p3"), sync(), query("COMMIT")),
+                sync()));
         for (int t = 0; t < 4; t++) {
             pool.run(c, t, 0, Integer.MAX_VALUE, Integer.MAX_VALUE, false);
         }
         c.assertSawDirectAnswers();
-        assertThat(pool.models[0].received).containsExactly(
-                "P cg_1 SELECT 1", "P cg_2 SELECT 2", "S",
-                "B  cg_1", "E ", "S",
-                "P cg_3 SELECT 3", "C S cg_2", "S",
-                "P cg_4 SELECT 2", "C S cg_1", "B  cg_4", "E ", "S");
-        assertThat(pool.models[0].statementNames()).containsExactlyInAnyOrder("cg_3", "cg_4");
-        assertThat(pool.states[0].preparedCount()).isEqualTo(2);
+        assertThat(pool.states[0].preparedCount()).isEqualTo(1);
     }
 
     // ------------------------------------------------------------------ errors
@@ -345,6 +363,55 @@ class PgPreparedStatementsTest {
         byte[] expected = concat(PgMessages.message('B', PgMessages.cstring(""), PgMessages.cstring("cg_1"),
                 Arrays.copyOfRange(big, 1 + 4 + 1 + 4, big.length - execute("").length - sync().length)), execute(""), sync());
         assertThat(upstream.toByteArray()).isEqualTo(expected);
+    }
+
+    @Test
+    void randomMessagesNeverThrowNorLeak() {
+        java.util.Random random = new java.util.Random(17);
+        byte[] types = "PBDCESQFHcfdXpZ12n3tTIs".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        for (int round = 0; round < 2000; round++) {
+            PgServerStatements server = new PgServerStatements(1 + random.nextInt(3), ALLOC);
+            PgPreparedStatements client = new PgPreparedStatements(new PgPreparedStatements.Limits(3, 200), ALLOC);
+            List<String> lost = new ArrayList<>();
+            PgPreparedStatements.Output out = new PgPreparedStatements.Output() {
+                @Override public void toServer(ByteBuf buf) {
+                    buf.release();
+                }
+                @Override public void toClient(ByteBuf buf) {
+                    buf.release();
+                }
+                @Override public void pinned(int pins) {
+                }
+                @Override public void lostSync(String reason) {
+                    lost.add(reason);
+                }
+            };
+            for (int i = 0; i < 20; i++) {
+                ByteArrayOutputStream stream = new ByteArrayOutputStream();
+                for (int m = random.nextInt(4); m >= 0; m--) {
+                    byte[] body = new byte[random.nextInt(12)];
+                    for (int b = 0; b < body.length; b++) {
+                        body[b] = random.nextInt(3) == 0 ? 0 : (byte) "SP_ab".charAt(random.nextInt(5));
+                    }
+                    stream.writeBytes(PgMessages.message((char) types[random.nextInt(types.length)], body));
+                }
+                byte[] bytes = stream.toByteArray();
+                if (random.nextInt(50) == 0) {
+                    bytes[1] = (byte) 0xFF;         // a negative length now and then
+                }
+                for (int at = 0; at < bytes.length; ) {
+                    int n = 1 + random.nextInt(bytes.length - at);
+                    ByteBuf in = ALLOC.heapBuffer(n).writeBytes(bytes, at, n);
+                    if (random.nextBoolean()) {
+                        client.clientBytes(in, server, out);
+                    } else {
+                        server.serverBytes(in, client, out);
+                    }
+                    assertThat(in.refCnt()).isZero();
+                    at += n;
+                }
+            }
+        }
     }
 
     // ------------------------------------------------------------------ the rig
