@@ -34,4 +34,12 @@ public interface ProtocolModule {
     default java.util.List<String> tlsApplicationProtocols() {
         return java.util.List.of();
     }
+
+    /**
+     * Whether listeners of this protocol may pool server connections ({@code pool.mode} session or
+     * transaction). A module that cannot has its pooled listeners refused by configuration validation.
+     */
+    default boolean pools() {
+        return false;
+    }
 }

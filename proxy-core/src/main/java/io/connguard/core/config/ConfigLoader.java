@@ -37,12 +37,15 @@ public final class ConfigLoader {
     private static final Set<String> TOP = keys("admin", "listeners", "clients", "shutdown", "logging", "ioThreads");
     private static final Set<String> ADMIN = keys("listen", "token");
     private static final Set<String> LISTENER = keys("name", "protocol", "listen", "upstream",
-            "maxUpstreamConnections", "connectTimeout", "handshakeTimeout", "upstreamTls", "clientTls");
+            "maxUpstreamConnections", "connectTimeout", "handshakeTimeout", "upstreamTls", "clientTls", "pool", "auth");
+    private static final Set<String> POOL = keys("mode", "size", "minIdle", "idleTimeout", "maxLifetime", "reset");
+    private static final Set<String> AUTH = keys("mode", "usersFile");
     private static final Set<String> UPSTREAM_TLS = keys("mode", "caFile");
     private static final Set<String> CLIENT_TLS = keys("mode", "certFile", "keyFile");
     private static final Set<String> CLIENTS = keys("identity", "maxTrackedClients", "defaults", "rules");
     private static final Set<String> LIMITS = keys("maxConnections", "queueTimeout", "maxQueued",
-            "idleInTransactionTimeout", "idleTimeout", "leakDetectionThreshold", "maxSessionLifetime");
+            "idleInTransactionTimeout", "idleTimeout", "leakDetectionThreshold", "maxSessionLifetime",
+            "maxClientConnections");
     private static final Set<String> RULE = union(keys("match"), LIMITS);
     private static final Set<String> MATCH = keys("user", "database", "application", "address", "listener");
     private static final Set<String> SHUTDOWN = keys("minDrainDelay", "drainTimeout");
@@ -60,14 +63,23 @@ public final class ConfigLoader {
 
     private final Function<String, String> environment;
     private final Set<String> protocols;
+    private final Set<String> poolingProtocols;
 
     /**
-     * @param environment where {@code ${NAME}} is looked up (usually {@code System::getenv})
-     * @param protocols   the protocol ids that are installed (the {@code protocol} key must name one)
+     * @param environment      where {@code ${NAME}} is looked up (usually {@code System::getenv})
+     * @param protocols        the protocol ids that are installed (the {@code protocol} key must name one)
+     * @param poolingProtocols the installed protocols that can pool server connections ({@code pool.mode}
+     *                         session or transaction); the others accept only relay
      */
-    public ConfigLoader(Function<String, String> environment, Set<String> protocols) {
+    public ConfigLoader(Function<String, String> environment, Set<String> protocols, Set<String> poolingProtocols) {
         this.environment = environment;
         this.protocols = Set.copyOf(protocols);
+        this.poolingProtocols = Set.copyOf(poolingProtocols);
+    }
+
+    /** A loader for which no protocol pools (every listener must be relay). */
+    public ConfigLoader(Function<String, String> environment, Set<String> protocols) {
+        this(environment, protocols, Set.of());
     }
 
     public ProxyConfig load(Path file) throws ConfigException {
@@ -197,11 +209,13 @@ public final class ConfigLoader {
             tls.error("caFile", "mode " + mode.name().toLowerCase().replace('_', '-') + " needs a caFile");
         }
         ClientTls clientTls = clientTls(f.mapping("clientTls", CLIENT_TLS));
+        PoolConfig pool = pool(f.mapping("pool", POOL), protocol);
+        AuthConfig auth = auth(f.mapping("auth", AUTH), pool);
         if (name == null || protocol == null || listen == null || upstream == null) {
             return null;
         }
         return new ListenerConfig(name, protocol, listen, upstream, maxUpstream, connectTimeout, handshakeTimeout,
-                new UpstreamTls(mode, ca), clientTls);
+                new UpstreamTls(mode, ca), clientTls, pool, auth);
     }
 
     /**
@@ -251,6 +265,47 @@ public final class ConfigLoader {
             return null;
         }
         return path;
+    }
+
+    private PoolConfig pool(YamlFields f, String protocol) {
+        PoolConfig d = PoolConfig.DEFAULTS;
+        PoolConfig.Mode mode = f.enumValue("mode", PoolConfig.Mode.class, d.mode());
+        int size = f.integer("size", d.size(), 1, 100_000);
+        int minIdle = f.integer("minIdle", d.minIdle(), 0, 100_000);
+        if (minIdle > size) {
+            f.error("minIdle", "must not be greater than pool.size " + size + ", got " + minIdle);
+            minIdle = size;
+        }
+        Duration idleTimeout = f.duration("idleTimeout", d.idleTimeout());
+        Duration maxLifetime = f.duration("maxLifetime", d.maxLifetime());
+        PoolConfig.Reset reset = f.enumValue("reset", PoolConfig.Reset.class, d.reset());
+        if (mode != PoolConfig.Mode.RELAY && protocol != null && protocols.contains(protocol)
+                && !poolingProtocols.contains(protocol)) {
+            f.error("mode", "pool.mode " + mode.key() + " is not supported for protocol " + protocol
+                    + " yet (use relay)");
+        }
+        return new PoolConfig(mode, size, minIdle, idleTimeout, maxLifetime, reset);
+    }
+
+    private static AuthConfig auth(YamlFields f, PoolConfig pool) {
+        AuthConfig.Mode mode = f.enumValue("mode", AuthConfig.Mode.class, AuthConfig.Mode.PASSTHROUGH);
+        String file = f.string("usersFile", "");
+        Path usersFile = null;
+        if (!file.isEmpty()) {
+            if (!pool.pooled()) {
+                f.error("usersFile", "auth.usersFile applies only to pooled listeners (pool.mode session or "
+                        + "transaction); in relay mode the database verifies every client itself");
+            }
+            try {
+                usersFile = Path.of(file);
+                io.connguard.core.auth.UsersFile.read(usersFile);
+            } catch (InvalidPathException e) {
+                f.error("usersFile", "not a valid file path: " + e.getReason());
+            } catch (io.connguard.core.auth.UsersFile.Invalid e) {
+                f.error("usersFile", e.getMessage());
+            }
+        }
+        return new AuthConfig(mode, usersFile);
     }
 
     /** The CA file as a path, or null after an error (a NUL or another character no path may hold). */
@@ -323,7 +378,8 @@ public final class ConfigLoader {
                 f.duration("idleInTransactionTimeout", base.idleInTransactionTimeout()),
                 f.duration("idleTimeout", base.idleTimeout()),
                 f.duration("leakDetectionThreshold", base.leakDetectionThreshold()),
-                f.duration("maxSessionLifetime", base.maxSessionLifetime()));
+                f.duration("maxSessionLifetime", base.maxSessionLifetime()),
+                f.integer("maxClientConnections", base.maxClientConnections(), 0, 1_000_000));
     }
 
     private Rule rule(YamlFields f) {
@@ -340,7 +396,8 @@ public final class ConfigLoader {
                 f.duration("idleInTransactionTimeout", null),
                 f.duration("idleTimeout", null),
                 f.duration("leakDetectionThreshold", null),
-                f.duration("maxSessionLifetime", null));
+                f.duration("maxSessionLifetime", null),
+                f.integer("maxClientConnections", null, 0, 1_000_000));
     }
 
     private static Match.Pattern glob(YamlFields f, String key) {

@@ -8,7 +8,7 @@ import java.time.Duration;
  */
 public record Rule(Match match, Integer maxConnections, Duration queueTimeout, Integer maxQueued,
                    Duration idleInTransactionTimeout, Duration idleTimeout, Duration leakDetectionThreshold,
-                   Duration maxSessionLifetime) {
+                   Duration maxSessionLifetime, Integer maxClientConnections) {
 
     public Limits applyTo(Limits base) {
         return new Limits(
@@ -18,6 +18,7 @@ public record Rule(Match match, Integer maxConnections, Duration queueTimeout, I
                 idleInTransactionTimeout != null ? idleInTransactionTimeout : base.idleInTransactionTimeout(),
                 idleTimeout != null ? idleTimeout : base.idleTimeout(),
                 leakDetectionThreshold != null ? leakDetectionThreshold : base.leakDetectionThreshold(),
-                maxSessionLifetime != null ? maxSessionLifetime : base.maxSessionLifetime());
+                maxSessionLifetime != null ? maxSessionLifetime : base.maxSessionLifetime(),
+                maxClientConnections != null ? maxClientConnections : base.maxClientConnections());
     }
 }

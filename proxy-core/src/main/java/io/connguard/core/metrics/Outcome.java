@@ -11,7 +11,9 @@ public enum Outcome {
     REJECTED_QUEUE_TIMEOUT,
     REJECTED_QUEUE_FULL,
     REJECTED_LISTENER_CAP,
-    REJECTED_DRAINING;
+    REJECTED_DRAINING,
+    /** Over {@code maxClientConnections}: refused at once. */
+    REJECTED_CLIENT_CONNECTIONS;
 
     private static final String REJECTED_PREFIX = "REJECTED_";
 

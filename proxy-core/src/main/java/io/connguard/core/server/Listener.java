@@ -1,6 +1,7 @@
 package io.connguard.core.server;
 
 import io.connguard.core.admission.Admission;
+import io.connguard.core.admission.ClientConnections;
 import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.ProtocolModule;
 import io.connguard.core.config.ListenerConfig;
@@ -16,6 +17,7 @@ public final class Listener {
     private final String name;
     private final ProtocolModule module;
     private final Admission admission;
+    private final ClientConnections clientConnections = new ClientConnections();
     private final ListenerMeters meters;
     private volatile ListenerConfig config;
     private volatile ListenerInfo info;
@@ -75,6 +77,11 @@ public final class Listener {
 
     public Admission admission() {
         return admission;
+    }
+
+    /** The open client connections per key, against {@code maxClientConnections}. */
+    public ClientConnections clientConnections() {
+        return clientConnections;
     }
 
     public ListenerMeters meters() {

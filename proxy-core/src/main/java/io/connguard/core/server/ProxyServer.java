@@ -279,7 +279,7 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
         if (options.configFile() == null) {
             return ReloadResult.refused(List.of("no configuration file to re-read"));
         }
-        ConfigLoader loader = new ConfigLoader(options.environment(), options.modules().keySet());
+        ConfigLoader loader = ProtocolModules.configLoader(options.environment(), options.modules());
         ProxyConfig next;
         try {
             next = loader.load(options.configFile());
@@ -349,6 +349,10 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
             ListenerConfig other = next.listener(lc.name()).orElseThrow();
             if (!lc.listen().equals(other.listen())) {
                 reasons.add("listener " + lc.name() + ": listen changed from " + lc.listen() + " to " + other.listen());
+            }
+            if (lc.pool().mode() != other.pool().mode()) {
+                reasons.add("listener " + lc.name() + ": pool.mode changed from " + lc.pool().mode().key() + " to "
+                        + other.pool().mode().key());
             }
             if (!lc.protocol().equals(other.protocol())) {
                 reasons.add("listener " + lc.name() + ": protocol changed from " + lc.protocol() + " to "

@@ -36,6 +36,9 @@ final class Messages {
                             + duration(limits.queueTimeout()));
             case DRAINING -> new ProxyError(Kind.DRAINING, "the proxy is shutting down",
                     "connguard is draining and admits no new connections");
+            case CLIENT_CONNECTIONS -> new ProxyError(Kind.TOO_MANY_CONNECTIONS,
+                    "too many client connections for client " + client,
+                    "connguard: the client's maxClientConnections limit is reached", session.perUser());
         };
     }
 

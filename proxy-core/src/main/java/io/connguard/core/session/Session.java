@@ -93,6 +93,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     private boolean leakCandidate;
     /** The leak watch of this session's client key (from its admission ticket). */
     private LeakWatch leaks;
+    /** This connection counts against the key's maxClientConnections until it closes. */
+    private boolean clientCounted;
     private boolean reading;
     private boolean clientDirty;
     private boolean upstreamDirty;
@@ -475,6 +477,11 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         limits = policy.limits(listener.name(), who, address);
         series = services.metrics().acquire(key);
         series.maxConnections(limits.maxConnections());
+        if (!listener.clientConnections().open(key, limits.maxClientConnections())) {
+            reject(Rejection.CLIENT_CONNECTIONS);
+            return;
+        }
+        clientCounted = true;
         ticket = new Admission.Ticket(key, limits, loop, this);
         Admission.Decision decision = listener.admission().request(ticket);
         leaks = ticket.leaks();
@@ -536,6 +543,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             case QUEUE_FULL -> Outcome.REJECTED_QUEUE_FULL;
             case LISTENER_CAP -> Outcome.REJECTED_LISTENER_CAP;
             case DRAINING -> Outcome.REJECTED_DRAINING;
+            case CLIENT_CONNECTIONS -> Outcome.REJECTED_CLIENT_CONNECTIONS;
         };
         series.admission(outcome);
         listener.meters().rejected(outcome);
@@ -585,6 +593,9 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             listener.admission().update(ticket, newLimits);
         } else {
             listener.admission().rekey(ticket, newKey, newLimits);
+            if (clientCounted) {
+                listener.clientConnections().move(key, newKey);
+            }
             ClientSeries next = services.metrics().acquire(newKey);
             if (counts != null) {
                 counts.leave(state, inTransaction);
@@ -790,6 +801,10 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             timers.stop();
         }
         releaseSlotWhenUpstreamCloses();
+        if (clientCounted) {
+            clientCounted = false;
+            listener.clientConnections().close(key);
+        }
         if (series != null) {
             if (was == Phase.QUEUED) {
                 series.queuedDelta(-1);
