@@ -3,6 +3,7 @@ package io.connguard.postgres;
 import com.ongres.scram.client.ScramClient;
 import com.ongres.scram.common.StringPreparation;
 import com.ongres.scram.common.exception.ScramException;
+import io.connguard.core.auth.Randomness;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.ByteBufUtil;
@@ -239,6 +240,7 @@ final class PgServerLogin {
                         .username("*") // the server takes the user from the StartupMessage
                         .password(password)
                         .stringPreparation(StringPreparation.POSTGRESQL_PREPARATION)
+                        .nonceSupplier(() -> Randomness.nonce(18)) // its default reads /dev/urandom on the loop
                         .build();
                 byte[] first = scram.clientFirstMessage().toString().getBytes(StandardCharsets.UTF_8);
                 byte[] name = SCRAM_SHA_256.getBytes(StandardCharsets.US_ASCII);

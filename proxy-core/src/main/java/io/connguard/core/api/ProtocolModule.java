@@ -36,10 +36,20 @@ public interface ProtocolModule {
     }
 
     /**
-     * Whether listeners of this protocol may pool server connections ({@code pool.mode} session or
-     * transaction). A module that cannot has its pooled listeners refused by configuration validation.
+     * The {@code pool.mode} values besides {@code relay} this protocol supports ({@code session},
+     * {@code transaction}); listeners asking for another are refused by configuration validation.
      */
-    default boolean pools() {
-        return false;
+    default java.util.Set<String> poolModes() {
+        return java.util.Set.of();
+    }
+
+    /**
+     * The protocol half of a new pooled server connection that logs in as {@code who} to
+     * {@code who.database()}, with {@code password} (null: none known yet; the login pauses if one is asked).
+     * Only called for listeners whose {@code pool.mode} is one of {@link #poolModes()}.
+     */
+    default ServerConnectionProtocol newServerConnection(ServerConnectionContext context, ClientIdentity who,
+                                                         char[] password) {
+        throw new UnsupportedOperationException(id() + " does not pool server connections");
     }
 }

@@ -5,7 +5,6 @@ import java.nio.CharBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
-import java.security.SecureRandom;
 import java.util.Arrays;
 
 /**
@@ -17,15 +16,12 @@ import java.util.Arrays;
  */
 public final class RememberedPassword {
 
-    private static final SecureRandom RANDOM = new SecureRandom();
-
     private byte[] salt;
     private byte[] hash;
 
     /** Remembers {@code password} (replacing what was remembered). */
     public void remember(char[] password) {
-        byte[] fresh = new byte[16];
-        RANDOM.nextBytes(fresh);
+        byte[] fresh = Randomness.bytes(16);
         salt = fresh;
         hash = digest(fresh, password);
     }

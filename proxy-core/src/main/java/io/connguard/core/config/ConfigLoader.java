@@ -63,23 +63,24 @@ public final class ConfigLoader {
 
     private final Function<String, String> environment;
     private final Set<String> protocols;
-    private final Set<String> poolingProtocols;
+    private final Map<String, Set<String>> poolModes;
 
     /**
      * @param environment      where {@code ${NAME}} is looked up (usually {@code System::getenv})
      * @param protocols        the protocol ids that are installed (the {@code protocol} key must name one)
-     * @param poolingProtocols the installed protocols that can pool server connections ({@code pool.mode}
-     *                         session or transaction); the others accept only relay
+     * @param poolModes        per protocol, the {@code pool.mode} values besides relay it supports
+     *                         (session, transaction); a protocol missing here accepts only relay
      */
-    public ConfigLoader(Function<String, String> environment, Set<String> protocols, Set<String> poolingProtocols) {
+    public ConfigLoader(Function<String, String> environment, Set<String> protocols,
+                        Map<String, Set<String>> poolModes) {
         this.environment = environment;
         this.protocols = Set.copyOf(protocols);
-        this.poolingProtocols = Set.copyOf(poolingProtocols);
+        this.poolModes = Map.copyOf(poolModes);
     }
 
     /** A loader for which no protocol pools (every listener must be relay). */
     public ConfigLoader(Function<String, String> environment, Set<String> protocols) {
-        this(environment, protocols, Set.of());
+        this(environment, protocols, Map.of());
     }
 
     public ProxyConfig load(Path file) throws ConfigException {
@@ -211,6 +212,10 @@ public final class ConfigLoader {
         ClientTls clientTls = clientTls(f.mapping("clientTls", CLIENT_TLS));
         PoolConfig pool = pool(f.mapping("pool", POOL), protocol);
         AuthConfig auth = auth(f.mapping("auth", AUTH), pool);
+        if (pool.pooled() && mode.enabled()) {
+            f.error("upstreamTls", "upstreamTls is not supported with pool.mode " + pool.mode().key()
+                    + " yet (use relay, or disable upstream TLS)");
+        }
         if (name == null || protocol == null || listen == null || upstream == null) {
             return null;
         }
@@ -280,7 +285,7 @@ public final class ConfigLoader {
         Duration maxLifetime = f.duration("maxLifetime", d.maxLifetime());
         PoolConfig.Reset reset = f.enumValue("reset", PoolConfig.Reset.class, d.reset());
         if (mode != PoolConfig.Mode.RELAY && protocol != null && protocols.contains(protocol)
-                && !poolingProtocols.contains(protocol)) {
+                && !poolModes.getOrDefault(protocol, Set.of()).contains(mode.key())) {
             f.error("mode", "pool.mode " + mode.key() + " is not supported for protocol " + protocol
                     + " yet (use relay)");
         }

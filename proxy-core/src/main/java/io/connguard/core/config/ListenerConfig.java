@@ -47,6 +47,6 @@ public record ListenerConfig(String name, String protocol, HostPort listen, Host
 
     /** The view of this listener a protocol module gets. */
     public ListenerInfo info() {
-        return new ListenerInfo(name, upstream.unresolved(), upstreamTls.mode(), clientTls.mode());
+        return new ListenerInfo(name, upstream.unresolved(), upstreamTls.mode(), clientTls.mode(), pool.pooled());
     }
 }

@@ -43,6 +43,11 @@ public final class MeterNames {
     /** {@code connguard_listener_client_plaintext_refused_total}: plaintext clients under {@code clientTls: require}. */
     public static final String LISTENER_CLIENT_PLAINTEXT_REFUSED = "connguard.listener.client.plaintext.refused";
 
+    /** {@code connguard_pool_server_connections{state}}: pooled server connections by state. */
+    public static final String POOL_SERVER_CONNECTIONS = "connguard.pool.server.connections";
+    /** {@code connguard_pool_wait_seconds}: histogram of the time a client waited for a server connection. */
+    public static final String POOL_WAIT = "connguard.pool.wait";
+
     public static final String TAG_LISTENER = "listener";
     public static final String TAG_USER = "user";
     public static final String TAG_DATABASE = "database";

@@ -6,6 +6,7 @@ import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.ProtocolModule;
 import io.connguard.core.config.ListenerConfig;
 import io.connguard.core.metrics.ListenerMeters;
+import io.connguard.core.pool.Pools;
 import io.netty.channel.Channel;
 
 /**
@@ -25,6 +26,7 @@ public final class Listener {
     private volatile ClientTlsContext clientTls;
     private final FirstSeen tlsMismatchLogged = new FirstSeen();
     private volatile Channel serverChannel;
+    private volatile Pools pools;
 
     Listener(ListenerConfig config, ProtocolModule module, ListenerMeters meters, UpstreamTlsContext tls,
              ClientTlsContext clientTls) {
@@ -82,6 +84,15 @@ public final class Listener {
     /** The open client connections per key, against {@code maxClientConnections}. */
     public ClientConnections clientConnections() {
         return clientConnections;
+    }
+
+    /** The pools of a pooled listener ({@code pool.mode} session or transaction); null for relay. */
+    public Pools pools() {
+        return pools;
+    }
+
+    void pools(Pools pools) {
+        this.pools = pools;
     }
 
     public ListenerMeters meters() {

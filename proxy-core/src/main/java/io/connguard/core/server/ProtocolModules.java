@@ -6,7 +6,6 @@ import io.connguard.core.config.ConfigLoader;
 
 import java.util.Map;
 import java.util.Set;
-import java.util.TreeSet;
 import java.util.function.Function;
 import java.util.ServiceLoader;
 import java.util.TreeMap;
@@ -23,12 +22,8 @@ public final class ProtocolModules {
 
     /** A configuration loader that knows which of these modules can pool server connections. */
     public static ConfigLoader configLoader(Function<String, String> environment, Map<String, ProtocolModule> modules) {
-        Set<String> pooling = new TreeSet<>();
-        modules.forEach((id, module) -> {
-            if (module.pools()) {
-                pooling.add(id);
-            }
-        });
+        Map<String, Set<String>> pooling = new TreeMap<>();
+        modules.forEach((id, module) -> pooling.put(id, Set.copyOf(module.poolModes())));
         return new ConfigLoader(environment, modules.keySet(), pooling);
     }
 

@@ -23,9 +23,9 @@ class PoolConfigTest {
                 upstream: db.internal:5432
             """;
 
-    /** postgres pools in this loader; mysql does not (yet). */
+    /** postgres pools in both modes in this loader; mysql does not (yet). */
     private final ConfigLoader loader = new ConfigLoader(Map.<String, String>of()::get, Set.of("postgres", "mysql"),
-            Set.of("postgres"));
+            Map.of("postgres", Set.of("session", "transaction")));
 
     private List<String> errors(String yaml) {
         try {

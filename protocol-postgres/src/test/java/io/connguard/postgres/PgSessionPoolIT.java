@@ -1,0 +1,186 @@
+package io.connguard.postgres;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.connguard.core.testing.LeakGuard;
+import io.connguard.core.testing.TestProxy;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.Properties;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+import static io.connguard.postgres.PgIt.execute;
+import static io.connguard.postgres.PgIt.longValue;
+import static io.connguard.postgres.PgIt.requireRole;
+import static io.connguard.postgres.PgIt.stringValue;
+import static io.connguard.postgres.PgIt.unique;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+/**
+ * {@code pool.mode: session} against the real server with pgjdbc: a client that leaves gives its server
+ * connection back, reset, to the next client; each client sees the parameters it asked for; passwords
+ * are verified by the database (SCRAM) and remembered; the pool size bounds the backends; cancel
+ * reaches the backend serving the client.
+ */
+@ExtendWith(LeakGuard.class)
+class PgSessionPoolIT {
+
+    @BeforeAll
+    static void roles() throws SQLException {
+        requireRole("cg_scram");
+    }
+
+    private static TestProxy proxy(String pool) {
+        return TestProxy.start("""
+                listeners:
+                  - name: pg
+                    protocol: postgres
+                    listen: 127.0.0.1:0
+                    upstream: %s
+                    pool:
+                %s
+                clients:
+                  defaults:
+                    maxConnections: 0
+                    queueTimeout: 2s
+                """.formatted(PgIt.db().hostPort(), pool.indent(6)));
+    }
+
+    private static Connection login(TestProxy proxy, String user, String password, String application,
+                                      String... pairs) throws SQLException {
+        Properties props = new Properties();
+        props.setProperty("user", user);
+        props.setProperty("password", password);
+        props.setProperty("ApplicationName", application);
+        props.setProperty("assumeMinServerVersion", "9.0");
+        for (int i = 0; i < pairs.length; i += 2) {
+            props.setProperty(pairs[i], pairs[i + 1]);
+        }
+        return DriverManager.getConnection(PgIt.jdbcUrl(proxy), props);
+    }
+
+    private static Connection connect(TestProxy proxy, String application, String... pairs) throws SQLException {
+        return login(proxy, PgIt.db().user(), PgIt.db().password(), application, pairs);
+    }
+
+    @Test
+    void theNextClientGetsTheSameBackendResetWithItsOwnParameters() throws Exception {
+        try (TestProxy proxy = proxy("mode: session\nsize: 2")) {
+            String first = unique("first");
+            String second = unique("second");
+            long pid;
+            try (Connection c = connect(proxy, first, "options", "-c search_path=pg_catalog,public")) {
+                pid = longValue(c, "SELECT pg_backend_pid()");
+                assertThat(stringValue(c, "SHOW application_name")).isEqualTo(first);
+                assertThat(stringValue(c, "SHOW search_path")).isEqualTo("pg_catalog,public");
+                execute(c, "CREATE TEMP TABLE cg_pool_tmp (n int)");
+                execute(c, "SET statement_timeout = '7s'");
+                JsonNode session = PgIt.session(proxy, first);
+                assertThat(session.get("serverConnection").isNumber()).isTrue();
+                assertThat(session.get("pinReason").isNull()).isTrue();
+            }
+            await().atMost(10, TimeUnit.SECONDS).until(() -> idle(proxy) == 1);
+            try (Connection c = connect(proxy, second)) {
+                assertThat(longValue(c, "SELECT pg_backend_pid()")).as("the pooled backend is reused").isEqualTo(pid);
+                assertThat(stringValue(c, "SHOW application_name")).isEqualTo(second);
+                assertThat(stringValue(c, "SHOW search_path")).isEqualTo("\"$user\", public");
+                assertThat(stringValue(c, "SHOW statement_timeout")).isEqualTo("0");
+                assertThat(longValue(c, "SELECT count(*) FROM pg_class WHERE relname = 'cg_pool_tmp'"
+                        + " AND relpersistence = 't'")).as("DISCARD ALL dropped the temp table").isZero();
+            }
+            assertThat(proxy.scrape().value("connguard_pool_server_connections", "listener", "pg", "state", "idle"))
+                    .isGreaterThanOrEqualTo(0.0);
+        }
+    }
+
+    @Test
+    void passwordsAreVerifiedByTheDatabaseAndRemembered() throws Exception {
+        try (TestProxy proxy = proxy("mode: session\nsize: 2")) {
+            assertThatThrownBy(() -> login(proxy, "cg_scram", "wrong", unique("wrong")).close())
+                    .isInstanceOf(SQLException.class)
+                    .satisfies(e -> assertThat(((SQLException) e).getSQLState()).isEqualTo("28P01"));
+            long pid;
+            try (Connection c = login(proxy, "cg_scram", "cg_scram_pw", unique("right"))) {
+                assertThat(stringValue(c, "SELECT current_user")).isEqualTo("cg_scram");
+                pid = longValue(c, "SELECT pg_backend_pid()");
+            }
+            await().atMost(10, TimeUnit.SECONDS).until(() -> idle(proxy) == 1);
+            try (Connection c = login(proxy, "cg_scram", "cg_scram_pw", unique("again"))) {
+                assertThat(longValue(c, "SELECT pg_backend_pid()")).as("admitted onto the pooled connection")
+                        .isEqualTo(pid);
+            }
+            await().atMost(10, TimeUnit.SECONDS).until(() -> idle(proxy) == 1);
+            assertThatThrownBy(() -> login(proxy, "cg_scram", "wrong", unique("wrong")).close())
+                    .as("a wrong password is refused on a pool that has a remembered one")
+                    .isInstanceOf(SQLException.class)
+                    .satisfies(e -> assertThat(((SQLException) e).getSQLState()).isEqualTo("28P01"));
+        }
+    }
+
+    @Test
+    void theSizeBoundsTheBackendsAndAWaiterGetsTheNextOne() throws Exception {
+        try (TestProxy proxy = proxy("mode: session\nsize: 1")) {
+            String app = unique("size");
+            Connection held = connect(proxy, app);
+            long pid = longValue(held, "SELECT pg_backend_pid()");
+            CompletableFuture<Long> waiter = CompletableFuture.supplyAsync(() -> {
+                try (Connection c = connect(proxy, app)) {
+                    return longValue(c, "SELECT pg_backend_pid()");
+                } catch (SQLException e) {
+                    throw new RuntimeException(e);
+                }
+            });
+            await().atMost(10, TimeUnit.SECONDS).until(() -> waiting(proxy) == 1);
+            held.close();
+            assertThat(waiter.get(10, TimeUnit.SECONDS)).isEqualTo(pid);
+            try (Connection a = connect(proxy, app)) {
+                assertThatThrownBy(() -> connect(proxy, app).close())
+                        .isInstanceOf(SQLException.class)
+                        .satisfies(e -> assertThat(((SQLException) e).getSQLState()).isEqualTo("53300"));
+            }
+        }
+    }
+
+    @Test
+    void cancelReachesTheBackendServingTheClient() throws Exception {
+        try (TestProxy proxy = proxy("mode: session\nsize: 2"); Connection c = connect(proxy, unique("cancel"))) {
+            try (Statement s = c.createStatement()) {
+                CompletableFuture<Void> cancel = CompletableFuture.runAsync(() -> {
+                    try {
+                        Thread.sleep(1000);
+                        s.cancel();
+                    } catch (Exception e) {
+                        throw new RuntimeException(e);
+                    }
+                });
+                assertThatThrownBy(() -> s.execute("SELECT pg_sleep(30)"))
+                        .isInstanceOf(SQLException.class)
+                        .satisfies(e -> assertThat(((SQLException) e).getSQLState()).isEqualTo("57014"));
+                cancel.get(10, TimeUnit.SECONDS);
+            }
+            assertThat(longValue(c, "SELECT 1")).isEqualTo(1);
+        }
+    }
+
+    private static int idle(TestProxy proxy) throws Exception {
+        return pools(proxy).get(0).get("serverConnections").get("idle").asInt();
+    }
+
+    private static int waiting(TestProxy proxy) throws Exception {
+        JsonNode pools = pools(proxy);
+        return pools.isEmpty() ? 0 : pools.get(0).get("waiting").asInt();
+    }
+
+    private static JsonNode pools(TestProxy proxy) throws Exception {
+        return new ObjectMapper().readTree(proxy.get("/pools").body());
+    }
+}
