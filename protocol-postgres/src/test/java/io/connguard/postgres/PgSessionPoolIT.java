@@ -127,6 +127,39 @@ class PgSessionPoolIT {
     }
 
     @Test
+    void aUsersFileChecksClientsAndLogsInWithItsPassword(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws Exception {
+        requireRole("cg_md5");
+        java.nio.file.Path users = dir.resolve("userlist.txt");
+        java.nio.file.Files.writeString(users, "\"cg_md5\" \"cg_md5_pw\"\n");
+        try (TestProxy proxy = TestProxy.start("""
+                listeners:
+                  - name: pg
+                    protocol: postgres
+                    listen: 127.0.0.1:0
+                    upstream: %s
+                    pool:
+                      mode: session
+                      size: 2
+                    auth:
+                      usersFile: %s
+                clients:
+                  defaults:
+                    maxConnections: 0
+                """.formatted(PgIt.db().hostPort(), users))) {
+            assertThatThrownBy(() -> login(proxy, "cg_md5", "wrong", unique("file")).close())
+                    .isInstanceOf(SQLException.class)
+                    .satisfies(e -> assertThat(((SQLException) e).getSQLState()).isEqualTo("28P01"));
+            JsonNode pool = pools(proxy).get(0).get("serverConnections");
+            assertThat(pool.get("active").asInt() + pool.get("idle").asInt())
+                    .as("a password the file refuses opens no server connection").isZero();
+            try (Connection c = login(proxy, "cg_md5", "cg_md5_pw", unique("file"))) {
+                assertThat(stringValue(c, "SELECT current_user")).isEqualTo("cg_md5");
+            }
+        }
+    }
+
+    @Test
     void theSizeBoundsTheBackendsAndAWaiterGetsTheNextOne() throws Exception {
         try (TestProxy proxy = proxy("mode: session\nsize: 1")) {
             String app = unique("size");

@@ -117,7 +117,10 @@ public final class ServerPool {
             if (!fresh || idle.isEmpty()) {
                 return false;
             }
-            idle.pollLast().close(); // make room for the login that verifies a new password
+            ServerConnection oldest = idle.pollLast(); // make room for the login that verifies a new password
+            busy.add(oldest); // counted until its channel has closed; the waiter is served then
+            oldest.close();
+            return false;
         }
         if (!pools.roomForOneMore(this)) {
             return false;
@@ -157,11 +160,12 @@ public final class ServerPool {
     /** Serves waiters in order while the pool can. */
     void serveWaiters() {
         while (!waiters.isEmpty()) {
-            Waiter w = waiters.peekFirst();
+            // Taken off the queue before it is served: a lend runs the session, which may come back here.
+            Waiter w = waiters.pollFirst();
             if (!serve(w.lessee(), w.identity(), w.password(), w.fresh(), w.since())) {
-                return;
+                waiters.addFirst(w); // nothing was lent, so nothing ran in between
+                break;
             }
-            waiters.pollFirst();
             w.timer().cancel(false);
         }
         publish();

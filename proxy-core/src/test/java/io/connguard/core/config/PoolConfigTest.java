@@ -103,6 +103,26 @@ class PoolConfigTest {
     }
 
     @Test
+    void aModeTheProtocolDoesNotListIsRefusedAndSoIsUpstreamTls() {
+        ConfigLoader sessionOnly = new ConfigLoader(Map.<String, String>of()::get, Set.of("postgres"),
+                Map.of("postgres", Set.of("session")));
+        try {
+            sessionOnly.parse(LISTENER.formatted("postgres") + "    pool:\n      mode: transaction\n");
+            throw new AssertionError("transaction accepted");
+        } catch (ConfigException e) {
+            assertThat(e.errors().get(0).toString()).isEqualTo("listeners[0].pool.mode (line 7): pool.mode transaction "
+                    + "is not supported for protocol postgres yet (use relay)");
+        }
+        assertThat(errors(LISTENER.formatted("postgres") + """
+                    upstreamTls:
+                      mode: require
+                    pool:
+                      mode: session
+                """)).containsExactly("listeners[0].upstreamTls (line 7): upstreamTls is not supported with "
+                + "pool.mode session yet (use relay, or disable upstream TLS)");
+    }
+
+    @Test
     void aRelayListenerIgnoresNoUsersFile(@TempDir Path dir) throws Exception {
         Path users = dir.resolve("userlist.txt");
         Files.writeString(users, "\"app\" \"secret\"\n");
