@@ -16,11 +16,13 @@ final class PgMessageReader {
         boolean message(byte type, ByteBuf body);
     }
 
-    private final ByteBuf pending;
+    private final ByteBufAllocator alloc;
     private final int maxMessage;
+    /** Bytes of an incomplete message; null between messages, so an idle connection holds no buffer. */
+    private ByteBuf pending;
 
     PgMessageReader(ByteBufAllocator alloc, int maxMessage) {
-        this.pending = alloc.buffer(64);
+        this.alloc = alloc;
         this.maxMessage = maxMessage;
     }
 
@@ -30,6 +32,9 @@ final class PgMessageReader {
      */
     String feed(ByteBuf bytes, Handler handler) {
         try {
+            if (pending == null) {
+                pending = alloc.buffer(Math.max(64, bytes.readableBytes()));
+            }
             pending.writeBytes(bytes);
         } finally {
             bytes.release();
@@ -39,7 +44,7 @@ final class PgMessageReader {
 
     /** Hands on the messages still buffered. */
     String drain(Handler handler) {
-        while (pending.readableBytes() >= 5) {
+        while (pending != null && pending.readableBytes() >= 5) {
             int start = pending.readerIndex();
             byte type = pending.getByte(start);
             int length = pending.getInt(start + 1);
@@ -55,21 +60,29 @@ final class PgMessageReader {
                 break;
             }
         }
-        pending.discardReadBytes();
+        if (pending != null) {
+            if (pending.isReadable()) {
+                pending.discardReadBytes();
+            } else {
+                pending.release();
+                pending = null;
+            }
+        }
         return null;
     }
 
     /** The bytes after the last message handed on (the caller takes ownership), or null when none. */
     ByteBuf takeRest() {
-        if (!pending.isReadable()) {
+        if (pending == null || !pending.isReadable()) {
             return null;
         }
         return pending.readRetainedSlice(pending.readableBytes());
     }
 
     void release() {
-        if (pending.refCnt() > 0) {
+        if (pending != null) {
             pending.release();
+            pending = null;
         }
     }
 }

@@ -204,6 +204,82 @@ class PgSessionPoolIT {
         }
     }
 
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"simple", "extended", "prepared"})
+    void pgbenchConnectingPerTransactionRunsOnAtMostSizeBackends(String mode) throws Exception {
+        // One thread per client: pgbench connects synchronously, so a thread whose next client waits for the
+        // pool could not finish the transaction of another of its clients that holds a server connection.
+        java.nio.file.Path script = java.nio.file.Files.createTempFile("cg-pool", ".sql");
+        java.nio.file.Files.writeString(script, "\\set x random(1, 1000)\nSELECT :x::int + 1;\n");
+        try (TestProxy proxy = proxy("mode: session\nsize: 3")) {
+            PgTool.Result result = PgTool.run(PgTool.env(proxy, unique("pgbench")), 300, "pgbench", "-n", "-C",
+                    "-M", mode, "-c", "6", "-j", "6", "-t", "20", "-f", script.toString());
+            assertThat(result.exitCode()).as(result.toString()).isZero();
+            assertThat(result.out()).as(result.toString())
+                    .contains("number of transactions actually processed: 120/120")
+                    .contains("number of failed transactions: 0 (0.000%)");
+            JsonNode pool = pools(proxy).get(0).get("serverConnections");
+            assertThat(pool.get("active").asInt() + pool.get("idle").asInt()).as("at most pool.size backends")
+                    .isBetween(1, 3);
+            assertThat(proxy.scrape().value("connguard_pool_wait_seconds_count", "listener", "pg"))
+                    .as("every connection checked out once (pgbench also opens one of its own first)")
+                    .isBetween(120.0, 121.0);
+        } finally {
+            java.nio.file.Files.deleteIfExists(script);
+        }
+    }
+
+    @Test
+    void anIdleConnectionIsClosedAfterIdleTimeout() throws Exception {
+        try (TestProxy proxy = proxy("mode: session\nsize: 2\nidleTimeout: 1s")) {
+            long pid;
+            try (Connection c = connect(proxy, unique("idle"))) {
+                pid = longValue(c, "SELECT pg_backend_pid()");
+            }
+            await().atMost(20, TimeUnit.SECONDS).until(() -> backendAlive(pid) == 0);
+            assertThat(idle(proxy)).isZero();
+        }
+    }
+
+    @Test
+    void anIdleInTransactionKillClosesTheServerConnectionAndRollsBack() throws Exception {
+        String table = unique("iit");
+        try (TestProxy proxy = TestProxy.start("""
+                listeners:
+                  - name: pg
+                    protocol: postgres
+                    listen: 127.0.0.1:0
+                    upstream: %s
+                    pool:
+                      mode: session
+                      size: 2
+                clients:
+                  defaults:
+                    maxConnections: 0
+                    idleInTransactionTimeout: 1s
+                """.formatted(PgIt.db().hostPort()));
+             Connection setup = PgIt.direct()) {
+            execute(setup, "CREATE TABLE " + table + " (n int)");
+            try (Connection c = connect(proxy, unique("iit"))) {
+                long pid = longValue(c, "SELECT pg_backend_pid()");
+                c.setAutoCommit(false);
+                execute(c, "INSERT INTO " + table + " VALUES (1)");
+                await().atMost(20, TimeUnit.SECONDS).until(() -> backendAlive(pid) == 0);
+                assertThatThrownBy(() -> execute(c, "SELECT 1")).isInstanceOf(SQLException.class)
+                        .satisfies(e -> assertThat(((SQLException) e).getSQLState()).isEqualTo("25P03"));
+                assertThat(longValue(setup, "SELECT count(*) FROM " + table)).as("rolled back").isZero();
+            } finally {
+                execute(setup, "DROP TABLE " + table);
+            }
+        }
+    }
+
+    private static long backendAlive(long pid) throws SQLException {
+        try (Connection d = PgIt.direct()) {
+            return longValue(d, "SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid);
+        }
+    }
+
     private static int idle(TestProxy proxy) throws Exception {
         return pools(proxy).get(0).get("serverConnections").get("idle").asInt();
     }

@@ -102,6 +102,9 @@ public final class ServerPool {
 
     /** Serves one request at once if the pool can; false when it must wait. */
     private boolean serve(Lessee lessee, ClientIdentity identity, char[] password, boolean fresh, long since) {
+        if (fresh && password == null && auth.need() == PoolAuth.Need.NONE) {
+            fresh = false; // asked for a login of its own before the pool knew the database asks no password
+        }
         if (!fresh) {
             ServerConnection c = idle.pollFirst();
             if (c != null) {

@@ -1054,6 +1054,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         ServerConnection c = server;
         server = null;
         upstream = null;
+        log.debug("server connection {} given back ({})", c.id(), reusable ? "reusable" : "closed: state " + state.label());
         pool.giveBack(c, reusable);
     }
 
