@@ -230,6 +230,20 @@ class PgSessionPoolIT {
     }
 
     @Test
+    void psqlConnectingTwiceReusesTheBackendAndIsNotAskedForAPassword() throws Exception {
+        try (TestProxy proxy = proxy("mode: session\nsize: 2")) {
+            java.util.Map<String, String> env = new java.util.HashMap<>(PgTool.env(proxy, unique("psql")));
+            env.remove("PGPASSWORD"); // a trust user: psql must not be asked for one
+            PgTool.Result first = PgTool.run(env, 60, "psql", "-w", "-X", "-A", "-t", "-c", "SELECT pg_backend_pid()");
+            await().atMost(10, TimeUnit.SECONDS).until(() -> idle(proxy) == 1);
+            PgTool.Result second = PgTool.run(env, 60, "psql", "-w", "-X", "-A", "-t", "-c", "SELECT pg_backend_pid()");
+            assertThat(first.exitCode()).as(first.toString()).isZero();
+            assertThat(second.exitCode()).as(second.toString()).isZero();
+            assertThat(second.out().strip()).as("the same pooled backend").isEqualTo(first.out().strip());
+        }
+    }
+
+    @Test
     void anIdleConnectionIsClosedAfterIdleTimeout() throws Exception {
         try (TestProxy proxy = proxy("mode: session\nsize: 2\nidleTimeout: 1s")) {
             long pid;
