@@ -36,6 +36,7 @@ final class MySqlErrorWriter {
             // packet"), and one Connector/J maps to 08S01 even before the greeting, where no SQLSTATE is sent.
             case UPSTREAM_UNAVAILABLE -> new Code(UPSTREAM_UNAVAILABLE_CODE, "08S01");
             case TLS_REQUIRED -> new Code(3159, "HY000"); // ER_SECURE_TRANSPORT_REQUIRED
+            case AUTHENTICATION_FAILED -> new Code(1045, "28000");
         };
     }
 

@@ -42,7 +42,7 @@ class MySqlSessionErrorsTest {
 
     @Test
     void everyEventHasItsCode() {
-        int[][] expected = {{1040}, {4031}, {4031}, {4031}, {1927}, {1927}, {1053}, {1047}, {1218}, {3159}};
+        int[][] expected = {{1040}, {4031}, {4031}, {4031}, {1927}, {1927}, {1053}, {1047}, {1218}, {3159}, {1045}};
         ProxyError.Kind[] kinds = ProxyError.Kind.values();
         for (int i = 0; i < kinds.length; i++) {
             assertThat(MySqlErrorWriter.codeFor(new ProxyError(kinds[i], "m", "")).code()).as(kinds[i].name()).isEqualTo(expected[i][0]);

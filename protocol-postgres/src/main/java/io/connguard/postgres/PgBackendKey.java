@@ -46,6 +46,13 @@ final class PgBackendKey {
         return new PgBackendKey(processId, Arrays.copyOfRange(body, 4, length));
     }
 
+    /** A CancelRequest for this backend. */
+    ByteBuf cancelRequest(io.netty.buffer.ByteBufAllocator alloc) {
+        int length = 12 + secret.length;
+        return alloc.buffer(length).writeInt(length).writeInt(80877102) // CancelRequest code
+                .writeInt(processId).writeBytes(secret);
+    }
+
     int processId() {
         return processId;
     }

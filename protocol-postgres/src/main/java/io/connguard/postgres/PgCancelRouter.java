@@ -24,18 +24,31 @@ import java.util.concurrent.ConcurrentMap;
  */
 final class PgCancelRouter {
 
-    private final ConcurrentMap<PgBackendKey, InetSocketAddress> routes = new ConcurrentHashMap<>();
+    /** Where a key's cancel goes, and, for a key connguard minted (pooled listeners), the server's own key. */
+    private record Route(InetSocketAddress upstream, PgBackendKey serverKey) {
+    }
+
+    private final ConcurrentMap<PgBackendKey, Route> routes = new ConcurrentHashMap<>();
 
     void register(PgBackendKey key, InetSocketAddress upstream) {
-        routes.put(key, upstream);
+        routes.put(key, new Route(upstream, null));
+    }
+
+    /** A key connguard minted for a pooled client: its cancel goes to {@code serverKey}'s backend. */
+    void register(PgBackendKey key, InetSocketAddress upstream, PgBackendKey serverKey) {
+        routes.put(key, new Route(upstream, serverKey));
     }
 
     void remove(PgBackendKey key, InetSocketAddress upstream) {
-        routes.remove(key, upstream);
+        Route route = routes.get(key);
+        if (route != null && route.upstream().equals(upstream)) {
+            routes.remove(key, route);
+        }
     }
 
     InetSocketAddress route(PgBackendKey key) {
-        return routes.get(key);
+        Route route = routes.get(key);
+        return route == null ? null : route.upstream();
     }
 
     int size() {
@@ -46,8 +59,11 @@ final class PgCancelRouter {
      * Forwards {@code packet} (ownership moves here) for {@code key}, then closes the session; an unknown
      * key just closes it, as the server does.
      */
-    void forward(SessionContext context, PgBackendKey key, ByteBuf packet) {
-        InetSocketAddress upstream = routes.get(key);
+    void forward(SessionContext context, PgBackendKey key, ByteBuf original) {
+        Route route = routes.get(key);
+        InetSocketAddress upstream = route == null ? null : route.upstream();
+        ByteBuf packet = route != null && route.serverKey() != null
+                ? rewrite(original, route.serverKey(), context) : original;
         if (upstream == null) {
             packet.release();
             context.log().debug("cancel request for an unknown {}: closing", key);
@@ -70,6 +86,12 @@ final class PgCancelRouter {
                 context.close();
             }
         });
+    }
+
+    /** The cancel for a minted key, as the server's own key (the client's packet is released). */
+    private static ByteBuf rewrite(ByteBuf original, PgBackendKey serverKey, SessionContext context) {
+        original.release();
+        return serverKey.cancelRequest(context.alloc());
     }
 
     /** Ends the client's cancel connection when the server has processed the request and closed its side. */

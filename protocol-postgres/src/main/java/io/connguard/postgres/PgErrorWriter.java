@@ -32,6 +32,7 @@ final class PgErrorWriter {
             case PROTOCOL_VIOLATION -> "08P01";            // protocol_violation
             case UPSTREAM_UNAVAILABLE -> "08006";          // connection_failure
             case TLS_REQUIRED -> "28000";                  // invalid_authorization_specification, as hostssl-only
+            case AUTHENTICATION_FAILED -> "28P01";         // invalid_password
         };
     }
 

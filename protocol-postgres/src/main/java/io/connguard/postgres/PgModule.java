@@ -38,6 +38,21 @@ public final class PgModule implements ProtocolModule {
         return List.of(PgSession.ALPN);
     }
 
+    /**
+     * Session pooling. Transaction pooling is refused by configuration validation until it is complete.
+     */
+    @Override
+    public java.util.Set<String> poolModes() {
+        return java.util.Set.of("session");
+    }
+
+    @Override
+    public io.connguard.core.api.ServerConnectionProtocol newServerConnection(
+            io.connguard.core.api.ServerConnectionContext context, io.connguard.core.api.ClientIdentity who,
+            char[] password) {
+        return new PgServerConnection(context, who, password);
+    }
+
     /** The routes to live backends, for tests: one per session that has received its BackendKeyData. */
     int cancelRoutes() {
         return cancelRouter.size();

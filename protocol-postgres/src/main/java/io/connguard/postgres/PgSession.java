@@ -38,6 +38,10 @@ final class PgSession implements ProtocolSession {
         UPSTREAM_TLS_HANDSHAKE,
         /** The StartupMessage went upstream; both streams are relayed. */
         RELAY,
+        /** Pooled: the client was asked for its password (AuthenticationCleartextPassword). */
+        PASSWORD,
+        /** Pooled: the lent server connection is being set to the client's start-up parameters. */
+        APPLYING,
         /** A CancelRequest is being forwarded; nothing else happens on this connection. */
         CANCEL,
         /** Core was told of a violation or an unusable upstream and will ask for the error, then close. */
@@ -77,6 +81,11 @@ final class PgSession implements ProtocolSession {
     private PgBackendKey backendKey;
     /** Who the StartupMessage named; a later application_name from the server re-keys the session. */
     private ClientIdentity identity;
+    /** Pooled listeners: the start-up connguard answers itself, and the server connection lent. */
+    private PgPooledStart pooled;
+    private PgServerConnection server;
+    /** Pooled: the client's Terminate was split across reads, so part of it reached the server. */
+    private boolean terminateLeaked;
 
     PgSession(SessionContext context, PgCancelRouter router) {
         this.context = context;
@@ -97,7 +106,23 @@ final class PgSession implements ProtocolSession {
                     checkSaslChoice(bytes);
                 }
                 clientScanner.scan(bytes);
-                context.toUpstream(bytes);
+                if (server != null && tracker.terminated()) {
+                    withoutTerminate(bytes);
+                } else {
+                    context.toUpstream(bytes);
+                }
+            }
+            case PASSWORD -> {
+                char[] password = pooled.feedPassword(bytes);
+                if (password != null && phase == Phase.PASSWORD) {
+                    phase = Phase.ADMISSION;
+                    ByteBuf early = pooled.takeEarly();
+                    if (early != null && !startupParser.feed(early)) {
+                        fail("client sent too much before the server answered");
+                        return;
+                    }
+                    context.passwordGiven(password);
+                }
             }
             case STARTUP -> {
                 // Packets are checked before the bound, so a bad length is refused as the server refuses it.
@@ -108,7 +133,7 @@ final class PgSession implements ProtocolSession {
                             + " bytes before the server answered its StartupMessage");
                 }
             }
-            case CLIENT_TLS, ADMISSION, UPSTREAM_SSL_REQUEST, UPSTREAM_TLS_HANDSHAKE -> {
+            case CLIENT_TLS, ADMISSION, APPLYING, UPSTREAM_SSL_REQUEST, UPSTREAM_TLS_HANDSHAKE -> {
                 // A conforming client waits for the server; keep what it sends anyway, within a bound.
                 if (!startupParser.feed(bytes)) {
                     fail("client sent more than " + PgStartupParser.MAX_EARLY_BYTES
@@ -141,6 +166,15 @@ final class PgSession implements ProtocolSession {
                     return;
                 }
                 startup = startupParser.lastPacketBytes();
+                if (context.listener().pooled()) {
+                    startup.release(); // never forwarded: connguard answers the start-up itself
+                    startup = null;
+                    pooled = PgPooledStart.of(context, message);
+                    if (pooled == null) {
+                        phase = Phase.FAILED;
+                        return;
+                    }
+                }
                 phase = Phase.ADMISSION;
                 context.log().debug("StartupMessage, protocol {}.{}", message.major(), message.minor());
                 identity = message.identity();
@@ -299,6 +333,87 @@ final class PgSession implements ProtocolSession {
         context.upstreamFailed(reason);
     }
 
+    // ---------------------------------------------------------------- pooled listeners
+
+    /**
+     * The client's Terminate ends its use of a pooled server connection, not the server's session: it is
+     * cut off the end of the buffer. One split across reads has partly reached the server already; the
+     * connection is then closed instead of reused.
+     */
+    private void withoutTerminate(ByteBuf bytes) {
+        int end = bytes.writerIndex();
+        if (bytes.readableBytes() >= 5 && bytes.getByte(end - 5) == 'X' && bytes.getInt(end - 4) == 4) {
+            bytes.writerIndex(end - 5);
+        } else {
+            terminateLeaked = true;
+        }
+        if (bytes.isReadable()) {
+            context.toUpstream(bytes);
+        } else {
+            bytes.release();
+        }
+    }
+
+    @Override
+    public void requestPassword() {
+        if (pooled == null || phase != Phase.ADMISSION) {
+            return;
+        }
+        phase = Phase.PASSWORD;
+        pooled.requestPassword();
+        ByteBuf early = startupParser.takeRemainder();
+        if (early != null) {
+            onClientBytes(early);
+        }
+    }
+
+    @Override
+    public void onServerLent(io.connguard.core.api.ServerConnectionProtocol lent) {
+        if (phase != Phase.ADMISSION) {
+            return;
+        }
+        server = (PgServerConnection) lent;
+        ByteBuf query = pooled.applyQuery(server);
+        if (query == null) {
+            answerStartup();
+        } else {
+            phase = Phase.APPLYING;
+            context.toUpstream(query);
+        }
+    }
+
+    /** Tells the client what the server would have after its StartupMessage, and relays from then on. */
+    private void answerStartup() {
+        phase = Phase.RELAY;
+        ByteBuf answer = pooled.loginAnswer(server, PgPooledStart.mintProcessId(), PgPooledStart.mintSecret());
+        pooled.release();
+        serverScanner.scan(answer); // the tracker sees the login complete, idle, and the minted key
+        context.toClient(answer);
+        ByteBuf early = startupParser.takeRemainder();
+        if (early != null) {
+            onClientBytes(early);
+        }
+    }
+
+    private void applyReply(ByteBuf bytes) {
+        switch (pooled.feedReply(bytes, server)) {
+            case DONE -> answerStartup();
+            case FAILED -> {
+                phase = Phase.FAILED;
+                context.toClient(pooled.applyError());
+                context.close();
+            }
+            case RUNNING -> {
+            }
+        }
+    }
+
+    @Override
+    public boolean serverReusable() {
+        return phase == Phase.RELAY && server != null && !terminateLeaked && clientScanner.atBoundary()
+                && serverScanner.atBoundary() && !tracker.lost();
+    }
+
     // ---------------------------------------------------------------- upstream
 
     @Override
@@ -336,6 +451,7 @@ final class PgSession implements ProtocolSession {
                 context.toClient(bytes);
             }
             case UPSTREAM_SSL_REQUEST -> answerToSslRequest(bytes);
+            case APPLYING -> applyReply(bytes);
             case UPSTREAM_TLS_HANDSHAKE -> {
                 bytes.release();
                 upstreamFailed("server sent data before the TLS handshake completed");
@@ -400,7 +516,11 @@ final class PgSession implements ProtocolSession {
             router.remove(backendKey, upstream);
         }
         backendKey = key;
-        router.register(key, upstream);
+        if (server != null && server.backendKey() != null) {
+            router.register(key, upstream, server.backendKey());
+        } else {
+            router.register(key, upstream);
+        }
     }
 
     // ---------------------------------------------------------------- core's questions
@@ -415,7 +535,9 @@ final class PgSession implements ProtocolSession {
             return reply == null ? null : reply.encode(context.alloc());
         }
         boolean safe = switch (phase) {
-            case ADMISSION, UPSTREAM_SSL_REQUEST, UPSTREAM_TLS_HANDSHAKE, FAILED -> true;
+            case ADMISSION, PASSWORD, UPSTREAM_SSL_REQUEST, UPSTREAM_TLS_HANDSHAKE, FAILED -> true;
+            // Connguard's own query is in flight: the client has not seen a byte of its reply.
+            case APPLYING -> true;
             // Mid-handshake the client can read neither plaintext nor (yet) TLS records.
             case CLIENT_TLS -> false;
             case RELAY -> serverScanner.atBoundary();
@@ -458,6 +580,9 @@ final class PgSession implements ProtocolSession {
         }
         phase = Phase.CLOSED;
         startupParser.release();
+        if (pooled != null) {
+            pooled.release();
+        }
         if (startup != null) {
             startup.release();
             startup = null;

@@ -19,4 +19,22 @@ class PgModuleTest {
                 .singleElement()
                 .isInstanceOf(PgModule.class);
     }
+
+    @Test
+    void sessionPoolingIsOfferedAndTransactionPoolingIsNotYet() throws Exception {
+        var modules = io.connguard.core.server.ProtocolModules.load();
+        var loader = io.connguard.core.server.ProtocolModules.configLoader(java.util.Map.<String, String>of()::get, modules);
+        String listener = """
+                listeners:
+                  - name: pg
+                    protocol: postgres
+                    listen: 127.0.0.1:6432
+                    upstream: db:5432
+                    pool:
+                      mode: %s
+                """;
+        assertThat(loader.parse(listener.formatted("session")).listeners().get(0).pool().pooled()).isTrue();
+        assertThat(org.assertj.core.api.Assertions.catchThrowable(() -> loader.parse(listener.formatted("transaction"))))
+                .hasMessageContaining("pool.mode transaction is not supported for protocol postgres yet");
+    }
 }

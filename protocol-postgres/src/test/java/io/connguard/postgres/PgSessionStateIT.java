@@ -112,6 +112,29 @@ class PgSessionStateIT {
     }
 
     @Test
+    void overMaxClientConnectionsTheClientIsRefusedAtOnceNamingTheSetting() throws Exception {
+        try (TestProxy proxy = TestProxy.start(PgIt.config("maxClientConnections: 2\nqueueTimeout: 10s"))) {
+            String app = unique("clientcap");
+            try (Connection first = connect(proxy, app); Connection second = connect(proxy, app)) {
+                long started = System.nanoTime();
+                assertThatThrownBy(() -> connect(proxy, app).close())
+                        .isInstanceOf(SQLException.class)
+                        .satisfies(e -> assertThat(((SQLException) e).getSQLState()).isEqualTo("53300"))
+                        .hasMessageContaining("too many client connections for client")
+                        .hasMessageContaining("maxClientConnections");
+                assertThat(System.nanoTime() - started).as("refused without waiting for queueTimeout")
+                        .isLessThan(TimeUnit.SECONDS.toNanos(8));
+                assertThat(longValue(first, "SELECT 1") + longValue(second, "SELECT 1")).isEqualTo(2);
+                assertThat(proxy.scrape().value("connguard_client_admissions_total", "application", app,
+                        "outcome", "rejected_client_connections")).isEqualTo(1.0);
+            }
+            try (Connection again = connect(proxy, app)) {
+                assertThat(longValue(again, "SELECT 1")).as("a closed connection frees its place").isEqualTo(1);
+            }
+        }
+    }
+
+    @Test
     void anAdminKillReads57P01() throws Exception {
         try (TestProxy proxy = PgIt.proxy()) {
             String app = unique("admin");

@@ -4,7 +4,6 @@ import io.connguard.core.Version;
 import io.connguard.core.api.ProtocolModule;
 import io.connguard.core.config.ConfigError;
 import io.connguard.core.config.ConfigException;
-import io.connguard.core.config.ConfigLoader;
 import io.connguard.core.config.ProxyConfig;
 import io.connguard.core.lifecycle.Signals;
 import io.connguard.core.logging.Logging;
@@ -91,7 +90,7 @@ public final class Main {
         Map<String, ProtocolModule> modules = ProtocolModules.load();
         ProxyConfig config;
         try {
-            config = new ConfigLoader(environment, modules.keySet()).load(file);
+            config = ProtocolModules.configLoader(environment, modules).load(file);
         } catch (ConfigException e) {
             err.println("connguard: " + file + ": configuration is invalid (" + e.errors().size() + " error"
                     + (e.errors().size() == 1 ? "" : "s") + "):");

@@ -97,6 +97,8 @@ final class AdminHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
             case "/sessions" -> get(ctx, request, () -> server.registry().snapshot()
                     .thenApply(s -> new Reply(HttpResponseStatus.OK, JSON, Views.sessions(s))));
             case "/clients" -> get(ctx, request, this::clients);
+            case "/pools" -> get(ctx, request, () -> CompletableFuture.completedFuture(
+                    new Reply(HttpResponseStatus.OK, JSON, Views.pools(server.pools()))));
             case "/reload" -> mutate(ctx, request, HttpMethod.POST, this::reload);
             case "/quitquitquit" -> mutate(ctx, request, HttpMethod.POST, () -> {
                 LOG.info("drain requested through the admin API");

@@ -39,8 +39,42 @@ final class Views {
                     .field("leakSuspect", s.leakSuspect())
                     .field("lastStatement", s.lastStatement())
                     .field("bytesIn", s.bytesIn())
-                    .field("bytesOut", s.bytesOut())
+                    .field("bytesOut", s.bytesOut());
+            if (s.pooled()) {
+                json.name("serverConnection");
+                if (s.serverConnection() == null) {
+                    json.nullValue();
+                } else {
+                    json.value(s.serverConnection());
+                }
+                json.name("pinReason");
+                if (s.pinReason() == null) {
+                    json.nullValue();
+                } else {
+                    json.value(s.pinReason());
+                }
+            }
+            json.endObject();
+        }
+        return json.endArray().toString();
+    }
+
+    /** One entry per pool of every pooled listener. */
+    static String pools(List<io.connguard.core.pool.PoolSnapshot> pools) {
+        Json json = new Json().beginArray();
+        for (io.connguard.core.pool.PoolSnapshot p : pools) {
+            json.beginObject()
+                    .field("listener", p.listener())
+                    .field("user", p.user())
+                    .field("database", p.database());
+            json.name("serverConnections").beginObject()
+                    .field("active", p.active())
+                    .field("idle", p.idle())
+                    .field("pinned", p.pinned())
                     .endObject();
+            json.field("waiting", p.waiting());
+            json.name("pins").beginObject().endObject();
+            json.endObject();
         }
         return json.endArray().toString();
     }

@@ -38,7 +38,11 @@ import java.util.function.LongSupplier;
 public final class Admission {
 
     /** Why a connection was not admitted. */
-    public enum Rejection { QUEUE_TIMEOUT, QUEUE_FULL, LISTENER_CAP, DRAINING }
+    public enum Rejection {
+        QUEUE_TIMEOUT, QUEUE_FULL, LISTENER_CAP, DRAINING,
+        /** Over {@code maxClientConnections}: decided by {@link ClientConnections}, never queued. */
+        CLIENT_CONNECTIONS
+    }
 
     /**
      * The result of a request. PENDING: a fleet lease is being asked for; the grantee hears

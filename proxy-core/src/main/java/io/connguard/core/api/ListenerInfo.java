@@ -9,9 +9,16 @@ import java.net.InetSocketAddress;
  * @param upstream    the database address (unresolved; core resolves it on each connect)
  * @param upstreamTls how the proxy speaks to the database
  * @param clientTls   whether TLS from the client is refused, accepted or required on the local leg
+ * @param pooled      server connections are pooled ({@code pool.mode} session or transaction): the protocol
+ *                    answers the client's handshake itself and takes a logged-in server connection from core
  */
 public record ListenerInfo(String name, InetSocketAddress upstream, UpstreamTlsMode upstreamTls,
-                           ClientTlsMode clientTls) {
+                           ClientTlsMode clientTls, boolean pooled) {
+
+    /** A relay listener: every client gets a server connection of its own. */
+    public ListenerInfo(String name, InetSocketAddress upstream, UpstreamTlsMode upstreamTls, ClientTlsMode clientTls) {
+        this(name, upstream, upstreamTls, clientTls, false);
+    }
 
     /** The {@code upstreamTls.mode} values. */
     public enum UpstreamTlsMode {

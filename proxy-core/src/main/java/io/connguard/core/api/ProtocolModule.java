@@ -34,4 +34,22 @@ public interface ProtocolModule {
     default java.util.List<String> tlsApplicationProtocols() {
         return java.util.List.of();
     }
+
+    /**
+     * The {@code pool.mode} values besides {@code relay} this protocol supports ({@code session},
+     * {@code transaction}); listeners asking for another are refused by configuration validation.
+     */
+    default java.util.Set<String> poolModes() {
+        return java.util.Set.of();
+    }
+
+    /**
+     * The protocol half of a new pooled server connection that logs in as {@code who} to
+     * {@code who.database()}, with {@code password} (null: none known yet; the login pauses if one is asked).
+     * Only called for listeners whose {@code pool.mode} is one of {@link #poolModes()}.
+     */
+    default ServerConnectionProtocol newServerConnection(ServerConnectionContext context, ClientIdentity who,
+                                                         char[] password) {
+        throw new UnsupportedOperationException(id() + " does not pool server connections");
+    }
 }

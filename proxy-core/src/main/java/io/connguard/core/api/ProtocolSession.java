@@ -74,6 +74,34 @@ public interface ProtocolSession {
         return false;
     }
 
+    // ---------------------------------------------------------------- pooled listeners only
+
+    /**
+     * Pooled listeners: ask the client for its password on the local leg; the protocol answers with
+     * {@link SessionContext#passwordGiven}.
+     */
+    default void requestPassword() {
+        throw new UnsupportedOperationException("this protocol does not pool");
+    }
+
+    /**
+     * Pooled listeners: a logged-in server connection (its protocol half is {@code server}) is lent to this
+     * client, in place of {@link #onUpstreamConnected()}. The protocol makes the connection match what the
+     * client asked for at start-up, answers the client's handshake, and relays from then on.
+     */
+    default void onServerLent(ServerConnectionProtocol server) {
+        throw new UnsupportedOperationException("this protocol does not pool");
+    }
+
+    /**
+     * Pooled listeners, when the client leaves: whether the lent server connection stands at a clean
+     * message boundary with nothing of the client's in flight (core also requires the state idle), so it
+     * can be reset and lent again; otherwise core closes it.
+     */
+    default boolean serverReusable() {
+        return false;
+    }
+
     /** The last statement the client sent, as a fingerprint (literals replaced by {@code ?}); "" if none. */
     String lastStatement();
 

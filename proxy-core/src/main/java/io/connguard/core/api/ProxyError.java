@@ -35,6 +35,8 @@ public record ProxyError(Kind kind, String message, String detail, boolean perUs
         /** The upstream could not be reached or refused the connection the listener requires. */
         UPSTREAM_UNAVAILABLE,
         /** A plaintext client on a listener with {@code clientTls.mode: require}. */
-        TLS_REQUIRED
+        TLS_REQUIRED,
+        /** Pooled listeners: the client's password is wrong (checked against the users file or by the database). */
+        AUTHENTICATION_FAILED
     }
 }

@@ -87,6 +87,14 @@ public interface SessionContext {
     default void requestSlot() {
     }
 
+    /**
+     * Pooled listeners: the password the client gave after {@link ProtocolSession#requestPassword()}. Core
+     * checks it or has the database check it; the array is core's from then on.
+     */
+    default void passwordGiven(char[] password) {
+        throw new UnsupportedOperationException("not a pooled listener");
+    }
+
     // ---------------------------------------------------------------- bytes
 
     /** Queue bytes to the client; core flushes at the end of the current read batch. */

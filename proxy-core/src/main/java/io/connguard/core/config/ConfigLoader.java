@@ -37,13 +37,15 @@ public final class ConfigLoader {
     private static final Set<String> TOP = keys("admin", "listeners", "clients", "shutdown", "logging", "ioThreads", "fleet");
     private static final Set<String> ADMIN = keys("listen", "token");
     private static final Set<String> LISTENER = keys("name", "protocol", "listen", "upstream",
-            "maxUpstreamConnections", "connectTimeout", "handshakeTimeout", "upstreamTls", "clientTls");
+            "maxUpstreamConnections", "connectTimeout", "handshakeTimeout", "upstreamTls", "clientTls", "pool", "auth");
+    private static final Set<String> POOL = keys("mode", "size", "minIdle", "idleTimeout", "maxLifetime", "reset");
+    private static final Set<String> AUTH = keys("mode", "usersFile");
     private static final Set<String> UPSTREAM_TLS = keys("mode", "caFile");
     private static final Set<String> CLIENT_TLS = keys("mode", "certFile", "keyFile");
     private static final Set<String> CLIENTS = keys("identity", "maxTrackedClients", "defaults", "rules");
     private static final Set<String> LIMITS = keys("maxConnections", "queueTimeout", "maxQueued",
             "idleInTransactionTimeout", "idleTimeout", "leakDetectionThreshold", "maxSessionLifetime",
-            "fleetMaxConnections");
+            "fleetMaxConnections", "maxClientConnections");
     private static final Set<String> RULE = union(keys("match"), LIMITS);
     private static final Set<String> MATCH = keys("user", "database", "application", "address", "listener");
     private static final Set<String> SHUTDOWN = keys("minDrainDelay", "drainTimeout");
@@ -62,14 +64,24 @@ public final class ConfigLoader {
 
     private final Function<String, String> environment;
     private final Set<String> protocols;
+    private final Map<String, Set<String>> poolModes;
 
     /**
-     * @param environment where {@code ${NAME}} is looked up (usually {@code System::getenv})
-     * @param protocols   the protocol ids that are installed (the {@code protocol} key must name one)
+     * @param environment      where {@code ${NAME}} is looked up (usually {@code System::getenv})
+     * @param protocols        the protocol ids that are installed (the {@code protocol} key must name one)
+     * @param poolModes        per protocol, the {@code pool.mode} values besides relay it supports
+     *                         (session, transaction); a protocol missing here accepts only relay
      */
-    public ConfigLoader(Function<String, String> environment, Set<String> protocols) {
+    public ConfigLoader(Function<String, String> environment, Set<String> protocols,
+                        Map<String, Set<String>> poolModes) {
         this.environment = environment;
         this.protocols = Set.copyOf(protocols);
+        this.poolModes = Map.copyOf(poolModes);
+    }
+
+    /** A loader for which no protocol pools (every listener must be relay). */
+    public ConfigLoader(Function<String, String> environment, Set<String> protocols) {
+        this(environment, protocols, Map.of());
     }
 
     public ProxyConfig load(Path file) throws ConfigException {
@@ -197,11 +209,17 @@ public final class ConfigLoader {
             tls.error("caFile", "mode " + mode.name().toLowerCase().replace('_', '-') + " needs a caFile");
         }
         ClientTls clientTls = clientTls(f.mapping("clientTls", CLIENT_TLS));
+        PoolConfig pool = pool(f.mapping("pool", POOL), protocol);
+        AuthConfig auth = auth(f.mapping("auth", AUTH), pool);
+        if (pool.pooled() && mode.enabled()) {
+            f.error("upstreamTls", "upstreamTls is not supported with pool.mode " + pool.mode().key()
+                    + " yet (use relay, or disable upstream TLS)");
+        }
         if (name == null || protocol == null || listen == null || upstream == null) {
             return null;
         }
         return new ListenerConfig(name, protocol, listen, upstream, maxUpstream, connectTimeout, handshakeTimeout,
-                new UpstreamTls(mode, ca), clientTls);
+                new UpstreamTls(mode, ca), clientTls, pool, auth);
     }
 
     /**
@@ -251,6 +269,47 @@ public final class ConfigLoader {
             return null;
         }
         return path;
+    }
+
+    private PoolConfig pool(YamlFields f, String protocol) {
+        PoolConfig d = PoolConfig.DEFAULTS;
+        PoolConfig.Mode mode = f.enumValue("mode", PoolConfig.Mode.class, d.mode());
+        int size = f.integer("size", d.size(), 1, 100_000);
+        int minIdle = f.integer("minIdle", d.minIdle(), 0, 100_000);
+        if (minIdle > size) {
+            f.error("minIdle", "must not be greater than pool.size " + size + ", got " + minIdle);
+            minIdle = size;
+        }
+        Duration idleTimeout = f.duration("idleTimeout", d.idleTimeout());
+        Duration maxLifetime = f.duration("maxLifetime", d.maxLifetime());
+        PoolConfig.Reset reset = f.enumValue("reset", PoolConfig.Reset.class, d.reset());
+        if (mode != PoolConfig.Mode.RELAY && protocol != null && protocols.contains(protocol)
+                && !poolModes.getOrDefault(protocol, Set.of()).contains(mode.key())) {
+            f.error("mode", "pool.mode " + mode.key() + " is not supported for protocol " + protocol
+                    + " yet (use relay)");
+        }
+        return new PoolConfig(mode, size, minIdle, idleTimeout, maxLifetime, reset);
+    }
+
+    private static AuthConfig auth(YamlFields f, PoolConfig pool) {
+        AuthConfig.Mode mode = f.enumValue("mode", AuthConfig.Mode.class, AuthConfig.Mode.PASSTHROUGH);
+        String file = f.string("usersFile", "");
+        Path usersFile = null;
+        if (!file.isEmpty()) {
+            if (!pool.pooled()) {
+                f.error("usersFile", "auth.usersFile applies only to pooled listeners (pool.mode session or "
+                        + "transaction); in relay mode the database verifies every client itself");
+            }
+            try {
+                usersFile = Path.of(file);
+                io.connguard.core.auth.UsersFile.read(usersFile);
+            } catch (InvalidPathException e) {
+                f.error("usersFile", "not a valid file path: " + e.getReason());
+            } catch (io.connguard.core.auth.UsersFile.Invalid e) {
+                f.error("usersFile", e.getMessage());
+            }
+        }
+        return new AuthConfig(mode, usersFile);
     }
 
     /** The CA file as a path, or null after an error (a NUL or another character no path may hold). */
@@ -324,7 +383,8 @@ public final class ConfigLoader {
                 f.duration("idleTimeout", base.idleTimeout()),
                 f.duration("leakDetectionThreshold", base.leakDetectionThreshold()),
                 f.duration("maxSessionLifetime", base.maxSessionLifetime()),
-                FleetConfigs.cap(f, base.fleetMaxConnections(), fleet));
+                FleetConfigs.cap(f, base.fleetMaxConnections(), fleet),
+                f.integer("maxClientConnections", base.maxClientConnections(), 0, 1_000_000));
     }
 
     private Rule rule(YamlFields f, boolean fleet) {
@@ -342,7 +402,8 @@ public final class ConfigLoader {
                 f.duration("idleTimeout", null),
                 f.duration("leakDetectionThreshold", null),
                 f.duration("maxSessionLifetime", null),
-                FleetConfigs.cap(f, null, fleet));
+                FleetConfigs.cap(f, null, fleet),
+                f.integer("maxClientConnections", null, 0, 1_000_000));
     }
 
     private static Match.Pattern glob(YamlFields f, String key) {

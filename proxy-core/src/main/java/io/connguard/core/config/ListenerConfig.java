@@ -9,11 +9,22 @@ import java.time.Duration;
 /**
  * One listener: where clients connect, which protocol they speak and which database it guards.
  *
- * @param maxUpstreamConnections cap for all clients of this listener together; 0 = none
+ * @param maxUpstreamConnections cap for all clients of this listener together; 0 = none. In pooled modes it
+ *                               bounds the listener's open server connections, idle ones included
+ * @param pool                   relay (one server connection per client) or how server connections are pooled
+ * @param auth                   how clients are verified when server connections are pooled
  */
 public record ListenerConfig(String name, String protocol, HostPort listen, HostPort upstream,
                              int maxUpstreamConnections, Duration connectTimeout, Duration handshakeTimeout,
-                             UpstreamTls upstreamTls, ClientTls clientTls) {
+                             UpstreamTls upstreamTls, ClientTls clientTls, PoolConfig pool, AuthConfig auth) {
+
+    /** A relay listener (the shape every listener had before pooling). */
+    public ListenerConfig(String name, String protocol, HostPort listen, HostPort upstream,
+                          int maxUpstreamConnections, Duration connectTimeout, Duration handshakeTimeout,
+                          UpstreamTls upstreamTls, ClientTls clientTls) {
+        this(name, protocol, listen, upstream, maxUpstreamConnections, connectTimeout, handshakeTimeout, upstreamTls,
+                clientTls, PoolConfig.DEFAULTS, AuthConfig.DEFAULTS);
+    }
 
     /** {@code upstreamTls}: how the proxy speaks to the database. */
     public record UpstreamTls(ListenerInfo.UpstreamTlsMode mode, Path caFile) {
@@ -36,6 +47,6 @@ public record ListenerConfig(String name, String protocol, HostPort listen, Host
 
     /** The view of this listener a protocol module gets. */
     public ListenerInfo info() {
-        return new ListenerInfo(name, upstream.unresolved(), upstreamTls.mode(), clientTls.mode());
+        return new ListenerInfo(name, upstream.unresolved(), upstreamTls.mode(), clientTls.mode(), pool.pooled());
     }
 }

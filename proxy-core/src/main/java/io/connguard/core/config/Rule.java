@@ -8,14 +8,14 @@ import java.time.Duration;
  */
 public record Rule(Match match, Integer maxConnections, Duration queueTimeout, Integer maxQueued,
                    Duration idleInTransactionTimeout, Duration idleTimeout, Duration leakDetectionThreshold,
-                   Duration maxSessionLifetime, Integer fleetMaxConnections) {
+                   Duration maxSessionLifetime, Integer fleetMaxConnections, Integer maxClientConnections) {
 
-    /** A rule that leaves the fleet cap as the defaults have it. */
+    /** A rule that leaves the fleet cap and the client-connection cap as the defaults have them. */
     public Rule(Match match, Integer maxConnections, Duration queueTimeout, Integer maxQueued,
                 Duration idleInTransactionTimeout, Duration idleTimeout, Duration leakDetectionThreshold,
                 Duration maxSessionLifetime) {
         this(match, maxConnections, queueTimeout, maxQueued, idleInTransactionTimeout, idleTimeout,
-                leakDetectionThreshold, maxSessionLifetime, null);
+                leakDetectionThreshold, maxSessionLifetime, null, null);
     }
 
     public Limits applyTo(Limits base) {
@@ -27,6 +27,7 @@ public record Rule(Match match, Integer maxConnections, Duration queueTimeout, I
                 idleTimeout != null ? idleTimeout : base.idleTimeout(),
                 leakDetectionThreshold != null ? leakDetectionThreshold : base.leakDetectionThreshold(),
                 maxSessionLifetime != null ? maxSessionLifetime : base.maxSessionLifetime(),
-                fleetMaxConnections != null ? fleetMaxConnections : base.fleetMaxConnections());
+                fleetMaxConnections != null ? fleetMaxConnections : base.fleetMaxConnections(),
+                maxClientConnections != null ? maxClientConnections : base.maxClientConnections());
     }
 }

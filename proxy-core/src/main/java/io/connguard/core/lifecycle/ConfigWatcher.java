@@ -24,6 +24,7 @@ public final class ConfigWatcher implements AutoCloseable {
     public static final long INTERVAL_MILLIS = 2000;
 
     private final Path file;
+    private final String what;
     private final Runnable onChange;
     private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> {
         Thread thread = new Thread(r, "connguard-config-watcher");
@@ -33,7 +34,13 @@ public final class ConfigWatcher implements AutoCloseable {
     private byte[] lastDigest;
 
     public ConfigWatcher(Path file, Runnable onChange) {
+        this(file, "configuration file", onChange);
+    }
+
+    /** Watches {@code file}, named {@code what} in the log line of a change. */
+    public ConfigWatcher(Path file, String what, Runnable onChange) {
         this.file = file;
+        this.what = what;
         this.onChange = onChange;
         this.lastDigest = digest();
     }
@@ -48,7 +55,7 @@ public final class ConfigWatcher implements AutoCloseable {
             return;
         }
         lastDigest = now;
-        LOG.info("configuration file {} changed; reloading", file);
+        LOG.info("{} {} changed; reloading", what, file);
         try {
             onChange.run();
         } catch (RuntimeException e) {

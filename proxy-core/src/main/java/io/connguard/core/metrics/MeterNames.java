@@ -49,6 +49,10 @@ public final class MeterNames {
     public static final String FLEET_MAX_CONNECTIONS = "connguard.fleet.max.connections";
     /** {@code connguard_fleet_store_up{fleet}}: 1 while the fleet store answers. */
     public static final String FLEET_STORE_UP = "connguard.fleet.store.up";
+    /** {@code connguard_pool_server_connections{state}}: pooled server connections by state. */
+    public static final String POOL_SERVER_CONNECTIONS = "connguard.pool.server.connections";
+    /** {@code connguard_pool_wait_seconds}: histogram of the time a client waited for a server connection. */
+    public static final String POOL_WAIT = "connguard.pool.wait";
 
     public static final String TAG_LISTENER = "listener";
     public static final String TAG_FLEET = "fleet";

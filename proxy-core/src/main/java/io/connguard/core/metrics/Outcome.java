@@ -16,7 +16,9 @@ public enum Outcome {
      * Over its cap, but let in on probation: authenticated on an upstream connection that holds a listener
      * slot and no client slot, to run a cancel (MySQL KILL) at once; anything else makes it wait as QUEUED.
      */
-    PROBATION;
+    PROBATION,
+    /** Over {@code maxClientConnections}: refused at once. */
+    REJECTED_CLIENT_CONNECTIONS;
 
     private static final String REJECTED_PREFIX = "REJECTED_";
 

@@ -2,10 +2,12 @@ package io.connguard.core.server;
 
 import io.connguard.core.admission.Admission;
 import io.connguard.core.admission.FleetGate;
+import io.connguard.core.admission.ClientConnections;
 import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.ProtocolModule;
 import io.connguard.core.config.ListenerConfig;
 import io.connguard.core.metrics.ListenerMeters;
+import io.connguard.core.pool.Pools;
 import io.netty.channel.Channel;
 
 /**
@@ -17,6 +19,7 @@ public final class Listener {
     private final String name;
     private final ProtocolModule module;
     private final Admission admission;
+    private final ClientConnections clientConnections = new ClientConnections();
     private final ListenerMeters meters;
     private volatile ListenerConfig config;
     private volatile ListenerInfo info;
@@ -26,6 +29,7 @@ public final class Listener {
     private volatile Channel serverChannel;
     /** Upstreams opened before identification and closed unauthenticated since a session last authenticated. */
     private final java.util.concurrent.atomic.AtomicInteger earlyDropsInARow = new java.util.concurrent.atomic.AtomicInteger();
+    private volatile Pools pools;
 
     Listener(ListenerConfig config, ProtocolModule module, ListenerMeters meters, UpstreamTlsContext tls,
              ClientTlsContext clientTls, FleetGate fleet) {
@@ -78,6 +82,20 @@ public final class Listener {
 
     public Admission admission() {
         return admission;
+    }
+
+    /** The open client connections per key, against {@code maxClientConnections}. */
+    public ClientConnections clientConnections() {
+        return clientConnections;
+    }
+
+    /** The pools of a pooled listener ({@code pool.mode} session or transaction); null for relay. */
+    public Pools pools() {
+        return pools;
+    }
+
+    void pools(Pools pools) {
+        this.pools = pools;
     }
 
     public ListenerMeters meters() {

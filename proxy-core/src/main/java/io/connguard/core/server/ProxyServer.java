@@ -13,7 +13,12 @@ import io.connguard.core.config.TlsIdentity;
 import io.connguard.core.lifecycle.ConfigWatcher;
 import io.connguard.core.lifecycle.Drain;
 import io.connguard.core.lifecycle.ReloadResult;
+import io.connguard.core.auth.UsersDirectory;
+import io.connguard.core.auth.UsersFile;
 import io.connguard.core.logging.Logging;
+import io.connguard.core.pool.PoolSnapshot;
+import io.connguard.core.pool.Pools;
+import io.netty.channel.EventLoop;
 import io.connguard.core.metrics.ProxyMetrics;
 import io.connguard.core.session.ProxyServices;
 import io.connguard.core.session.SessionAcceptor;
@@ -123,6 +128,7 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
 
     private void bindAll() throws BindException, ConfigException {
         metrics.bindRuntime(PooledByteBufAllocator.DEFAULT, loops);
+        io.connguard.core.auth.Randomness.warm();
         for (ListenerConfig lc : config.listeners()) {
             ProtocolModule module = options.modules().get(lc.protocol());
             Listener listener = new Listener(lc, module, metrics.listener(lc.name()), tlsContext(lc),
@@ -151,8 +157,21 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
 
     private void bind(Listener listener) throws BindException {
         ListenerConfig lc = listener.config();
+        EventLoopGroup children = loops;
+        if (lc.pool().pooled()) {
+            // A pooled listener runs every client and server connection on one event loop, so its pools,
+            // idle lists and waiters are confined to one thread (as PgBouncer's are) and need no locks.
+            EventLoop loop = loops.next();
+            children = loop;
+            try {
+                listener.pools(new Pools(listener, this, loop,
+                        lc.auth().usersFile() == null ? null : new UsersDirectory(lc.auth().usersFile())));
+            } catch (UsersFile.Invalid e) {
+                throw new BindException("listener " + lc.name() + ": " + e.getMessage(), e);
+            }
+        }
         ServerBootstrap bootstrap = new ServerBootstrap()
-                .group(loops)
+                .group(loops, children)
                 .channel(transport.serverChannel())
                 .option(ChannelOption.SO_BACKLOG, 4096)
                 .option(ChannelOption.SO_REUSEADDR, true)
@@ -226,6 +245,17 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
         return List.copyOf(listeners.values());
     }
 
+    /** Every pool of every pooled listener, as {@code /pools} shows them. */
+    public List<PoolSnapshot> pools() {
+        List<PoolSnapshot> all = new ArrayList<>();
+        for (Listener listener : listeners.values()) {
+            if (listener.pools() != null) {
+                all.addAll(listener.pools().snapshot());
+            }
+        }
+        return all;
+    }
+
     public EventLoopGroup loops() {
         return loops;
     }
@@ -286,7 +316,7 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
         if (options.configFile() == null) {
             return ReloadResult.refused(List.of("no configuration file to re-read"));
         }
-        ConfigLoader loader = new ConfigLoader(options.environment(), options.modules().keySet());
+        ConfigLoader loader = ProtocolModules.configLoader(options.environment(), options.modules());
         ProxyConfig next;
         try {
             next = loader.load(options.configFile());
@@ -361,6 +391,13 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
             if (!lc.listen().equals(other.listen())) {
                 reasons.add("listener " + lc.name() + ": listen changed from " + lc.listen() + " to " + other.listen());
             }
+            if (!java.util.Objects.equals(lc.auth().usersFile(), other.auth().usersFile())) {
+                reasons.add("listener " + lc.name() + ": auth.usersFile changed (its content is re-read by itself)");
+            }
+            if (lc.pool().mode() != other.pool().mode()) {
+                reasons.add("listener " + lc.name() + ": pool.mode changed from " + lc.pool().mode().key() + " to "
+                        + other.pool().mode().key());
+            }
             if (!lc.protocol().equals(other.protocol())) {
                 reasons.add("listener " + lc.name() + ": protocol changed from " + lc.protocol() + " to "
                         + other.protocol());
@@ -396,6 +433,9 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
         for (Listener listener : listeners.values()) {
             if (listener.serverChannel() != null) {
                 listener.serverChannel().close().syncUninterruptibly();
+            }
+            if (listener.pools() != null) {
+                listener.pools().close();
             }
         }
         admin.close();

@@ -28,6 +28,8 @@ final class Messages {
                     "too many connections through listener " + session.listenerName() + " (client " + client + ")",
                     reason);
             case DRAINING -> new ProxyError(Kind.DRAINING, "the proxy is shutting down", reason);
+            case CLIENT_CONNECTIONS -> new ProxyError(Kind.TOO_MANY_CONNECTIONS,
+                    "too many client connections for client " + client, reason, session.perUser());
         };
     }
 
@@ -41,6 +43,7 @@ final class Messages {
             case LISTENER_CAP -> "the listener's maxUpstreamConnections limit is reached and no slot freed up within "
                     + "queueTimeout " + duration(limits.queueTimeout());
             case DRAINING -> "connguard is draining and admits no new connections";
+            case CLIENT_CONNECTIONS -> "the client's maxClientConnections limit is reached";
         };
     }
 

@@ -19,6 +19,10 @@ import io.connguard.core.metrics.ClientSeries;
 import io.connguard.core.metrics.CloseReason;
 import io.connguard.core.metrics.Outcome;
 import io.connguard.core.server.ClientTlsContext;
+import io.connguard.core.auth.PoolAuth;
+import io.connguard.core.pool.Lessee;
+import io.connguard.core.pool.ServerConnection;
+import io.connguard.core.pool.ServerPool;
 import io.connguard.core.server.Listener;
 import io.connguard.core.timers.LeakWatch;
 import io.connguard.core.timers.SessionTimers;
@@ -55,7 +59,8 @@ import java.util.concurrent.TimeUnit;
  * <p>Everything here runs on the client channel's event loop, which the upstream channel shares; only
  * {@link #kill}, {@link #refresh} and the admission grant arrive from elsewhere, and they hop onto the loop.
  */
-public final class Session implements SessionContext, SessionTimers.Actions, Admission.Grantee, LeakWatch.Candidate {
+public final class Session implements SessionContext, SessionTimers.Actions, Admission.Grantee, LeakWatch.Candidate,
+        Lessee {
 
     /** PROBATION: over its cap, authenticating or running a cancel on an early upstream without a client slot. */
     private enum Phase { HANDSHAKE, QUEUED, CONNECTING, CONNECTED, PROBATION, CLOSED }
@@ -105,6 +110,20 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     private boolean leakCandidate;
     /** The leak watch of this session's client key (from its admission ticket). */
     private LeakWatch leaks;
+    /** This connection counts against the key's maxClientConnections until it closes. */
+    private boolean clientCounted;
+    /** Pooled listeners: the client's pool, the server connection lent to it, the password it gave. */
+    private ServerPool pool;
+    private ServerConnection server;
+    private char[] password;
+    /** Pooled: the client's password must be verified by a server login of its own. */
+    private boolean freshLogin;
+    /** Pooled: asked the client for its password before admission. */
+    private boolean awaitingPassword;
+    /** Pooled: a fresh login paused until the client gives its password. */
+    private ServerConnection loginWaiting;
+    /** Pooled: the server's own refusal, sent to the client instead of a packet of connguard's. */
+    private ByteBuf serverRefusal;
     private boolean reading;
     private boolean clientDirty;
     private boolean upstreamDirty;
@@ -177,7 +196,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         if (phase == Phase.CLOSED) {
             if (fromClient && pendingAnswer != null) {
                 client.read();
-            } else if (!fromClient && upstream.isActive()) {
+            } else if (!fromClient && upstream != null && upstream.isActive()) {
                 upstream.read(); // waiting for the server to close after our goodbye
             }
             return;
@@ -195,6 +214,9 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
 
     void writabilityChanged(boolean clientSide) {
         if (phase == Phase.CLOSED || upstream == null) {
+            return;
+        }
+        if (upstream == null) {
             return;
         }
         if (clientSide) {
@@ -500,6 +522,26 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         limits = policy.limits(listener.name(), who, address);
         series = services.metrics().acquire(key);
         series.maxConnections(limits.maxConnections());
+        if (!listener.clientConnections().open(key, limits.maxClientConnections())) {
+            reject(Rejection.CLIENT_CONNECTIONS);
+            return;
+        }
+        clientCounted = true;
+        if (listener.pools() != null) {
+            pool = listener.pools().pool(who);
+            if (pool.auth().askClient()) {
+                awaitingPassword = true;
+                armHandshakeTimer();
+                protocol.requestPassword();
+                return;
+            }
+            freshLogin = pool.auth().unknown();
+        }
+        takeTicket();
+    }
+
+    /** Takes an admission ticket: a slot now, a place in the queue, or a rejection. */
+    private void takeTicket() {
         ticket = new Admission.Ticket(key, limits, loop, this);
         boolean early = reservation != null && upstream != null;
         Admission.Decision decision = early
@@ -643,6 +685,120 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     }
 
     @Override
+    public void passwordGiven(char[] given) {
+        if (phase == Phase.CLOSED) {
+            java.util.Arrays.fill(given, '\0');
+            return;
+        }
+        if (loginWaiting != null) {
+            ServerConnection c = loginWaiting;
+            loginWaiting = null;
+            c.password(given);
+            java.util.Arrays.fill(given, '\0');
+            return;
+        }
+        if (!awaitingPassword) {
+            java.util.Arrays.fill(given, '\0');
+            return;
+        }
+        awaitingPassword = false;
+        cancel(handshakeTimer);
+        PoolAuth.Verdict verdict = pool.auth().check(given);
+        if (verdict == PoolAuth.Verdict.REJECTED) {
+            java.util.Arrays.fill(given, '\0');
+            log.at(Level.INFO).addKeyValue("reason", "authentication").log("password refused (auth.usersFile)");
+            close(null, new ProxyError(ProxyError.Kind.AUTHENTICATION_FAILED,
+                    "password authentication failed for user \"" + identity.user() + "\"", ""));
+            return;
+        }
+        password = given;
+        freshLogin = verdict == PoolAuth.Verdict.VERIFY_WITH_SERVER;
+        takeTicket();
+    }
+
+    // ------------------------------------------------------------------ Lessee (pooled listeners)
+
+    @Override
+    public void lent(ServerConnection connection) {
+        if (phase != Phase.CONNECTING) {
+            pool.giveBack(connection, phase != Phase.CLOSED);
+            return;
+        }
+        server = connection;
+        upstream = connection.channel();
+        phase = Phase.CONNECTED;
+        armHandshakeTimer();
+        try {
+            protocol.onServerLent(connection.protocol());
+        } catch (RuntimeException e) {
+            log.at(Level.WARN).setCause(e).log("protocol failed to take the server connection");
+            close(CloseReason.PROTOCOL_ERROR, null);
+            return;
+        }
+        flushDirty();
+        if (upstream != null && client.isWritable()) {
+            upstream.read();
+        }
+    }
+
+    @Override
+    public void passwordNeeded(ServerConnection connection) {
+        if (phase == Phase.CLOSED) {
+            return;
+        }
+        loginWaiting = connection;
+        protocol.requestPassword();
+    }
+
+    @Override
+    public void refused(ByteBuf clientError, String reason) {
+        loginWaiting = null;
+        if (phase == Phase.CLOSED) {
+            ReferenceCountUtil.release(clientError);
+            return;
+        }
+        serverRefusal = clientError;
+        log.at(Level.INFO).addKeyValue("reason", "authentication").log("the database refused the login: {}", reason);
+        close(CloseReason.UPSTREAM, new ProxyError(ProxyError.Kind.AUTHENTICATION_FAILED, reason, ""));
+    }
+
+    @Override
+    public void unavailable(String reason, boolean poolFull) {
+        loginWaiting = null;
+        if (phase == Phase.CLOSED) {
+            return;
+        }
+        log.at(poolFull ? Level.INFO : Level.WARN).addKeyValue("reason", poolFull ? "pool_full" : "upstream")
+                .log("no server connection: {}", reason);
+        close(CloseReason.UPSTREAM, poolFull
+                ? new ProxyError(ProxyError.Kind.TOO_MANY_CONNECTIONS, "too many connections for client "
+                + describeClient(), "connguard: " + reason, perUser())
+                : new ProxyError(ProxyError.Kind.UPSTREAM_UNAVAILABLE, "connguard " + reason, ""));
+    }
+
+    @Override
+    public void serverRead(ByteBuf bytes) {
+        read(false, bytes);
+    }
+
+    @Override
+    public void serverReadComplete() {
+        readComplete(false);
+    }
+
+    @Override
+    public void serverWritabilityChanged() {
+        writabilityChanged(false);
+    }
+
+    @Override
+    public void serverClosed() {
+        server = null;
+        upstream = null;
+        close(CloseReason.UPSTREAM, null);
+    }
+
+    @Override
     public void admitted() {
         if (phase != Phase.QUEUED) {
             return;
@@ -691,6 +847,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             case QUEUE_FULL -> Outcome.REJECTED_QUEUE_FULL;
             case LISTENER_CAP -> Outcome.REJECTED_LISTENER_CAP;
             case DRAINING -> Outcome.REJECTED_DRAINING;
+            case CLIENT_CONNECTIONS -> Outcome.REJECTED_CLIENT_CONNECTIONS;
         };
         series.admission(outcome);
         listener.meters().rejected(outcome);
@@ -740,6 +897,9 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             listener.admission().update(ticket, newLimits);
         } else {
             listener.admission().rekey(ticket, newKey, newLimits);
+            if (clientCounted) {
+                listener.clientConnections().move(key, newKey);
+            }
             ClientSeries next = services.metrics().acquire(newKey);
             if (counts != null) {
                 counts.leave(state, inTransaction);
@@ -776,6 +936,15 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     private void connect() {
         long now = enterConnecting();
         connectStartedAt = now;
+        if (pool != null) {
+            char[] given = password;
+            password = null;
+            pool.checkout(this, identity, given, freshLogin, limits.queueTimeout().toNanos());
+            if (given != null) {
+                java.util.Arrays.fill(given, '\0');
+            }
+            return;
+        }
         connecting = UpstreamConnector.connect(this, listener, services);
         connecting.addListener(done -> {
             connecting = null;
@@ -968,7 +1137,14 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         if (timers != null) {
             timers.stop();
         }
+        if (pool != null) {
+            giveServerBack(was);
+        }
         releaseSlotWhenUpstreamCloses();
+        if (clientCounted) {
+            clientCounted = false;
+            listener.clientConnections().close(key);
+        }
         if (series != null) {
             if (was == Phase.QUEUED && countedQueued) {
                 series.queuedDelta(-1);
@@ -995,7 +1171,10 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         boolean clientSaidGoodbye = false;
         if (protocol != null) {
             try {
-                if (error != null && client.isActive() && !clientTlsHandshaking) {
+                if (serverRefusal != null) {
+                    packet = serverRefusal;
+                    serverRefusal = null;
+                } else if (error != null && client.isActive() && !clientTlsHandshaking) {
                     packet = protocol.clientError(error);
                     if (packet != null) {
                         answer = protocol.errorForNextRequest(error);
@@ -1026,6 +1205,36 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         if (reason == CloseReason.CLIENT || reason == CloseReason.UPSTREAM) {
             log.debug("session closed by the {}", reason.tag());
         }
+    }
+
+    /**
+     * Pooled listeners: the lent server connection goes back to its pool, to be reset and lent again when
+     * the client left it idle at a clean boundary, else closed (the database rolls back what was open).
+     * The admission slot is then given back at once: the connection is the pool's again.
+     */
+    private void giveServerBack(Phase was) {
+        if (password != null) {
+            java.util.Arrays.fill(password, '\0');
+            password = null;
+        }
+        loginWaiting = null;
+        if (server == null) {
+            if (was == Phase.CONNECTING) {
+                pool.cancel(this);
+            }
+            return;
+        }
+        boolean reusable = was == Phase.CONNECTED && state == SessionState.IDLE && !inTransaction;
+        try {
+            reusable = reusable && protocol.serverReusable();
+        } catch (RuntimeException e) {
+            reusable = false;
+        }
+        ServerConnection c = server;
+        server = null;
+        upstream = null;
+        log.debug("server connection {} given back ({})", c.id(), reusable ? "reusable" : "closed: state " + state.label());
+        pool.giveBack(c, reusable);
     }
 
     /**
@@ -1149,7 +1358,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         Instant wallNow = Instant.now();
         return new SessionSnapshot(id, listener.name(), identity.user(), identity.database(), identity.application(),
                 address, state.label(), wallNow.minusNanos(now - stateSince), openedAt, inTransaction, leakSuspect,
-                lastStatement(), bytesIn, bytesOut, key);
+                lastStatement(), bytesIn, bytesOut, key, pool != null, server == null ? null : server.id(), null);
     }
 
     String lastStatement() {

@@ -8,5 +8,6 @@ import java.time.Instant;
 public record SessionSnapshot(long id, String listener, String user, String database, String application,
                               String address, String state, Instant stateSince, Instant openedAt,
                               boolean inTransaction, boolean leakSuspect, String lastStatement, long bytesIn,
-                              long bytesOut, ClientKey key) {
+                              long bytesOut, ClientKey key, boolean pooled, Long serverConnection,
+                              String pinReason) {
 }

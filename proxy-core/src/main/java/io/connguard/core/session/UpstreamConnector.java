@@ -25,7 +25,7 @@ import java.security.cert.CertificateException;
  * Opens upstream connections on a session's own event loop: the session's relayed connection, uncounted
  * side connections (cancel requests, greeting probes), and TLS on an open upstream.
  */
-final class UpstreamConnector {
+public final class UpstreamConnector {
 
     /** Per-channel outbound buffering before the other side stops being read (backpressure). */
     static final WriteBufferWaterMark WATER_MARK = new WriteBufferWaterMark(32 * 1024, 64 * 1024);
@@ -36,6 +36,20 @@ final class UpstreamConnector {
     static Future<Channel> connect(Session session, Listener listener, ProxyServices services) {
         return open(session.eventLoop(), listener.info().upstream(), session.upstreamHandler(), false, listener,
                 services);
+    }
+
+    /**
+     * Opens a pooled server connection on {@code loop} with {@code handler}, auto-read off (its reader
+     * asks for each read, as a session does for its upstream).
+     */
+    public static Future<Channel> connectPooled(EventLoop loop, ChannelHandler handler, Listener listener,
+                                                ProxyServices services) {
+        return open(loop, listener.info().upstream(), handler, false, listener, services);
+    }
+
+    /** Why a connect failed, in a user's words. */
+    public static String describe(Throwable cause) {
+        return describeConnectFailure(cause);
     }
 
     static Future<Channel> connectAside(EventLoop loop, InetSocketAddress target, ChannelHandler handler,

@@ -23,7 +23,7 @@ class AdmissionFleetTest {
 
     private static Limits limits(int local, int fleet) {
         return new Limits(local, Duration.ofSeconds(5), 100, Duration.ZERO, Duration.ZERO, Duration.ZERO, Duration.ZERO,
-                fleet);
+                fleet, 0);
     }
 
     /** A gate whose answers the test gives, in its own time. */
@@ -234,7 +234,7 @@ class AdmissionFleetTest {
     void withNoQueueTimeoutAUsedUpFleetBudgetRejectsAtOnce() {
         Gate gate = new Gate();
         Admission admission = new Admission(0, gate);
-        Limits noWait = new Limits(10, Duration.ZERO, 100, Duration.ZERO, Duration.ZERO, Duration.ZERO, Duration.ZERO, 1);
+        Limits noWait = new Limits(10, Duration.ZERO, 100, Duration.ZERO, Duration.ZERO, Duration.ZERO, Duration.ZERO, 1, 0);
         Waiter w = new Waiter(APP, noWait);
         assertThat(admission.request(w.ticket)).isEqualTo(Decision.PENDING);
         gate.answer("lease-1", FleetGate.Answer.QUEUED);

@@ -54,6 +54,10 @@ class ConfigLoaderTest {
         assertThat(config.clients().maxTrackedClients()).isEqualTo(500);
         assertThat(config.clients().defaults()).isEqualTo(new Limits(20, Duration.ofSeconds(5), 100,
                 Duration.ofSeconds(60), Duration.ZERO, Duration.ofMinutes(10), Duration.ZERO));
+        assertThat(config.clients().defaults().maxClientConnections()).as("no cap on client connections").isZero();
+        assertThat(pg.pool()).isEqualTo(new PoolConfig(PoolConfig.Mode.RELAY, 20, 0, Duration.ofMinutes(5),
+                Duration.ofHours(1), PoolConfig.Reset.AUTO));
+        assertThat(pg.auth()).isEqualTo(new AuthConfig(AuthConfig.Mode.PASSTHROUGH, null));
         assertThat(config.clients().rules()).isEmpty();
         assertThat(config.shutdown()).isEqualTo(new ShutdownConfig(Duration.ZERO, Duration.ofSeconds(25)));
         assertThat(config.logging()).isEqualTo(new LoggingConfig(LoggingConfig.Format.TEXT, LoggingConfig.Level.INFO));
@@ -150,9 +154,11 @@ class ConfigLoaderTest {
                 bogus: 1
                 """)).containsExactlyInAnyOrder(
                 "listeners[0].maxUpstreamConnection (line 6): unknown key (expected one of name, protocol, listen, "
-                        + "upstream, maxUpstreamConnections, connectTimeout, handshakeTimeout, upstreamTls, clientTls)",
+                        + "upstream, maxUpstreamConnections, connectTimeout, handshakeTimeout, upstreamTls, clientTls, "
+                        + "pool, auth)",
                 "clients.defaults.idleTimeOut (line 9): unknown key (expected one of maxConnections, queueTimeout, "
-                        + "maxQueued, idleInTransactionTimeout, idleTimeout, leakDetectionThreshold, maxSessionLifetime, fleetMaxConnections)",
+                        + "maxQueued, idleInTransactionTimeout, idleTimeout, leakDetectionThreshold, maxSessionLifetime, "
+                        + "fleetMaxConnections, maxClientConnections)",
                 "bogus (line 10): unknown key (expected one of admin, listeners, clients, shutdown, logging, ioThreads, fleet)");
     }
 
@@ -371,7 +377,8 @@ class ConfigLoaderTest {
                 "clients.identity[1] (line 11): expected one of user, database, application, address",
                 "clients.maxTrackedClients (line 12): must be between 1 and 1000000, got 0",
                 "clients.defaults (line 13): expected a mapping of maxConnections, queueTimeout, maxQueued, "
-                        + "idleInTransactionTimeout, idleTimeout, leakDetectionThreshold, maxSessionLifetime, fleetMaxConnections",
+                        + "idleInTransactionTimeout, idleTimeout, leakDetectionThreshold, maxSessionLifetime, "
+                        + "fleetMaxConnections, maxClientConnections",
                 "logging.format (line 15): expected one of text, json, got 'xml'",
                 "logging.level (line 16): expected one of trace, debug, info, warn, error, got 'loud'");
     }
@@ -398,9 +405,9 @@ class ConfigLoaderTest {
                   - { [a, b]: c }
                 """)).contains(
                 "listeners[0].<mapping> (line 2): unknown key (expected one of name, protocol, listen, upstream, "
-                        + "maxUpstreamConnections, connectTimeout, handshakeTimeout, upstreamTls, clientTls)",
+                        + "maxUpstreamConnections, connectTimeout, handshakeTimeout, upstreamTls, clientTls, pool, auth)",
                 "listeners[1].<sequence> (line 3): unknown key (expected one of name, protocol, listen, upstream, "
-                        + "maxUpstreamConnections, connectTimeout, handshakeTimeout, upstreamTls, clientTls)");
+                        + "maxUpstreamConnections, connectTimeout, handshakeTimeout, upstreamTls, clientTls, pool, auth)");
     }
 
     /** Found by ConfigFuzzTest: SnakeYAML threw NumberFormatException, not a YAMLException, for this. */

@@ -124,7 +124,7 @@ class FleetLeasesTest {
 
         Waiter(int fleetCap) {
             ticket = new Ticket(APP, new Limits(10, Duration.ofSeconds(30), 100, Duration.ZERO, Duration.ZERO,
-                    Duration.ZERO, Duration.ZERO, fleetCap), Runnable::run, this);
+                    Duration.ZERO, Duration.ZERO, fleetCap, 0), Runnable::run, this);
         }
 
         @Override

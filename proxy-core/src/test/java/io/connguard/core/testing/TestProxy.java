@@ -3,7 +3,6 @@ package io.connguard.core.testing;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.connguard.core.config.ConfigException;
-import io.connguard.core.config.ConfigLoader;
 import io.connguard.core.config.ProxyConfig;
 import io.connguard.core.lifecycle.ReloadResult;
 import io.connguard.core.server.ProtocolModules;
@@ -51,7 +50,7 @@ public final class TestProxy implements AutoCloseable {
             Map<String, String> env = new HashMap<>(System.getenv());
             env.putAll(environment);
             var modules = ProtocolModules.load();
-            ProxyConfig config = new ConfigLoader(env::get, modules.keySet()).load(file);
+            ProxyConfig config = ProtocolModules.configLoader(env::get, modules).load(file);
             ProxyServer server = ProxyServer.start(config,
                     new ProxyServer.Options(file, env::get, modules, 2));
             return new TestProxy(server, file);
