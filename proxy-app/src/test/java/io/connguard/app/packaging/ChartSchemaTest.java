@@ -31,7 +31,7 @@ class ChartSchemaTest {
             config: { listeners: [ { name: a, protocol: mysql, listen: "127.0.0.1:1" } ] }                           | upstream
             config: { listeners: [ { name: a, protocol: mysql, listen: "127.0.0.1:1", upstream: "db:1", connectTimeout: 0 } ] } | connectTimeout
             config: { listeners: [ { name: a, protocol: mysql, listen: "127.0.0.1:1", upstream: "db:1", upstreamTls: { mode: verify-full } } ] } | caFile
-            config: { listeners: [ { name: a, protocol: mysql, listen: "127.0.0.1:1", upstream: "db:1", clientTls: { mode: require } } ] }      | mode
+            config: { listeners: [ { name: a, protocol: mysql, listen: "127.0.0.1:1", upstream: "db:1", clientTls: { mode: verify-ca } } ] }    | mode
             config: { listeners: [ { name: a, protocol: mysql, listen: "127.0.0.1:1", upstream: "db:1" }, { name: a, protocol: mysql, listen: "127.0.0.1:2", upstream: "db:1" } ] } | duplicate listener name
             config: { listeners: [ { name: a, protocol: mysql, listen: "127.0.0.1:1", upstream: "db:1" }, { name: b, protocol: mysql, listen: "127.0.0.1:1", upstream: "db:1" } ] } | duplicate listen address
             config: { listeners: [ { name: a, protocol: postgres, listen: "127.0.0.1:1", upstream: "db:1", clientTls: { mode: verify-full } } ] } | mode
