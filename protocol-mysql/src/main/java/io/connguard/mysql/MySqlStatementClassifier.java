@@ -132,6 +132,20 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
         this.nested = nested;
     }
 
+    /** OK / EOF status flag: sql_mode has NO_BACKSLASH_ESCAPES (MySQL and MariaDB). */
+    static final int SERVER_STATUS_NO_BACKSLASH_ESCAPES = 0x0200;
+    /** OK / EOF status flag of MariaDB: sql_mode has ANSI_QUOTES (MySQL does not send it). */
+    static final int SERVER_STATUS_ANSI_QUOTES = 0x8000;
+
+    /**
+     * Follows sql_mode from the status flags of an OK or EOF, which every response ends with: the cheapest
+     * way to lex the next command as the server will. MySQL reports only NO_BACKSLASH_ESCAPES this way; use
+     * {@link #sqlMode} with {@link MySqlSessionState#ansiQuotes()} there.
+     */
+    void followStatus(int status) {
+        sqlMode((status & SERVER_STATUS_NO_BACKSLASH_ESCAPES) != 0, (status & SERVER_STATUS_ANSI_QUOTES) != 0);
+    }
+
     /** Follows the client's sql_mode (from the session state information): NO_BACKSLASH_ESCAPES, ANSI_QUOTES. */
     void sqlMode(boolean noBackslashEscapes, boolean ansiQuotes) {
         lexer.noBackslashEscapes(noBackslashEscapes);

@@ -260,6 +260,23 @@ class MySqlStatementClassifierTest {
     }
 
     @Test
+    void sqlModeFollowsTheStatusFlagsOfOkPackets() {
+        MySqlStatementClassifier classifier = new MySqlStatementClassifier();
+        byte[] dquote = "SELECT \"a\\\"; SET @x = 1; -- \"".getBytes(StandardCharsets.UTF_8);
+        // the status MariaDB 10.11 sent after SET sql_mode = 'ANSI_QUOTES' (MySqlSessionStateTest)
+        classifier.followStatus(0xC000);
+        feed(classifier, dquote, 2, true);
+        assertThat(describe(classifier)).isEqualTo("+user_variable");
+        byte[] single = "SELECT 'a\\'; SET @x = 1; -- '".getBytes(StandardCharsets.UTF_8);
+        classifier.followStatus(0x0202);
+        feed(classifier, single, 2, true);
+        assertThat(describe(classifier)).isEqualTo("+user_variable");
+        classifier.followStatus(0x0002);
+        feed(classifier, single, 2, true);
+        assertThat(describe(classifier)).isEqualTo("");
+    }
+
+    @Test
     void temporaryTablesAreCountedAcrossCommandsAndEndOnlyAfterSuccess() {
         MySqlStatementClassifier classifier = new MySqlStatementClassifier();
         int pins = run(classifier, 0, "CREATE TEMPORARY TABLE a (x int)", true);
