@@ -100,6 +100,46 @@ class MySqlPreparedStatementsIT {
         }
     }
 
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"connectorj-server-prepared", "mariadb-connectorj-server-prepared"})
+    void capturedDriverSequencesAlternateBetweenTwoConnections(String fixture) throws IOException {
+        Database db = MySqlIt.database();
+        MySqlPreparedStatements client = new MySqlPreparedStatements(new MySqlPreparedStatements.Limits(10, 10_000), alloc);
+        MySqlServerStatements a = new MySqlServerStatements(8);
+        MySqlServerStatements b = new MySqlServerStatements(8);
+        List<String> results = new java.util.ArrayList<>();
+        try (RawMySql first = open(db); RawMySql second = open(db)) {
+            boolean prepared = false;
+            int executions = 0;
+            int id = 0;
+            for (byte[] packet : MySqlPreparedStatementsTest.clientPackets(fixture)) {
+                int command = packet[4] & 0xFF;
+                if ((command == 0x17 || command == 0x19) && Unpooled.wrappedBuffer(packet).getIntLE(5) != -1) {
+                    packet = packet.clone();                    // the driver knows the id connguard gave it
+                    Unpooled.wrappedBuffer(packet).setIntLE(5, id);
+                }
+                if (command == 0x16) {
+                    id = prepare(client, first, a, new String(packet, 5, packet.length - 5, StandardCharsets.UTF_8));
+                    prepared = true;
+                } else if (prepared && command == 0x17) {
+                    // the statement prepared last (MariaDB's pipeline) only exists where it was prepared
+                    boolean lastPrepared = ((packet[5] & packet[6] & packet[7] & packet[8]) & 0xFF) == 0xFF;
+                    boolean onFirst = lastPrepared || executions++ % 2 == 1;
+                    results.add(executeOn(client, onFirst ? first : second, onFirst ? a : b, packet));
+                } else if (prepared && command == 0x19) {
+                    ByteBuf buf = Unpooled.wrappedBuffer(packet.clone());
+                    assertThat(client.onCommand(buf, 4, packet.length - 4, packet.length - 4, 0, a)).isEqualTo(Route.DROP);
+                    buf.release();
+                }
+            }
+        } finally {
+            client.release();
+        }
+        assertThat(results).containsExactly("1-2", "3-4", "a-b");
+        assertThat(client.statementCount()).as("closed by Connector/J, cached by MariaDB Connector/J")
+                .isEqualTo(fixture.startsWith("mariadb") ? 1 : 0);
+    }
+
     private static RawMySql open(Database db) throws IOException {
         return new RawMySql(db.host(), db.port(), MySqlIt.NATIVE_USER, MySqlIt.NATIVE_PASSWORD, db.database());
     }

@@ -207,6 +207,79 @@ class MySqlPreparedStatementsTest {
                 .isInstanceOf(IllegalArgumentException.class);
     }
 
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"connectorj-server-prepared", "mariadb-connectorj-server-prepared"})
+    void capturedDriverSequencesOnOneConnection(String fixture) {
+        // What Connector/J 9.7 and MariaDB Connector/J 3.5 sent with useServerPrepStmts=true, and MariaDB's answers.
+        List<byte[][]> packets = packets(fixture);
+        int serverId = -1;
+        int clientId = -1;
+        boolean prepareSent = false;
+        int executes = 0;
+        for (byte[][] packet : packets) {
+            byte[] bytes = packet[1];
+            boolean fromClient = packet[0][0] == 1;
+            ByteBuf buf = command(bytes);
+            if (fromClient && bytes[4] == 0x16) {
+                assertThat(client.onPrepare(buf, 4, bytes.length - 4)).isEqualTo(Route.FORWARD);
+                prepareSent = true;
+            } else if (!fromClient && prepareSent && bytes[3] == 1 && bytes[4] == 0) {
+                serverId = buf.getIntLE(5);
+                clientId = client.onPrepareResponse(buf, 4, bytes.length - 4, a);
+                assertThat(buf.getIntLE(5)).isEqualTo(clientId);
+                prepareSent = false;
+            } else if (fromClient && (bytes[4] == 0x17 || bytes[4] == 0x19) && serverId != -1 || fromClient && bytes[4] == 0x17) {
+                int id = buf.getIntLE(5);
+                if (id == serverId) {
+                    id = clientId;                              // the driver knows the id connguard gave it
+                    buf.setIntLE(5, id);
+                }
+                Route route = client.onCommand(buf, 4, bytes.length - 4, bytes.length - 4, bytes[3], a);
+                if (bytes[4] == 0x19) {
+                    assertThat(route).isEqualTo(Route.DROP);
+                } else {
+                    assertThat(route).isEqualTo(Route.FORWARD);
+                    executes++;
+                    if (id != MySqlPreparedStatements.LAST_PREPARED) {
+                        assertThat(id).as("the client's id").isEqualTo(clientId);
+                        assertThat(buf.getIntLE(5)).as("rewritten to the server's").isEqualTo(serverId);
+                    }
+                }
+            }
+        }
+        assertThat(executes).isEqualTo(3);
+        // Connector/J closes its statement; MariaDB Connector/J keeps it in its cache until the connection ends
+        assertThat(client.statementCount()).isEqualTo(fixture.startsWith("mariadb") ? 1 : 0);
+        assertThat(a.lookup(new MySqlServerStatements.Text("SELECT CONCAT(?, '-', ?)".getBytes(java.nio.charset.StandardCharsets.UTF_8))))
+                .isNotNull();
+    }
+
+    /** The packets of a captured conversation in order: {{1 client / 0 server}, packet bytes}. */
+    static List<byte[][]> packets(String fixture) {
+        List<byte[][]> packets = new ArrayList<>();
+        for (Packets.Chunk chunk : Packets.fixture(fixture)) {
+            byte[] bytes = chunk.bytes();
+            int i = 0;
+            while (i + 4 <= bytes.length) {
+                int length = (bytes[i] & 0xFF) | (bytes[i + 1] & 0xFF) << 8 | (bytes[i + 2] & 0xFF) << 16;
+                packets.add(new byte[][] {{(byte) (chunk.fromClient() ? 1 : 0)}, java.util.Arrays.copyOfRange(bytes, i, i + 4 + length)});
+                i += 4 + length;
+            }
+        }
+        return packets;
+    }
+
+    /** The client's command packets of a captured conversation (after the handshake's two client packets). */
+    static List<byte[]> clientPackets(String fixture) {
+        List<byte[]> out = new ArrayList<>();
+        for (byte[][] packet : packets(fixture)) {
+            if (packet[0][0] == 1 && packet[1][3] == 0) {
+                out.add(packet[1]);
+            }
+        }
+        return out;
+    }
+
     // ------------------------------------------------------------------ helpers
 
     private int prepare(String sql, MySqlServerStatements server, int serverId, int columns, int params) {
