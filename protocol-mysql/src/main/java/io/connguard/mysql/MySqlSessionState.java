@@ -42,6 +42,7 @@ final class MySqlSessionState {
     private String schema;
     private boolean trackingChanged;
     private boolean lost;
+    private long lastInsertId;
 
     /** A fresh session whose schema is {@code baselineSchema} ("" for none): the pool's database. */
     MySqlSessionState(String baselineSchema) {
@@ -69,8 +70,44 @@ final class MySqlSessionState {
         }
     }
 
+    /**
+     * Follows LAST_INSERT_ID() from an OK packet's leading bytes (header, affected rows, last insert id), which
+     * the command scanner already has: a statement that generated a value (or ran LAST_INSERT_ID(expr) in an
+     * INSERT, UPDATE, DELETE or REPLACE) reports it; one that did not reports 0 and the value stays.
+     */
+    void ok(byte[] prefix, int prefixLength) {
+        if (prefixLength < 2 || MySqlWire.lenencSize(prefix[1] & 0xFF) < 0) {
+            return;
+        }
+        long id = MySqlWire.readLenencInt(prefix, 1 + MySqlWire.lenencSize(prefix[1] & 0xFF), prefixLength);
+        if (id > 0) {
+            lastInsertId = id;
+        }
+    }
+
+    /** What LAST_INSERT_ID() returns in this session, as far as the OK packets told. */
+    long lastInsertId() {
+        return lastInsertId;
+    }
+
+    /**
+     * The statement that makes LAST_INSERT_ID() of {@code current} (a server connection) return what it returns
+     * for {@code target} (the client), to run before a statement that {@link MySqlStatementClassifier#readsLastInsertId()
+     * reads it}; null when they agree. {@code DO} answers with one OK packet, easy to swallow.
+     */
+    static String replayLastInsertId(MySqlSessionState target, MySqlSessionState current) {
+        return target.lastInsertId == current.lastInsertId ? null
+                : "DO LAST_INSERT_ID(" + Long.toUnsignedString(target.lastInsertId) + ")";
+    }
+
+    /** After {@link #replayLastInsertId} succeeded. */
+    static void lastInsertIdReplayed(MySqlSessionState target, MySqlSessionState current) {
+        current.lastInsertId = target.lastInsertId;
+    }
+
     /** The session was reset (COM_RESET_CONNECTION): back to the server's defaults and the same schema. */
     void reset() {
+        lastInsertId = 0;
         variables.clear();
         trackingChanged = false;
         lost = false;

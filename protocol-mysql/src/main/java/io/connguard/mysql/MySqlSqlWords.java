@@ -30,6 +30,8 @@ final class MySqlSqlWords {
         "found_rows", "row_count", "insert_id", "identity", "warning_count", "error_count",
         // where a statement starts inside a compound statement
         "then", "else", "atomic",
+        // statements whose OK packet reports LAST_INSERT_ID(expr)
+        "insert", "update", "delete",
     };
 
     static final int SET = 0, SELECT = 1, CREATE = 2, DROP = 3, LOCK = 4, UNLOCK = 5, FLUSH = 6, PREPARE = 7,
@@ -46,6 +48,7 @@ final class MySqlSqlWords {
             LAST_INSERT_ID = 70, FOUND_ROWS = 71, ROW_COUNT = 72, INSERT_ID = 73, IDENTITY = 74,
             WARNING_COUNT = 75, ERROR_COUNT = 76;
     static final int THEN = 77, ELSE = 78, ATOMIC = 79;
+    static final int INSERT = 80, UPDATE = 81, DELETE = 82;
 
     private static final byte[][] BYTES = new byte[WORDS.length][];
     /** Open addressing: slot → id + 1, 0 for empty. */
@@ -61,7 +64,7 @@ final class MySqlSqlWords {
             SLOTS[slot] = id + 1;
         }
         if (!WORDS[HELP].equals("help") || !WORDS[DUMPFILE].equals("dumpfile")
-                || !WORDS[ERROR_COUNT].equals("error_count") || WORDS.length != ATOMIC + 1) {
+                || !WORDS[ERROR_COUNT].equals("error_count") || WORDS.length != DELETE + 1) {
             throw new AssertionError("word ids out of step with WORDS");
         }
     }

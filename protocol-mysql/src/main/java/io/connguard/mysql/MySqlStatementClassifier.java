@@ -53,7 +53,8 @@ import static io.connguard.mysql.MySqlSqlWords.NONE;
  *     {@code EXECUTE IMMEDIATE @var}: unknown</td></tr>
  * <tr><td>{@code LAST_INSERT_ID()}, {@code @@last_insert_id}, {@code @@identity}</td>
  *     <td>{@link #readsLastInsertId() reads last_insert_id}</td></tr>
- * <tr><td>{@code LAST_INSERT_ID(expr)}, {@code SET insert_id|last_insert_id|identity}</td><td>pin {@code last_insert_id}</td></tr>
+ * <tr><td>{@code LAST_INSERT_ID(expr)} outside INSERT, UPDATE, DELETE, REPLACE (whose OK packet reports the value),
+ *     {@code SET insert_id|last_insert_id|identity}</td><td>pin {@code last_insert_id}</td></tr>
  * <tr><td>{@code FOUND_ROWS()}, {@code ROW_COUNT()}, {@code SHOW WARNINGS|ERRORS|COUNT(*) ..}, {@code GET DIAGNOSTICS},
  *     {@code @@warning_count}, {@code @@error_count}</td><td>{@link #readsPreviousStatement() reads the previous statement}</td></tr>
  * <tr><td>{@code XA START}, {@code HANDLER .. OPEN}, {@code SET ROLE}, {@code LOCK INSTANCE}, {@code BACKUP LOCK},
@@ -215,7 +216,7 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
 
     /**
      * LAST_INSERT_ID() (or {@code @@last_insert_id}, {@code @@identity}) is read: on another server connection
-     * than the last insert's, the pooler runs {@code SELECT LAST_INSERT_ID(n)} first with the value of the last
+     * than the last insert's, the pooler runs {@code DO LAST_INSERT_ID(n)} first with the value of the last
      * OK packet, or keeps the client where it was.
      */
     boolean readsLastInsertId() {
@@ -384,8 +385,9 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
             lastInsertIdCall = false;
             if (code == ')') {
                 readsLastInsertId = true;
-            } else {
-                start(MySqlPin.LAST_INSERT_ID);
+            } else if (kind != MySqlSqlWords.INSERT && kind != MySqlSqlWords.UPDATE && kind != MySqlSqlWords.DELETE
+                    && kind != MySqlSqlWords.REPLACE) {
+                start(MySqlPin.LAST_INSERT_ID);                 // in DML the OK packet reports the value
             }
         }
         if (code == '(' && t1 >= WORD_BASE) {

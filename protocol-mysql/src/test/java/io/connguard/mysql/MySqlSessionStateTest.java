@@ -154,6 +154,29 @@ class MySqlSessionStateTest {
     }
 
     @Test
+    void lastInsertIdFollowsOkPacketsAndIsReplayedWithDo() {
+        MySqlSessionState client = new MySqlSessionState("test");
+        MySqlSessionState server = new MySqlSessionState("test");
+        // MariaDB's OKs: INSERT of two rows (first id 1), UPDATE (0), id 300 (lenenc 0xFC), 2^40 (0xFE)
+        client.ok(hex("00020102000000"), 7);
+        assertThat(client.lastInsertId()).isEqualTo(1);
+        client.ok(hex("0002002200000028"), 8);
+        assertThat(client.lastInsertId()).isEqualTo(1);
+        client.ok(hex("0001fc2c010200"), 7);
+        assertThat(client.lastInsertId()).isEqualTo(300);
+        client.ok(hex("0000fe0000000000010000"), 11);
+        assertThat(client.lastInsertId()).isEqualTo(1L << 40);
+        client.ok(hex("00"), 1);
+        client.ok(hex("00fe"), 2);
+        assertThat(client.lastInsertId()).isEqualTo(1L << 40);
+        assertThat(MySqlSessionState.replayLastInsertId(client, server)).isEqualTo("DO LAST_INSERT_ID(1099511627776)");
+        MySqlSessionState.lastInsertIdReplayed(client, server);
+        assertThat(MySqlSessionState.replayLastInsertId(client, server)).isNull();
+        client.reset();
+        assertThat(client.lastInsertId()).isZero();
+    }
+
+    @Test
     void literalsReadTheSameWhateverTheSqlMode() {
         assertThat(MySqlSessionState.literal("100")).isEqualTo("100");
         assertThat(MySqlSessionState.literal("-1.5")).isEqualTo("-1.5");

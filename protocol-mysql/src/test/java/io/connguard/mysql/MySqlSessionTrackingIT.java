@@ -102,6 +102,24 @@ class MySqlSessionTrackingIT {
         }
     }
 
+    @Test
+    void lastInsertIdOfOneConnectionIsReadOnAnother() throws IOException {
+        Database db = MySqlIt.database();
+        MySqlSessionState client = new MySqlSessionState(db.database());
+        try (RawMySql first = open(db); RawMySql second = open(db)) {
+            first.query("CREATE TEMPORARY TABLE cg_ids (id INT AUTO_INCREMENT PRIMARY KEY, v INT) AUTO_INCREMENT = 4711");
+            byte[] ok = first.query("INSERT INTO cg_ids (v) VALUES (1)").get(0);
+            client.ok(ok, Math.min(32, ok.length));
+            assertThat(client.lastInsertId()).isEqualTo(4711);
+            MySqlSessionState server = new MySqlSessionState(db.database());
+            String replay = MySqlSessionState.replayLastInsertId(client, server);
+            List<byte[]> answer = second.query(replay);
+            assertThat(answer).hasSize(1);
+            assertThat(answer.get(0)[0]).as("DO answers with one OK").isZero();
+            assertThat(second.row("SELECT LAST_INSERT_ID()")).containsExactly("4711");
+        }
+    }
+
     private static RawMySql open(Database db) throws IOException {
         return new RawMySql(db.host(), db.port(), MySqlIt.NATIVE_USER, MySqlIt.NATIVE_PASSWORD, db.database());
     }
