@@ -123,6 +123,23 @@ final class MySqlPreparedStatements {
      * Returns {@link Route#FORWARD}, or {@link Route#ANSWER} beyond the limits.
      */
     Route onPrepare(ByteBuf buf, int payloadIndex, int payloadLength) {
+        Route admitted = admitPrepare(payloadLength);
+        if (admitted != Route.FORWARD) {
+            return admitted;
+        }
+        int textLength = payloadLength - 1;
+        byte[] text = new byte[textLength];
+        buf.getBytes(payloadIndex + 1, text);
+        pending.add(new Pending(new MySqlServerStatements.Text(text)));
+        textBytes += textLength;
+        return Route.FORWARD;
+    }
+
+    /**
+     * The limits' verdict on a COM_STMT_PREPARE of {@code payloadLength} bytes, from its header alone (before
+     * its text is gathered): {@link Route#FORWARD}, or {@link Route#ANSWER} with the ERR in {@link #takeOutput()}.
+     */
+    Route admitPrepare(int payloadLength) {
         int textLength = payloadLength - 1;
         if (statements.size() + pending.size() >= limits.maxStatements()) {
             return answer(1461, "42000", "Can't create more than " + limits.maxStatements()
@@ -132,10 +149,6 @@ final class MySqlPreparedStatements {
             return answer(1461, "42000", "Prepared statement text over connguard's limit of "
                     + limits.maxTextBytes() + " bytes per client connection");
         }
-        byte[] text = new byte[textLength];
-        buf.getBytes(payloadIndex + 1, text);
-        pending.add(new Pending(new MySqlServerStatements.Text(text)));
-        textBytes += textLength;
         return Route.FORWARD;
     }
 

@@ -115,7 +115,8 @@ final class MySqlServerLogin {
 
     /**
      * Starts a COM_CHANGE_USER as {@code as} on the connection this login opened (after {@link Step#DONE}):
-     * returns the packet to send, then feed the response to {@link #onPacket} as for a login.
+     * returns the packet to send, then feed the response to {@link #onPacket} as for a login. After
+     * {@link Step#FAILED} the connection is no longer authenticated: close it.
      */
     ByteBuf changeUser(Credentials as) {
         if (state != State.DONE) {

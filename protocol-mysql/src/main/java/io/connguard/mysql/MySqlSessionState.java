@@ -37,16 +37,50 @@ final class MySqlSessionState {
         }
     }
 
+    /**
+     * Read once per pool on a fresh server connection, in this order, for the baseline of
+     * {@link #MySqlSessionState(String, Map)}: the variables a session takes from its login's collation, not
+     * from the server's global values that {@code SET ... = DEFAULT} restores.
+     */
+    static final String BASELINE_QUERY = "SELECT @@character_set_client, @@character_set_connection, "
+            + "@@character_set_results, @@collation_connection";
+    static final List<String> LOGIN_VARIABLES = List.of("character_set_client", "character_set_connection",
+            "character_set_results", "collation_connection");
+
     private final String baselineSchema;
+    private final Map<String, String> baseline;
     private final Map<String, String> variables = new LinkedHashMap<>();
     private String schema;
     private boolean trackingChanged;
     private boolean lost;
     private long lastInsertId;
 
-    /** A fresh session whose schema is {@code baselineSchema} ("" for none): the pool's database. */
+    /** A fresh session whose schema is {@code baselineSchema} ("" for none), whose other variables are the globals. */
     MySqlSessionState(String baselineSchema) {
+        this(baselineSchema, Map.of());
+    }
+
+    /**
+     * A fresh session whose schema is {@code baselineSchema} ("" for none): the pool's database; {@code baseline}
+     * holds the values a fresh session of the pool has where they are not the server's globals (the
+     * {@link #LOGIN_VARIABLES} read with {@link #BASELINE_QUERY}); shared, not copied.
+     */
+    MySqlSessionState(String baselineSchema, Map<String, String> baseline) {
         this.baselineSchema = baselineSchema == null ? "" : baselineSchema;
+        this.baseline = baseline;
+    }
+
+    /**
+     * Records the changes of the OK of a command whose text set {@code namesCollation} ({@link
+     * MySqlStatementClassifier#namesCollation()}, or null): MariaDB reports SET NAMES ... COLLATE without
+     * collation_connection, which is recorded from the text when the character set was reported.
+     */
+    void apply(MySqlSessionChanges changes, String namesCollation) {
+        apply(changes);
+        if (changes != null && namesCollation != null && changes.variables().containsKey("character_set_connection")
+                && !changes.variables().containsKey("collation_connection")) {
+            variables.put("collation_connection", namesCollation);
+        }
     }
 
     /** Records the changes an OK packet reported; null (they could not be read) marks the state lost. */
@@ -160,7 +194,8 @@ final class MySqlSessionState {
     /**
      * What turns {@code current} (a server connection's state) into {@code target} (a client's): every
      * variable whose value differs is set, every variable {@code current} changed that {@code target} did
-     * not is set back to DEFAULT (the global value, which a fresh session starts from), and the schema is
+     * not is set back to its value in {@code target}'s baseline, or else to DEFAULT (the global value, which a
+     * fresh session starts from), and the schema is
      * selected when it differs. Character set variables come first and collations after them (setting a
      * character set resets its collation). Values are written as numbers when they are numbers, as plain
      * literals when printable and free of quotes and backslashes, else as hexadecimal literals, so the
@@ -179,7 +214,12 @@ final class MySqlSessionState {
             String wanted = target.variables.get(name);
             String now = current.variables.get(name);
             if (wanted == null) {
-                assignments.add("SESSION " + name + " = DEFAULT");
+                String fresh = target.baseline.get(name);
+                if (fresh == null) {
+                    assignments.add("SESSION " + name + " = DEFAULT");
+                } else if (!fresh.equals(now)) {
+                    assignments.add("SESSION " + name + " = " + literal(fresh));
+                }
             } else if (!wanted.equals(now)) {
                 assignments.add("SESSION " + name + " = " + literal(wanted));
             }

@@ -94,6 +94,8 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
     private final boolean nested;
     private MySqlStatementClassifier inner;
     private MySqlPinNames names;
+    private boolean noBackslashEscapes;
+    private boolean ansiQuotes;
 
     // outcome of the command
     private int started;
@@ -105,6 +107,8 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
     private boolean readsPrevious;
     private String unknownReason;
     private boolean flow;
+    private String namesCollation;
+    private boolean namesTarget;
 
     // the statement being read
     private int kind = START;
@@ -149,6 +153,8 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
 
     /** Follows the client's sql_mode (from the session state information): NO_BACKSLASH_ESCAPES, ANSI_QUOTES. */
     void sqlMode(boolean noBackslashEscapes, boolean ansiQuotes) {
+        this.noBackslashEscapes = noBackslashEscapes;
+        this.ansiQuotes = ansiQuotes;
         lexer.noBackslashEscapes(noBackslashEscapes);
         lexer.ansiQuotes(ansiQuotes);
         if (inner != null) {
@@ -167,6 +173,10 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
         readsPrevious = false;
         unknownReason = null;
         flow = false;
+        namesCollation = null;
+        if (names != null) {
+            names.commit(false);                                // drops of a command never applied did not happen
+        }
         resetStatement();
         lexer.begin();
     }
@@ -226,6 +236,15 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
     /** FOUND_ROWS(), ROW_COUNT(), SHOW WARNINGS/ERRORS, GET DIAGNOSTICS: only the previous statement's connection knows. */
     boolean readsPreviousStatement() {
         return readsPrevious;
+    }
+
+    /**
+     * The collation of the last {@code SET NAMES cs COLLATE name} (lower-cased), or null: MariaDB reports the
+     * character set variables of SET NAMES but not collation_connection, which
+     * {@link MySqlSessionState#apply(MySqlSessionChanges, String)} completes with it.
+     */
+    String namesCollation() {
+        return namesCollation;
     }
 
     boolean unknown() {
@@ -311,6 +330,7 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
         if (wanted) {
             if (inner == null) {
                 inner = new MySqlStatementClassifier(true);
+                inner.sqlMode(noBackslashEscapes, ansiQuotes);
             }
             inner.begin();
         }
@@ -563,6 +583,7 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
                 } else if (keyword == MySqlSqlWords.NAMES || keyword == MySqlSqlWords.CHARSET
                         || keyword == MySqlSqlWords.CHARACTER) {
                     followsClient = true;
+                    namesTarget = keyword == MySqlSqlWords.NAMES;
                     step = S_VALUE;
                 } else if (keyword == MySqlSqlWords.PASSWORD && assignment == 0) {
                     step = DONE;
@@ -644,7 +665,14 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
                     nextAssignment(code);
                 }
             }
-            case S_VALUE -> nextAssignment(code);
+            case S_VALUE -> {
+                if (namesTarget && depth == 0 && t1 == WORD_BASE + MySqlSqlWords.COLLATE && code >= ANY_NAME
+                        && lexer.capturedLength() > 0) {
+                    namesCollation = new String(lexer.captured(), 0, lexer.capturedLength(),
+                            java.nio.charset.StandardCharsets.US_ASCII).toLowerCase(java.util.Locale.ROOT);
+                }
+                nextAssignment(code);
+            }
             case S_STATEMENT -> {
                 if (keyword == MySqlSqlWords.FOR && depth == 0) {
                     restart = true;
@@ -657,6 +685,7 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
 
     private void nextAssignment(int code) {
         if (code == ',' && depth == 0) {
+            namesTarget = false;
             assignment++;
             step = S_TARGET;
         } else {
@@ -938,6 +967,7 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
         temporary = false;
         ifExists = false;
         assignment = 0;
+        namesTarget = false;
         target = NONE;
         nameLength = 0;
     }

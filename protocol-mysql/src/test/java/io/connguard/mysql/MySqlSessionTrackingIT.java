@@ -89,6 +89,55 @@ class MySqlSessionTrackingIT {
     }
 
     @Test
+    void characterSetsGoBackToTheLoginsNotToTheGlobals() throws IOException {
+        Database db = MySqlIt.database();
+        // a pool whose connections log in with latin1_swedish_ci, on a server whose globals are (here) utf8mb4
+        try (RawMySql connection = new RawMySql(db.host(), db.port(), MySqlIt.NATIVE_USER, MySqlIt.NATIVE_PASSWORD,
+                db.database(), 8)) {
+            connection.query(MySqlSessionState.ENABLE_TRACKING);
+            List<String> fresh = connection.row(STATE);
+            List<String> values = connection.row(MySqlSessionState.BASELINE_QUERY);
+            java.util.Map<String, String> baseline = new java.util.HashMap<>();
+            for (int i = 0; i < values.size(); i++) {
+                baseline.put(MySqlSessionState.LOGIN_VARIABLES.get(i), values.get(i));
+            }
+            assertThat(baseline).containsEntry("character_set_client", "latin1");
+            MySqlSessionState server = new MySqlSessionState(db.database(), baseline);
+            server.apply(capture(connection.query("SET NAMES utf8mb4 COLLATE utf8mb4_bin").get(0)));
+            assertThat(connection.row(STATE)).isNotEqualTo(fresh);
+            MySqlSessionState.Replay replay = MySqlSessionState.replay(new MySqlSessionState(db.database(), baseline), server);
+            assertThat(replay.setStatement()).doesNotContain("DEFAULT");
+            assertThat(connection.query(replay.setStatement()).get(0)[0]).as(replay.setStatement()).isZero();
+            assertThat(connection.row(STATE)).isEqualTo(fresh);
+        }
+    }
+
+    @Test
+    void setNamesWithACollationIsReplayedWithIt() throws IOException {
+        Database db = MySqlIt.database();
+        MySqlSessionState client = new MySqlSessionState(db.database());
+        MySqlStatementClassifier classifier = new MySqlStatementClassifier();
+        String sql = "SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci";
+        try (RawMySql first = open(db); RawMySql second = open(db)) {
+            first.query(MySqlSessionState.ENABLE_TRACKING);
+            second.query(MySqlSessionState.ENABLE_TRACKING);
+            ByteBuf text = Unpooled.wrappedBuffer(sql.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            classifier.begin();
+            classifier.accept(text, 0, text.readableBytes());
+            classifier.finish();
+            text.release();
+            MySqlSessionChanges changes = capture(first.query(sql).get(0));
+            assertThat(changes.variables()).as("MariaDB leaves collation_connection out").doesNotContainKey("collation_connection");
+            client.apply(changes, classifier.namesCollation());
+            MySqlSessionState server = new MySqlSessionState(db.database());
+            MySqlSessionState.Replay replay = MySqlSessionState.replay(client, server);
+            assertThat(second.query(replay.setStatement()).get(0)[0]).as(replay.setStatement()).isZero();
+            assertThat(second.row(STATE)).isEqualTo(first.row(STATE));
+            assertThat(second.row("SELECT @@collation_connection")).containsExactly("utf8mb4_unicode_ci");
+        }
+    }
+
+    @Test
     void aValueWithQuotesAndBackslashesIsReplayedAsHex() throws IOException {
         Database db = MySqlIt.database();
         try (RawMySql connection = open(db)) {

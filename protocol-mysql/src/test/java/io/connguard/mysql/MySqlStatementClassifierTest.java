@@ -242,6 +242,19 @@ class MySqlStatementClassifierTest {
     }
 
     @Test
+    void setNamesReportsItsCollation() {
+        MySqlStatementClassifier classifier = new MySqlStatementClassifier();
+        feed(classifier, "SET NAMES utf8mb4 COLLATE utf8mb4_Unicode_CI".getBytes(StandardCharsets.UTF_8), 1, true);
+        assertThat(classifier.namesCollation()).isEqualTo("utf8mb4_unicode_ci");
+        feed(classifier, "SET NAMES 'latin1' COLLATE 'latin1_bin', time_zone = 'UTC'".getBytes(StandardCharsets.UTF_8), 3, true);
+        assertThat(classifier.namesCollation()).isEqualTo("latin1_bin");
+        feed(classifier, "SET NAMES utf8mb4; SELECT 'a' COLLATE utf8mb4_bin".getBytes(StandardCharsets.UTF_8), 3, true);
+        assertThat(classifier.namesCollation()).isNull();
+        feed(classifier, "SET time_zone = 'UTC' COLLATE utf8mb4_bin".getBytes(StandardCharsets.UTF_8), 3, true);
+        assertThat(classifier.namesCollation()).isNull();
+    }
+
+    @Test
     void theTableIsLarge() {
         assertThat(statements().count()).isGreaterThanOrEqualTo(100);
     }

@@ -29,6 +29,11 @@ final class RawMySql implements AutoCloseable {
     private final OutputStream out;
 
     RawMySql(String host, int port, String user, String password, String database) throws IOException {
+        this(host, port, user, password, database, 45);
+    }
+
+    /** Logs in with {@code collation} (45 utf8mb4_general_ci, 8 latin1_swedish_ci ...). */
+    RawMySql(String host, int port, String user, String password, String database, int collation) throws IOException {
         socket = new Socket(host, port);
         socket.setSoTimeout(10_000);
         in = new DataInputStream(socket.getInputStream());
@@ -49,7 +54,7 @@ final class RawMySql implements AutoCloseable {
         byte[] auth = nativePassword(password, scramble);
         byte[] response = Packets.payload(
                 (int) (CAPABILITIES & 0xFF), (int) (CAPABILITIES >>> 8 & 0xFF), (int) (CAPABILITIES >>> 16 & 0xFF),
-                (int) (CAPABILITIES >>> 24 & 0xFF), 0, 0, 0, 1, 45, new byte[23], user, 0, auth.length, auth,
+                (int) (CAPABILITIES >>> 24 & 0xFF), 0, 0, 0, 1, collation, new byte[23], user, 0, auth.length, auth,
                 database, 0, "mysql_native_password", 0);
         write(1, response);
         byte[] answer = read();
