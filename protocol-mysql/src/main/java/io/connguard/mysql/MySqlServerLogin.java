@@ -280,7 +280,9 @@ final class MySqlServerLogin {
                 }
                 int nul = MySqlWire.nulIndex(buf, index + 1, end);
                 plugin = buf.toString(index + 1, nul - index - 1, StandardCharsets.US_ASCII);
-                int dataEnd = end > nul + 1 && buf.getByte(end - 1) == 0 ? end - 1 : end;
+                // 20 bytes and a NUL for the SHA plugins; ed25519's 32 random bytes have no terminator (and may end in 0)
+                int dataEnd = !MySqlAuthPlugins.ED25519.equals(plugin) && end > nul + 1 && buf.getByte(end - 1) == 0
+                        ? end - 1 : end;
                 scramble = new byte[Math.max(0, dataEnd - nul - 1)];
                 buf.getBytes(nul + 1, scramble);
                 awaitingKey = false;

@@ -103,6 +103,7 @@ class MySqlServerLoginTest {
         take();
         byte[] scramble = new byte[32];
         Arrays.fill(scramble, (byte) 7);
+        scramble[31] = 0;                                       // not a terminator: ed25519's scramble has none
         assertThat(feed(packet(2, payload(0xFE, "client_ed25519", 0, scramble)))).isEqualTo(Step.SEND);
         byte[] signed = take();
         assertThat(signed[3]).isEqualTo((byte) 3);
@@ -160,6 +161,22 @@ class MySqlServerLoginTest {
         assertThat(take()[3]).isEqualTo((byte) 2);
         assertThat(feed(packet(3, payload(0x01, 0x04)))).isEqualTo(Step.SEND);
         assertThat(take()).isEqualTo(packet(4, payload(PASSWORD, 0)));
+    }
+
+    @Test
+    void sha256PasswordAsksForTheKeyWithoutTls() {
+        KeyPair keys = MySqlRsa.generate();
+        login = login(false, null);
+        feed(Conversation.serverGreetingPacket(1));
+        take();
+        byte[] salt = "ABCDEFGHIJKLMNOPQRST".getBytes(StandardCharsets.US_ASCII);
+        assertThat(feed(packet(2, payload(0xFE, "sha256_password", 0, salt, 0)))).isEqualTo(Step.SEND);
+        assertThat(take()).isEqualTo(packet(3, payload(0x01)));
+        assertThat(feed(packet(4, payload(0x01, MySqlRsa.pem(keys.getPublic()))))).isEqualTo(Step.SEND);
+        byte[] encrypted = take();
+        assertThat(MySqlRsa.decrypt(Arrays.copyOfRange(encrypted, 4, encrypted.length), salt, keys.getPrivate()))
+                .isEqualTo(Arrays.copyOf(PASSWORD, PASSWORD.length + 1));
+        assertThat(feed(Packets.ok(6, 2))).isEqualTo(Step.DONE);
     }
 
     @Test
