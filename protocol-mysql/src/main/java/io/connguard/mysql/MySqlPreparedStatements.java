@@ -20,7 +20,8 @@ import java.util.Map;
  *     and the command is forwarded; the first packet of its response goes to {@link #onPrepareResponse},
  *     which on a PREPARE_OK records the statement for the client and the connection and rewrites the
  *     4-byte statement id in place to the client's id (the definitions that follow pass untouched).</li>
- * <li>COM_STMT_EXECUTE, SEND_LONG_DATA, RESET, FETCH, CLOSE from the client: {@link #onCommand} decides a
+ * <li>COM_STMT_EXECUTE, SEND_LONG_DATA, RESET, FETCH, CLOSE and MariaDB's COM_STMT_BULK_EXECUTE (whose
+ *     drivers send the parameter types with every batch) from the client: {@link #onCommand} decides a
  *     {@link Route}. The id is rewritten in place (same length) to the serving connection's id. When the
  *     statement is not prepared there, {@link Route#PREPARE_FIRST}: the pooler sends
  *     {@link #injectedPrepare()}, feeds every packet of its response to {@link #onInjectedPacket} (all are
@@ -69,7 +70,7 @@ final class MySqlPreparedStatements {
     }
 
     static final int COM_STMT_PREPARE = 0x16, COM_STMT_EXECUTE = 0x17, COM_STMT_SEND_LONG_DATA = 0x18,
-            COM_STMT_CLOSE = 0x19, COM_STMT_RESET = 0x1A, COM_STMT_FETCH = 0x1C;
+            COM_STMT_CLOSE = 0x19, COM_STMT_RESET = 0x1A, COM_STMT_FETCH = 0x1C, COM_STMT_BULK_EXECUTE = 0xFA;
     /** MariaDB: "the statement prepared last" in a pipeline. */
     static final int LAST_PREPARED = 0xFFFFFFFF;
 
@@ -224,7 +225,7 @@ final class MySqlPreparedStatements {
             return answer(1243, "HY000", "Unknown prepared statement handler (" + Integer.toUnsignedString(id)
                     + ") given to " + (command == COM_STMT_EXECUTE ? "mysqld_stmt_execute" : "mysqld_stmt_command"));
         }
-        if (command == COM_STMT_EXECUTE && statement.deferredError != null) {
+        if ((command == COM_STMT_EXECUTE || command == COM_STMT_BULK_EXECUTE) && statement.deferredError != null) {
             byte[] error = statement.deferredError;
             statement.deferredError = null;
             statement.longData = false;
@@ -240,6 +241,7 @@ final class MySqlPreparedStatements {
         buf.setIntLE(payloadIndex + 1, entry.serverId);
         switch (command) {
             case COM_STMT_SEND_LONG_DATA -> statement.longData = true;
+            case COM_STMT_BULK_EXECUTE -> statement.longData = false;
             case COM_STMT_RESET -> {
                 statement.longData = false;
                 statement.cursor = false;

@@ -198,6 +198,22 @@ class MySqlPreparedStatementsTest {
     }
 
     @Test
+    void mariaDbBulkExecuteIsRoutedLikeAnExecute() {
+        int id = prepare("INSERT INTO t VALUES (?, ?)", a, 21, 0, 2);
+        // COM_STMT_BULK_EXECUTE: id, flags 128 (types sent), types, then rows of indicator + value
+        byte[] bulk = packet(0, payload(0xFA, id, 0, 0, 0, 0x80, 0x00, LONGS, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0));
+        ByteBuf buf = command(bulk);
+        assertThat(client.onCommand(buf, 4, bulk.length - 4, bulk.length - 4, 0, b)).isEqualTo(Route.PREPARE_FIRST);
+        own(client.injectedPrepare());
+        for (byte[] packet : prepareResponse(5, 0, 2, true)) {
+            client.onInjectedPacket(command(packet), 4, packet.length - 4, true, b);
+        }
+        assertThat(client.onCommand(buf, 4, bulk.length - 4, bulk.length - 4, 0, b)).isEqualTo(Route.FORWARD);
+        assertThat(buf.getIntLE(5)).isEqualTo(5);
+        assertThat(run(bulk, a)).isEqualTo(Route.FORWARD);
+    }
+
+    @Test
     void aTruncatedExecuteHeadIsRefused() {
         int id = prepare(SUM, a, 7, 1, 2);
         byte[] exec = execute(id, 0, true, LONGS, longValues(1, 2));
