@@ -32,7 +32,7 @@ final class MySqlSqlWords {
         "then", "else", "atomic",
         // statements whose OK packet reports LAST_INSERT_ID(expr)
         "insert", "update", "delete",
-        "collate",
+        "collate", "load",
     };
 
     static final int SET = 0, SELECT = 1, CREATE = 2, DROP = 3, LOCK = 4, UNLOCK = 5, FLUSH = 6, PREPARE = 7,
@@ -49,7 +49,7 @@ final class MySqlSqlWords {
             LAST_INSERT_ID = 70, FOUND_ROWS = 71, ROW_COUNT = 72, INSERT_ID = 73, IDENTITY = 74,
             WARNING_COUNT = 75, ERROR_COUNT = 76;
     static final int THEN = 77, ELSE = 78, ATOMIC = 79;
-    static final int INSERT = 80, UPDATE = 81, DELETE = 82, COLLATE = 83;
+    static final int INSERT = 80, UPDATE = 81, DELETE = 82, COLLATE = 83, LOAD = 84;
 
     private static final byte[][] BYTES = new byte[WORDS.length][];
     /** Open addressing: slot → id + 1, 0 for empty. */
@@ -65,7 +65,7 @@ final class MySqlSqlWords {
             SLOTS[slot] = id + 1;
         }
         if (!WORDS[HELP].equals("help") || !WORDS[DUMPFILE].equals("dumpfile")
-                || !WORDS[ERROR_COUNT].equals("error_count") || WORDS.length != COLLATE + 1) {
+                || !WORDS[ERROR_COUNT].equals("error_count") || WORDS.length != LOAD + 1) {
             throw new AssertionError("word ids out of step with WORDS");
         }
     }

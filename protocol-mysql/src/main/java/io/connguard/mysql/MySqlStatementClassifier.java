@@ -28,7 +28,8 @@ import static io.connguard.mysql.MySqlSqlWords.NONE;
  * <table>
  * <caption>What starts and ends a pin</caption>
  * <tr><th>statement</th><th>outcome</th></tr>
- * <tr><td>{@code SET @x = ..}, {@code SELECT .. INTO @x}, {@code @x := ..} anywhere</td><td>pin {@code user_variable}</td></tr>
+ * <tr><td>{@code SET @x = ..}, {@code SELECT .. INTO @x}, {@code @x := ..} anywhere, {@code @x} in LOAD DATA,
+ *     {@code GET DIAGNOSTICS @x = ..}</td><td>pin {@code user_variable}</td></tr>
  * <tr><td>{@code SET [SESSION|LOCAL] v = ..}, {@code SET @@[session.]v}, {@code SET NAMES}, {@code SET CHARACTER SET},
  *     {@code SET SESSION TRANSACTION ..}, {@code USE db}</td><td>{@link #followsClient() follows the client}</td></tr>
  * <tr><td>{@code SET GLOBAL|PERSIST ..}, {@code SET PASSWORD}, {@code SET DEFAULT ROLE}, MariaDB
@@ -531,6 +532,12 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
             case MySqlSqlWords.SHOW -> {
                 if (keyword == MySqlSqlWords.WARNINGS || keyword == MySqlSqlWords.ERRORS) {
                     readsPrevious = true;
+                    step = DONE;
+                }
+            }
+            case MySqlSqlWords.LOAD -> {
+                if (code >= ANY_NAME && t1 == '@' && t2 != '@') {
+                    start(MySqlPin.USER_VARIABLE);              // LOAD DATA ... (@a, @b) assigns them
                     step = DONE;
                 }
             }

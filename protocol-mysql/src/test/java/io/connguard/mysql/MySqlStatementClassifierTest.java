@@ -64,6 +64,8 @@ class MySqlStatementClassifierTest {
                 Arguments.of("SET time_zone = '+00:00', @x = 1", "follows +user_variable"),
                 Arguments.of("SELECT 1; SET @x = 2; SELECT 3", "+user_variable"),
                 Arguments.of("SELECT 'x' INTO @`v`", "+user_variable"),
+                Arguments.of("LOAD DATA LOCAL INFILE 'f.csv' INTO TABLE t (a, @skip, c) SET b = NOW()", "+user_variable"),
+                Arguments.of("LOAD DATA LOCAL INFILE 'f.csv' INTO TABLE t (a, b) SET c = @@session.time_zone", ""),
                 // system variables and the schema follow the client
                 Arguments.of("SET time_zone = '+00:00'", "follows"),
                 Arguments.of("SET SESSION sql_mode = 'ANSI_QUOTES'", "follows"),
