@@ -68,6 +68,7 @@ final class MySqlSqlLexer implements ByteProcessor {
     private int quote;
     private boolean forward;
     private boolean inExecutable;
+    private boolean versioned;
 
     MySqlSqlLexer(Tokens tokens) {
         this.tokens = tokens;
@@ -86,6 +87,15 @@ final class MySqlSqlLexer implements ByteProcessor {
     void begin() {
         state = State.NORMAL;
         inExecutable = false;
+        versioned = false;
+    }
+
+    /**
+     * The token being emitted is inside an executable comment that names a version ({@code /*!50700},
+     * {@code /*M!100500}): the server may skip it (MariaDB 10.11 skips {@code /*!50700} to {@code /*!99999}).
+     */
+    boolean inConditionalCode() {
+        return inExecutable && versioned;
     }
 
     /** Lexes {@code length} bytes of {@code buf} from {@code index}; indexes are untouched. */
@@ -222,6 +232,7 @@ final class MySqlSqlLexer implements ByteProcessor {
             case COMMENT_OPEN, COMMENT_M -> {
                 if (c == '!') {
                     inExecutable = true;
+                    versioned = false;
                     state = State.EXEC_VERSION;
                 } else if (c == 'M' && state == State.COMMENT_OPEN) {
                     state = State.COMMENT_M;
@@ -247,7 +258,9 @@ final class MySqlSqlLexer implements ByteProcessor {
                 }
             }
             case EXEC_VERSION -> {
-                if (!digit(c)) {
+                if (digit(c)) {
+                    versioned = true;
+                } else {
                     normal(c);
                 }
             }

@@ -61,6 +61,8 @@ import static io.connguard.mysql.MySqlSqlWords.NONE;
  * <tr><td>{@code XA START}, {@code HANDLER .. OPEN}, {@code SET ROLE}, {@code LOCK INSTANCE}, {@code BACKUP LOCK},
  *     {@code EXECUTE s} of a statement not seen prepared; unterminated literal, identifier or comment,
  *     a NUL byte, a comment inside an executable comment</td><td>{@code unknown}</td></tr>
+ * <tr><td>a statement with a token in a versioned executable comment ({@code /*!50700 ..*&#47;}, which the server
+ *     may skip)</td><td>its pins count, its ends only "may have ended"</td></tr>
  * <tr><td>stored program definitions ({@code CREATE PROCEDURE|FUNCTION|TRIGGER|EVENT}, {@code ALTER EVENT}),
  *     compound statements ({@code BEGIN NOT ATOMIC}, IF, CASE, LOOP, REPEAT, WHILE, labels)</td>
  *     <td>the rest of the text is read as usual, but its ends only "may have ended"</td></tr>
@@ -118,6 +120,7 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
     private int depth;
     private int t1 = -1, t2 = -1, t3 = -1, t4 = -1;
     private boolean calcFoundRows;
+    private boolean conditional;
     private boolean restart;
     private boolean expectName;
     private boolean lastInsertIdCall;
@@ -290,8 +293,9 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
         ended &= ~pin.bit();
     }
 
+    /** A definite end, unless the statement is in a compound statement or in a versioned executable comment. */
     private void end(MySqlPin pin) {
-        if (flow) {
+        if (flow || conditional) {
             maybeEnd(pin);
         } else {
             ended |= pin.bit();
@@ -379,6 +383,7 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
         } else if (code == ')') {
             depth--;
         }
+        conditional |= lexer.inConditionalCode();
         anywhere(code, id);
         if (kind == START) {
             kind = keyword != NONE ? keyword : ANY;
@@ -805,7 +810,7 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
     }
 
     private void tempDropped() {
-        if (temporary && !ifExists && !flow && !nested && !expectName && names != null) {
+        if (temporary && !ifExists && !flow && !conditional && !nested && !expectName && names != null) {
             names.stageTempDrop(Arrays.copyOf(name, nameLength));
         }
     }
@@ -849,7 +854,7 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
     /** DEALLOCATE PREPARE name (and DROP PREPARE name). */
     private void deallocate(int code) {
         nameLength = 0;
-        if (namePart(code) && names != null && !flow && !nested) {
+        if (namePart(code) && names != null && !flow && !conditional && !nested) {
             lowerName();
             names.stageDeallocate(Arrays.copyOf(name, nameLength));
         }
@@ -968,6 +973,7 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
         depth = 0;
         t1 = t2 = t3 = t4 = -1;
         calcFoundRows = false;
+        conditional = false;
         restart = false;
         expectName = false;
         lastInsertIdCall = false;

@@ -191,6 +191,10 @@ class MySqlStatementClassifierTest {
                 // executable comments are code
                 Arguments.of("/*!40101 SET @OLD_SQL_MODE = @@SQL_MODE */", "+user_variable"),
                 Arguments.of("/*!50700 LOCK TABLES t WRITE */", "+lock_tables"),
+                Arguments.of("/*!50700 UNLOCK TABLES */", "~lock_tables"),
+                Arguments.of("/*M!100100 UNLOCK TABLES */; UNLOCK TABLES", "-lock_tables"),
+                Arguments.of("/*!UNLOCK TABLES */", "-lock_tables"),
+                Arguments.of("/*!40101 SELECT RELEASE_ALL_LOCKS() */", "~get_lock"),
                 Arguments.of("/*!*/ SELECT 1", ""),
                 Arguments.of("/*M!100100 SELECT GET_LOCK('a', 1) */", "+get_lock"),
                 Arguments.of("/*M SELECT GET_LOCK('a', 1) */", ""),
