@@ -78,22 +78,21 @@ import static io.connguard.mysql.MySqlSqlWords.NONE;
  * @see <a href="https://dev.mysql.com/doc/refman/8.0/en/set-variable.html">SET syntax for variable assignment</a>
  * @see <a href="https://mariadb.com/kb/en/set-statement/">MariaDB SET STATEMENT</a>
  */
-final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
+final class MySqlStatementClassifier extends MySqlTextOutcome implements MySqlSqlLexer.Tokens {
 
     /** Extra bits kept with a prepared statement's pins: what executing it reads. */
     private static final int READS_LAST_INSERT_ID = 1 << 30, READS_PREVIOUS = 1 << 29;
 
     /** Token codes in the short history: a symbol is its byte, other tokens these, a word 512 + its id. */
-    private static final int ANY_NAME = 256, STRING = 257, OTHER = 258, WORD_BASE = 512;
+    static final int ANY_NAME = 256, STRING = 257, OTHER = 258, WORD_BASE = 512;
     /** Statement kinds besides the word ids of their first word. */
     private static final int START = -2, ANY = -3;
     private static final int DONE = -1;
 
     // SET steps
-    private static final int S_TARGET = 0, S_AFTER_SCOPE = 1, S_AT = 2, S_AT2 = 3, S_AT2_SCOPE = 4, S_AT2_DOT = 5,
-            S_NAME = 6, S_VALUE = 7, S_STATEMENT = 8;
 
     private final MySqlSqlLexer lexer = new MySqlSqlLexer(this);
+    private final MySqlSetStatement set = new MySqlSetStatement();
     private final boolean nested;
     private MySqlStatementClassifier inner;
     private MySqlPinNames names;
@@ -101,17 +100,7 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
     private boolean ansiQuotes;
 
     // outcome of the command
-    private int started;
-    private int ended;
-    private int maybeEnded;
-    private boolean consumedNext;
-    private boolean followsClient;
-    private boolean readsLastInsertId;
-    private boolean readsPrevious;
-    private String unknownReason;
     private boolean flow;
-    private String namesCollation;
-    private boolean namesTarget;
 
     // the statement being read
     private int kind = START;
@@ -121,15 +110,10 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
     private int t1 = -1, t2 = -1, t3 = -1, t4 = -1;
     private boolean calcFoundRows;
     private boolean conditional;
-    private boolean restart;
     private boolean expectName;
     private boolean lastInsertIdCall;
     private boolean temporary;
     private boolean ifExists;
-    private boolean global;
-    private boolean targetGlobal;
-    private int target;
-    private int assignment;
     private final byte[] name = new byte[2 * MySqlSqlLexer.MAX_CAPTURE + 1];
     private int nameLength;
 
@@ -168,16 +152,8 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
 
     /** A command's text starts. */
     void begin() {
-        started = 0;
-        ended = 0;
-        maybeEnded = 0;
-        consumedNext = false;
-        followsClient = false;
-        readsLastInsertId = false;
-        readsPrevious = false;
-        unknownReason = null;
+        clearOutcome();
         flow = false;
-        namesCollation = null;
         if (names != null) {
             names.commit(false);                                // drops of a command never applied did not happen
         }
@@ -201,63 +177,6 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
                 end(MySqlPin.SQL_PREPARE);
             }
         }
-    }
-
-    /** Bits of {@link MySqlPin}: pins the command may have started (including {@link MySqlPin#UNKNOWN}). */
-    int pinsStarted() {
-        return started;
-    }
-
-    /** Bits of pins whose last mention in the text was a definite end (valid if the command succeeded). */
-    int pinsEnded() {
-        return ended;
-    }
-
-    /** Bits of pins that may have ended: a pooler can ask the server, or keep them. */
-    int pinsMaybeEnded() {
-        return maybeEnded;
-    }
-
-    /** A statement other than SET, SHOW, USE or DO ran: {@link MySqlPin#NEXT_STATEMENT} pins held before end. */
-    boolean consumesNextStatementPins() {
-        return consumedNext;
-    }
-
-    /** A session system variable, the character set or the schema changed: the OK packets report the values. */
-    boolean followsClient() {
-        return followsClient;
-    }
-
-    /**
-     * LAST_INSERT_ID() (or {@code @@last_insert_id}, {@code @@identity}) is read: on another server connection
-     * than the last insert's, the pooler runs {@code DO LAST_INSERT_ID(n)} first with the value of the last
-     * OK packet, or keeps the client where it was.
-     */
-    boolean readsLastInsertId() {
-        return readsLastInsertId;
-    }
-
-    /** FOUND_ROWS(), ROW_COUNT(), SHOW WARNINGS/ERRORS, GET DIAGNOSTICS: only the previous statement's connection knows. */
-    boolean readsPreviousStatement() {
-        return readsPrevious;
-    }
-
-    /**
-     * The collation of the last {@code SET NAMES cs COLLATE name} (lower-cased), or null: MariaDB reports the
-     * character set variables of SET NAMES but not collation_connection, which
-     * {@link MySqlSessionState#apply(MySqlSessionChanges, String)} completes with it.
-     */
-    String namesCollation() {
-        return namesCollation;
-    }
-
-    boolean unknown() {
-        return (started & MySqlPin.UNKNOWN.bit()) != 0;
-    }
-
-    /** Why the text was {@link #unknown()}, for a log line; null otherwise. */
-    String unknownReason() {
-        return unknownReason;
     }
 
     /**
@@ -288,30 +207,13 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
 
     // ------------------------------------------------------------------ outcome
 
-    private void start(MySqlPin pin) {
-        started |= pin.bit();
-        ended &= ~pin.bit();
-    }
-
     /** A definite end, unless the statement is in a compound statement or in a versioned executable comment. */
     private void end(MySqlPin pin) {
         if (flow || conditional) {
             maybeEnd(pin);
         } else {
-            ended |= pin.bit();
-            maybeEnded &= ~pin.bit();
+            endDefinitely(pin);
         }
-    }
-
-    private void maybeEnd(MySqlPin pin) {
-        maybeEnded |= pin.bit();
-    }
-
-    private void unknown(String reason) {
-        if (unknownReason == null) {
-            unknownReason = reason;
-        }
-        start(MySqlPin.UNKNOWN);
     }
 
     private MySqlPinNames tracked() {
@@ -396,7 +298,7 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
         t3 = t2;
         t2 = t1;
         t1 = code;
-        if (restart) {
+        if (kind == MySqlSqlWords.SET && set.restart()) {
             resetStatement();                                   // SET STATEMENT ... FOR: the statement follows
         } else if (flow && (keyword == MySqlSqlWords.THEN || keyword == MySqlSqlWords.ELSE
                 || keyword == MySqlSqlWords.BEGIN || keyword == MySqlSqlWords.LOOP || keyword == MySqlSqlWords.REPEAT
@@ -436,7 +338,7 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
                 start(MySqlPin.USER_VARIABLE);                  // INTO @x
             }
             boolean systemVariable = t1 == '@' && t2 == '@' || t1 == '.' && t3 == '@' && t4 == '@';
-            if (systemVariable && !(kind == MySqlSqlWords.SET && step != S_VALUE)) {
+            if (systemVariable && !(kind == MySqlSqlWords.SET && set.readingTarget())) {
                 if (id == MySqlSqlWords.LAST_INSERT_ID || id == MySqlSqlWords.IDENTITY) {
                     readsLastInsertId = true;
                 } else if (id == MySqlSqlWords.WARNING_COUNT || id == MySqlSqlWords.ERROR_COUNT) {
@@ -463,10 +365,7 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
             case MySqlSqlWords.USE -> followsClient = true;
             case MySqlSqlWords.IF, MySqlSqlWords.CASE, MySqlSqlWords.LOOP, MySqlSqlWords.REPEAT,
                     MySqlSqlWords.WHILE -> flow = true;
-            case MySqlSqlWords.SET -> {
-                global = false;
-                step = S_TARGET;
-            }
+            case MySqlSqlWords.SET -> set.begin();
             default -> {
             }
         }
@@ -478,7 +377,13 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
             flow = true;                                        // label: BEGIN ... END
         }
         switch (kind) {
-            case MySqlSqlWords.SET -> set(code, id, keyword);
+            case MySqlSqlWords.SET -> {
+                set.token(code, id, keyword, depth, t1, lexer);
+                takeSet();
+                if (set.done()) {
+                    step = DONE;
+                }
+            }
             case MySqlSqlWords.CREATE -> create(code, keyword);
             case MySqlSqlWords.ALTER -> {
                 if (keyword == MySqlSqlWords.EVENT && depth == 0) {
@@ -577,144 +482,22 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
         }
     }
 
-    /** SET: assignments separated by commas at depth 0. */
-    private void set(int code, int id, int keyword) {
-        switch (step) {
-            case S_TARGET -> {
-                targetGlobal = global;
-                if (keyword == MySqlSqlWords.GLOBAL || keyword == MySqlSqlWords.PERSIST
-                        || keyword == MySqlSqlWords.PERSIST_ONLY) {
-                    global = true;
-                    step = S_AFTER_SCOPE;
-                } else if (keyword == MySqlSqlWords.SESSION || keyword == MySqlSqlWords.LOCAL) {
-                    global = false;
-                    step = S_AFTER_SCOPE;
-                } else if (keyword == MySqlSqlWords.TRANSACTION && assignment == 0) {
-                    start(MySqlPin.NEXT_TRANSACTION);
-                    step = DONE;
-                } else if (keyword == MySqlSqlWords.NAMES || keyword == MySqlSqlWords.CHARSET
-                        || keyword == MySqlSqlWords.CHARACTER) {
-                    followsClient = true;
-                    namesTarget = keyword == MySqlSqlWords.NAMES;
-                    step = S_VALUE;
-                } else if (keyword == MySqlSqlWords.PASSWORD && assignment == 0) {
-                    step = DONE;
-                } else if (keyword == MySqlSqlWords.ROLE && assignment == 0) {
-                    unknown("SET ROLE");
-                    step = DONE;
-                } else if (keyword == MySqlSqlWords.STATEMENT && assignment == 0) {
-                    step = S_STATEMENT;
-                } else if (code == '@') {
-                    step = S_AT;
-                } else if (code >= ANY_NAME && code != STRING) {
-                    target = id;
-                    step = S_NAME;
-                } else {
-                    unknown("a SET connguard cannot read");
-                    step = DONE;
-                }
-            }
-            case S_AFTER_SCOPE -> {
-                targetGlobal = global;
-                if (keyword == MySqlSqlWords.TRANSACTION) {
-                    followsClient |= !global;
-                    step = DONE;
-                } else if (code >= ANY_NAME && code != STRING) {
-                    target = id;
-                    step = S_NAME;
-                } else {
-                    unknown("a SET connguard cannot read");
-                    step = DONE;
-                }
-            }
-            case S_AT -> {
-                if (code == '@') {
-                    targetGlobal = false;
-                    step = S_AT2;
-                } else if (code >= ANY_NAME) {
-                    start(MySqlPin.USER_VARIABLE);
-                    step = S_VALUE;
-                } else {
-                    unknown("a SET connguard cannot read");
-                    step = DONE;
-                }
-            }
-            case S_AT2 -> {
-                target = id;
-                if (keyword == MySqlSqlWords.GLOBAL || keyword == MySqlSqlWords.PERSIST
-                        || keyword == MySqlSqlWords.PERSIST_ONLY) {
-                    targetGlobal = true;
-                    step = S_AT2_SCOPE;
-                } else if (keyword == MySqlSqlWords.SESSION || keyword == MySqlSqlWords.LOCAL) {
-                    step = S_AT2_SCOPE;
-                } else if (code >= ANY_NAME && code != STRING) {
-                    step = S_NAME;
-                } else {
-                    unknown("a SET connguard cannot read");
-                    step = DONE;
-                }
-            }
-            case S_AT2_SCOPE -> {
-                if (code == '.') {
-                    step = S_AT2_DOT;
-                } else {
-                    assigned();                                 // a variable named like a scope
-                    nextAssignment(code);
-                }
-            }
-            case S_AT2_DOT -> {
-                target = id;
-                step = S_NAME;
-            }
-            case S_NAME -> {
-                if (target == MySqlSqlWords.DEFAULT && keyword == MySqlSqlWords.ROLE && assignment == 0) {
-                    step = DONE;                                // SET DEFAULT ROLE: stored, not session state
-                } else if (code == '.') {
-                    target = NONE;                              // a structured variable: component.name
-                    step = S_AT2_DOT;
-                } else {
-                    assigned();
-                    nextAssignment(code);
-                }
-            }
-            case S_VALUE -> {
-                if (namesTarget && depth == 0 && t1 == WORD_BASE + MySqlSqlWords.COLLATE && code >= ANY_NAME
-                        && lexer.capturedLength() > 0) {
-                    namesCollation = new String(lexer.captured(), 0, lexer.capturedLength(),
-                            java.nio.charset.StandardCharsets.US_ASCII).toLowerCase(java.util.Locale.ROOT);
-                }
-                nextAssignment(code);
-            }
-            case S_STATEMENT -> {
-                if (keyword == MySqlSqlWords.FOR && depth == 0) {
-                    restart = true;
-                }
-            }
-            default -> {
+    /** What the SET reader found with the last token. */
+    private void takeSet() {
+        int pins = set.takePins();
+        for (MySqlPin pin : MySqlPin.values()) {
+            if ((pins & pin.bit()) != 0) {
+                start(pin);
             }
         }
-    }
-
-    private void nextAssignment(int code) {
-        if (code == ',' && depth == 0) {
-            namesTarget = false;
-            assignment++;
-            step = S_TARGET;
-        } else {
-            step = S_VALUE;
+        followsClient |= set.takeFollows();
+        String reason = set.takeUnknown();
+        if (reason != null) {
+            unknown(reason);
         }
-    }
-
-    /** The assignment's target, a system variable, is known. */
-    private void assigned() {
-        if (targetGlobal) {
-            return;
-        }
-        if (target == MySqlSqlWords.LAST_INSERT_ID || target == MySqlSqlWords.INSERT_ID
-                || target == MySqlSqlWords.IDENTITY) {
-            start(MySqlPin.LAST_INSERT_ID);
-        } else {
-            followsClient = true;
+        String collation = set.takeCollation();
+        if (collation != null) {
+            namesCollation = collation;
         }
     }
 
@@ -938,12 +721,8 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
     /** The statement ended at ';' or at the end of the text. */
     private void endStatement() {
         if (kind == MySqlSqlWords.SET) {
-            switch (step) {
-                case S_NAME, S_AT2_SCOPE -> assigned();
-                case S_TARGET, S_AFTER_SCOPE, S_AT, S_AT2, S_AT2_DOT, S_STATEMENT -> unknown("an incomplete SET");
-                default -> {
-                }
-            }
+            set.end();
+            takeSet();
         } else if (kind == MySqlSqlWords.CREATE && step >= 1 && step <= 4) {
             tempCreated(step == 3);
         } else if (kind == MySqlSqlWords.DROP && step == 1) {
@@ -974,14 +753,10 @@ final class MySqlStatementClassifier implements MySqlSqlLexer.Tokens {
         t1 = t2 = t3 = t4 = -1;
         calcFoundRows = false;
         conditional = false;
-        restart = false;
         expectName = false;
         lastInsertIdCall = false;
         temporary = false;
         ifExists = false;
-        assignment = 0;
-        namesTarget = false;
-        target = NONE;
         nameLength = 0;
     }
 }
