@@ -95,6 +95,8 @@ final class MySqlStatementClassifier extends MySqlTextOutcome implements MySqlSq
     private final MySqlSetStatement set = new MySqlSetStatement();
     private final boolean nested;
     private MySqlStatementClassifier inner;
+    /** The string literal being read (or just read) was forwarded to {@link #inner}. */
+    private boolean innerActive;
     private MySqlPinNames names;
     private boolean noBackslashEscapes;
     private boolean ansiQuotes;
@@ -154,6 +156,7 @@ final class MySqlStatementClassifier extends MySqlTextOutcome implements MySqlSq
     void begin() {
         clearOutcome();
         flow = false;
+        innerActive = false;
         if (names != null) {
             names.commit(false);                                // drops of a command never applied did not happen
         }
@@ -234,6 +237,7 @@ final class MySqlStatementClassifier extends MySqlTextOutcome implements MySqlSq
     public boolean stringContent() {
         boolean wanted = !nested && depth == 0
                 && (kind == MySqlSqlWords.PREPARE && step == 2 || kind == MySqlSqlWords.EXECUTE && step == 1);
+        innerActive = wanted;
         if (wanted) {
             if (inner == null) {
                 inner = new MySqlStatementClassifier(true);
@@ -619,7 +623,8 @@ final class MySqlStatementClassifier extends MySqlTextOutcome implements MySqlSq
             case 1 -> step = 2;
             case 2 -> {
                 int pins;
-                if (code == STRING) {
+                if (code == STRING && innerActive) {
+                    innerActive = false;
                     inner.finish();
                     pins = inner.started | (inner.readsLastInsertId ? READS_LAST_INSERT_ID : 0)
                             | (inner.readsPrevious ? READS_PREVIOUS : 0);
@@ -652,7 +657,8 @@ final class MySqlStatementClassifier extends MySqlTextOutcome implements MySqlSq
             return;
         }
         if (step == 1) {
-            if (code == STRING && !nested) {
+            if (code == STRING && innerActive) {
+                innerActive = false;
                 inner.finish();
                 started(inner.started);
                 maybeEnded |= inner.ended | inner.maybeEnded;

@@ -188,6 +188,10 @@ class MySqlStatementClassifierTest {
                 Arguments.of("EXECUTE IMMEDIATE \"SELECT GET_LOCK('x', 1)\"", "+get_lock"),
                 Arguments.of("EXECUTE IMMEDIATE 'SELECT \\'GET_LOCK(\\''", ""),
                 Arguments.of("EXECUTE IMMEDIATE CONCAT('SET @', 'a = 1')", "+unknown"),
+                Arguments.of("SELECT 1); PREPARE s FROM 'SET @x = 1'; EXECUTE s", "+user_variable +sql_prepare"),
+                // found by fuzzing: a literal after unbalanced parentheses is not read as the statement's text
+                Arguments.of("PREPARE s) 'SET @x = 1'; EXECUTE s", "+sql_prepare +unknown"),
+                Arguments.of("PREPARE a FROM 'SELECT 1'; PREPARE s) 'SET @x = 1'; EXECUTE s", "+sql_prepare +unknown"),
                 // executable comments are code
                 Arguments.of("/*!40101 SET @OLD_SQL_MODE = @@SQL_MODE */", "+user_variable"),
                 Arguments.of("/*!50700 LOCK TABLES t WRITE */", "+lock_tables"),
