@@ -90,7 +90,6 @@ final class MySqlPreparedStatements {
 
     private static final class Pending {
         final MySqlServerStatements.Text text;
-        byte[] types;
         boolean closed;
 
         Pending(MySqlServerStatements.Text text) {
@@ -170,12 +169,8 @@ final class MySqlPreparedStatements {
         int serverId = buf.getIntLE(payloadIndex + 1);
         int columns = buf.getUnsignedShortLE(payloadIndex + 5);
         int params = buf.getUnsignedShortLE(payloadIndex + 7);
-        MySqlServerStatements.Entry entry = server.put(prepared.text, serverId, params, columns);
+        server.put(prepared.text, serverId, params, columns);
         Statement statement = new Statement(prepared.text, params);
-        if (prepared.types != null && prepared.types.length == 2 * params) {
-            statement.types = prepared.types;                   // bound by a pipelined EXECUTE(0xFFFFFFFF)
-            entry.boundTypes = prepared.types;
-        }
         int clientId = mintId();
         if (prepared.closed) {
             textBytes -= prepared.text.bytes().length;         // closed by a pipelined COM_STMT_CLOSE(0xFFFFFFFF)
@@ -195,7 +190,10 @@ final class MySqlPreparedStatements {
      */
     Route onCommand(ByteBuf buf, int payloadIndex, int available, int payloadLength, int sequenceId,
                     MySqlServerStatements server) {
-        int command = buf.getUnsignedByte(payloadIndex);
+        int command = payloadLength > 0 ? buf.getUnsignedByte(payloadIndex) : -1;
+        if (payloadLength < 5 || command == COM_STMT_EXECUTE && payloadLength < 10) {
+            return command == COM_STMT_CLOSE ? Route.DROP : Route.FORWARD;   // malformed: the server answers it
+        }
         int id = buf.getIntLE(payloadIndex + 1);
         if (command == COM_STMT_CLOSE) {
             if (id == LAST_PREPARED) {
@@ -212,10 +210,7 @@ final class MySqlPreparedStatements {
             return Route.DROP;
         }
         if (id == LAST_PREPARED) {
-            if (command == COM_STMT_EXECUTE && !pending.isEmpty()) {
-                pending.peekLast().types = boundTypes(buf, payloadIndex, available, payloadLength, -1);
-            }
-            return Route.FORWARD;
+            return Route.FORWARD;                               // its PREPARE went to this connection just before
         }
         Statement statement = statements.get(id);
         if (statement == null) {
@@ -276,8 +271,16 @@ final class MySqlPreparedStatements {
         if (available <= flagOffset) {
             throw new IllegalArgumentException("the head of the EXECUTE is not readable");
         }
-        byte[] types = boundTypes(buf, payloadIndex, available, payloadLength, params);
-        if (types != null) {
+        if (buf.getUnsignedByte(payloadIndex + flagOffset) != 0) {   // new_params_bound_flag: the types follow
+            int typesLength = 2 * params;
+            if (payloadLength < flagOffset + 1 + typesLength) {
+                return Route.FORWARD;                           // malformed: the server answers it
+            }
+            if (available < flagOffset + 1 + typesLength) {
+                throw new IllegalArgumentException("the head of the EXECUTE is not readable");
+            }
+            byte[] types = new byte[typesLength];
+            buf.getBytes(payloadIndex + flagOffset + 1, types);
             statement.types = types;
             entry.boundTypes = types;
             return Route.FORWARD;
@@ -297,24 +300,6 @@ final class MySqlPreparedStatements {
         setOutput(head);
         replaced = MySqlWire.HEADER_SIZE + flagOffset + 1;
         return Route.REWRITE_HEAD;
-    }
-
-    /** The types an EXECUTE binds ({@code new_params_bound_flag} 1), or null; {@code params} -1: count unknown. */
-    private static byte[] boundTypes(ByteBuf buf, int payloadIndex, int available, int payloadLength, int params) {
-        if (params < 0) {
-            return null;                                        // EXECUTE(0xFFFFFFFF) before its PREPARE_OK: unknown count
-        }
-        int flagOffset = 10 + (params + 7) / 8;
-        if (buf.getUnsignedByte(payloadIndex + flagOffset) != 1) {
-            return null;
-        }
-        int typesLength = 2 * params;
-        if (available < flagOffset + 1 + typesLength || payloadLength < flagOffset + 1 + typesLength) {
-            throw new IllegalArgumentException("the head of the EXECUTE is not readable");
-        }
-        byte[] types = new byte[typesLength];
-        buf.getBytes(payloadIndex + flagOffset + 1, types);
-        return types;
     }
 
     // ------------------------------------------------------------------ the injected COM_STMT_PREPARE

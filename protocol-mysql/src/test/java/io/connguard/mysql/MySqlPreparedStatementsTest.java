@@ -214,6 +214,18 @@ class MySqlPreparedStatementsTest {
     }
 
     @Test
+    void malformedCommandsGoToTheServerWhichAnswersThem() {
+        int id = prepare(SUM, a, 7, 1, 2);
+        // new_params_bound_flag set, but the packet ends before the types
+        assertThat(run(packet(0, payload(0x17, id, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 8)), a)).isEqualTo(Route.FORWARD);
+        assertThat(run(packet(0, payload(0x17, id, 0)), a)).isEqualTo(Route.FORWARD);
+        assertThat(run(packet(0, payload(0x19, id)), a)).isEqualTo(Route.DROP);
+        ByteBuf empty = command(packet(0, new byte[0]));
+        assertThat(client.onCommand(empty, 4, 0, 0, 0, a)).isEqualTo(Route.FORWARD);
+        assertThat(client.statementCount()).isEqualTo(1);
+    }
+
+    @Test
     void aTruncatedExecuteHeadIsRefused() {
         int id = prepare(SUM, a, 7, 1, 2);
         byte[] exec = execute(id, 0, true, LONGS, longValues(1, 2));
