@@ -42,7 +42,11 @@ final class MySqlServerLogin {
     /** What the pooler does next. */
     enum Step { SEND, START_TLS, WAIT, DONE, FAILED }
 
-    /** Who logs in: {@code password} UTF-8 (not modified), {@code attributes} key/value bytes or empty. */
+    /**
+     * Who logs in: {@code password} UTF-8 (not modified); {@code collation} the client's (its handshake's
+     * charset byte); {@code attributes} the connection attributes' key/value bytes as the client sent them
+     * ({@link MySqlHandshakeResponse#attributes()}), or empty.
+     */
     record Credentials(String user, byte[] password, String database, int collation, byte[] attributes) {
     }
 
@@ -77,7 +81,9 @@ final class MySqlServerLogin {
     private String errorMessage;
 
     /**
-     * @param wanted    capabilities the pooler wants (the framing flags of the clients it will serve)
+     * @param wanted    capabilities the pooler wants (the framing flags of the clients it will serve, such as
+     *                  a client's {@link MySqlHandshakeResponse#capabilities()}); compression, query
+     *                  attributes and COM_MULTI are never asked for
      * @param tls       upstreamTls: SSLRequest and TLS before the response; the server must offer it
      * @param serverKey the server's RSA public key for caching_sha2 / sha256 full authentication without
      *                  TLS; null: asked from the server when needed
@@ -209,7 +215,8 @@ final class MySqlServerLogin {
         if ((server & CLIENT_PROTOCOL_41) == 0 || (server & CLIENT_PLUGIN_AUTH) == 0) {
             return fail(CR_UNKNOWN_ERROR, "the server does not speak protocol 4.1 with auth plugins");
         }
-        long asked = (wanted | REQUIRED) & ~CLIENT_SSL & ~CLIENT_CONNECT_WITH_DB & ~CLIENT_CONNECT_ATTRS;
+        long asked = (wanted | REQUIRED) & ~CLIENT_SSL & ~CLIENT_CONNECT_WITH_DB & ~CLIENT_CONNECT_ATTRS
+                & ~MySqlCapabilities.HIDDEN_FROM_CLIENT;
         if (credentials.database() != null && !credentials.database().isEmpty()) {
             asked |= CLIENT_CONNECT_WITH_DB;
         }

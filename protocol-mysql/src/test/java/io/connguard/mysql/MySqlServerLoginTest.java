@@ -88,6 +88,7 @@ class MySqlServerLoginTest {
         assertThat(decoded.programName()).isEqualTo("connguard");
         assertThat(decoded.capabilities() & MySqlServerLogin.REQUIRED).isEqualTo(MySqlServerLogin.REQUIRED);
         assertThat(decoded.capabilities() & MySqlCapabilities.CLIENT_DEPRECATE_EOF).isNotZero();
+        assertThat(decoded.capabilities() & MySqlCapabilities.HIDDEN_FROM_CLIENT).as("never compression, query attributes").isZero();
         assertThat(login.threadId()).isEqualTo(99);
         MySqlGreeting parsed = login.greeting();
         byte[] expected = MySqlAuthPlugins.nativePassword(PASSWORD, parsed.scramble());
@@ -251,7 +252,8 @@ class MySqlServerLoginTest {
         }
         byte[] attributes = payload(12, "program_name", 9, "connguard");
         return new MySqlServerLogin(new MySqlServerLogin.Credentials("pool_user", PASSWORD.clone(), "test", 45, attributes),
-                MySqlCapabilities.CLIENT_DEPRECATE_EOF | MySqlCapabilities.CLIENT_TRANSACTIONS, tls, key, alloc);
+                MySqlCapabilities.CLIENT_DEPRECATE_EOF | MySqlCapabilities.CLIENT_TRANSACTIONS | MySqlCapabilities.CLIENT_COMPRESS
+                        | MySqlCapabilities.CLIENT_QUERY_ATTRIBUTES, tls, key, alloc);
     }
 
     private Step feed(byte[] packet) {
