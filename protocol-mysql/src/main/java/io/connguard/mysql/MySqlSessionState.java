@@ -47,6 +47,13 @@ final class MySqlSessionState {
     static final List<String> LOGIN_VARIABLES = List.of("character_set_client", "character_set_connection",
             "character_set_results", "collation_connection");
 
+    /**
+     * Variables that the next statement consumes (its insert id, its random seed): replaying them later would
+     * apply them twice. The classifier pins {@code SET insert_id} instead.
+     */
+    static final java.util.Set<String> ONE_SHOT = java.util.Set.of("insert_id", "last_insert_id", "identity",
+            "rand_seed1", "rand_seed2");
+
     private final String baselineSchema;
     private final Map<String, String> baseline;
     private final Map<String, String> variables = new LinkedHashMap<>();
@@ -93,6 +100,8 @@ final class MySqlSessionState {
             String name = e.getKey();
             if (name.startsWith("session_track_")) {
                 trackingChanged = true;
+            } else if (ONE_SHOT.contains(name)) {
+                continue;                                       // used up by the next statement: never replayed
             } else if (!validName(name)) {
                 lost = true;
             } else {

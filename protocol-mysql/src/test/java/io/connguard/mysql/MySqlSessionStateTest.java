@@ -144,6 +144,14 @@ class MySqlSessionStateTest {
     }
 
     @Test
+    void oneShotVariablesAreNeverReplayed() {
+        MySqlSessionState state = new MySqlSessionState("test");
+        state.apply(new MySqlSessionChanges(Map.of("insert_id", "5", "rand_seed1", "7", "time_zone", "UTC"), null, true,
+                null, null));
+        assertThat(state.variables()).containsOnlyKeys("time_zone");
+    }
+
+    @Test
     void trackingVariablesAreNeverReplayedButReported() {
         MySqlSessionState state = new MySqlSessionState("test");
         state.apply(decode(ENABLE_TRACKING));
