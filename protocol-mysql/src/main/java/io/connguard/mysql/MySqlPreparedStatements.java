@@ -100,7 +100,7 @@ final class MySqlPreparedStatements {
     private final Limits limits;
     private final ByteBufAllocator alloc;
     private final Map<Integer, Statement> statements = new HashMap<>();
-    private final ArrayDeque<Pending> pending = new ArrayDeque<>();
+    private final ArrayDeque<Pending> pending = new ArrayDeque<>(2);   // small: grows for pipelined prepares
     private int nextId = 1;
     private int lastMinted = LAST_PREPARED;
     private long textBytes;

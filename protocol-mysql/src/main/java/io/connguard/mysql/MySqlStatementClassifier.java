@@ -116,7 +116,8 @@ final class MySqlStatementClassifier extends MySqlTextOutcome implements MySqlSq
     private boolean lastInsertIdCall;
     private boolean temporary;
     private boolean ifExists;
-    private final byte[] name = new byte[2 * MySqlSqlLexer.MAX_CAPTURE + 1];
+    /** A table or statement name being read ({@code db \0 table}); allocated for the first such statement. */
+    private byte[] name;
     private int nameLength;
 
     MySqlStatementClassifier() {
@@ -706,6 +707,9 @@ final class MySqlStatementClassifier extends MySqlTextOutcome implements MySqlSq
     private boolean namePart(int code) {
         if (code < WORD_BASE && code != ANY_NAME) {
             return false;
+        }
+        if (name == null) {
+            name = new byte[2 * MySqlSqlLexer.MAX_CAPTURE + 1];
         }
         int length = lexer.capturedLength();
         if (length < 0 || nameLength + length > name.length) {
