@@ -161,7 +161,15 @@ final class AdminHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
         } catch (RuntimeException e) {
             reply = CompletableFuture.failedFuture(e);
         }
-        reply.orTimeout(10, TimeUnit.SECONDS).whenComplete((r, failure) -> {
+        // The timeout is the admin loop's own timer, and the answer is written from that loop: a reply is often
+        // completed on a session's event loop (a /sessions snapshot), where cancelling CompletableFuture's
+        // shared timeout scheduler (orTimeout) would take a contended lock.
+        CompletableFuture<Reply> pending = reply;
+        io.netty.util.concurrent.ScheduledFuture<?> timeout = ctx.executor().schedule(() -> pending
+                .completeExceptionally(new java.util.concurrent.TimeoutException("no answer within 10 s")),
+                10, TimeUnit.SECONDS);
+        reply.whenCompleteAsync((r, failure) -> {
+            timeout.cancel(false);
             FullHttpResponse response;
             if (failure != null) {
                 LOG.warn("admin request {} failed", request.uri(), failure);
@@ -170,7 +178,7 @@ final class AdminHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
                 response = response(r.status(), r.contentType(), r.body(), head);
             }
             send(ctx, version, keepAlive, response);
-        });
+        }, ctx.executor());
     }
 
     private boolean authorized(FullHttpRequest request) {
