@@ -41,6 +41,8 @@ public final class ServerConnection implements ServerConnectionContext {
     private char[] password;
     private boolean passwordAsked;
     private boolean reading;
+    /** Transaction mode: its lessee is pinned to it. */
+    private boolean pinned;
 
     ServerConnection(long id, ServerPool pool, long openedNanos) {
         this.id = id;
@@ -286,6 +288,14 @@ public final class ServerConnection implements ServerConnectionContext {
 
     boolean passwordAsked() {
         return passwordAsked;
+    }
+
+    boolean pinned() {
+        return pinned;
+    }
+
+    void pinned(boolean on) {
+        pinned = on;
     }
 
     boolean reading() {

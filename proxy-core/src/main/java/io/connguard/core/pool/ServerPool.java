@@ -177,7 +177,13 @@ public final class ServerPool {
 
     /** Publishes the counts the gauges and {@code /pools} read. */
     void publish() {
-        meters.publish(busy.size(), idle.size(), 0, waiters.size());
+        int pinned = 0;
+        for (ServerConnection c : busy) {
+            if (c.pinned()) {
+                pinned++;
+            }
+        }
+        meters.publish(busy.size() - pinned, idle.size(), pinned, waiters.size());
     }
 
     PoolSnapshot snapshot() {
@@ -234,9 +240,26 @@ public final class ServerPool {
 
     /** A lessee gives its connection back; {@code reusable}: it stands idle at a clean boundary. */
     public void giveBack(ServerConnection c, boolean reusable) {
+        giveBack(c, reusable, pools.config().reset() == PoolConfig.Reset.AUTO);
+    }
+
+    /**
+     * As {@link #giveBack(ServerConnection, boolean)}, saying whether the connection must be reset (transaction
+     * mode resets only what a pin left behind, and {@code pool.reset: none} never).
+     */
+    public void giveBack(ServerConnection c, boolean reusable, boolean reset) {
         boolean old = expired(c, System.nanoTime());
-        c.giveBack(reusable && !old, pools.config().reset() == PoolConfig.Reset.AUTO);
+        c.pinned(false);
+        c.giveBack(reusable && !old, reset && pools.config().reset() == PoolConfig.Reset.AUTO);
         publish();
+    }
+
+    /** The lessee of {@code c} is pinned to it (transaction mode): counted as pinned, not active. */
+    public void pinned(ServerConnection c, boolean on) {
+        if (c.pinned() != on) {
+            c.pinned(on);
+            publish();
+        }
     }
 
     void resetDone(ServerConnection c) {
