@@ -9,6 +9,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.TreeMap;
 import java.util.Map;
 
 /**
@@ -28,7 +29,16 @@ final class PgServerConnection implements ServerConnectionProtocol {
     private final ServerConnectionContext context;
     private final PgServerLogin login;
     private final PgMessageReader reader;
-    private final Map<String, String> parameters = new LinkedHashMap<>();
+    /** What the server reports it is set to (ParameterStatus); names are case-insensitive, as GUC names are. */
+    private final Map<String, String> parameters = new TreeMap<>(String.CASE_INSENSITIVE_ORDER);
+    /** What the server reported at login: the pool's defaults (transaction mode undoes other clients' values). */
+    private Map<String, String> initial = Map.of();
+    /** Transaction mode: parameters the server does not report that connguard set on it (for some client). */
+    private Map<String, String> applied;
+    /** Transaction mode: the prepared statements on this connection (created on first use). */
+    private PgServerStatements statements;
+    /** Transaction mode: {@link #parameters} were followed while lent, so a lend without reset keeps them known. */
+    private boolean tracked;
     private Phase phase = Phase.LOGIN;
     /** Whether {@link #parameters} are what the server is set to (false after a lend without reset). */
     private boolean parametersKnown = true;
@@ -73,6 +83,9 @@ final class PgServerConnection implements ServerConnectionProtocol {
         switch (status) {
             case READY -> {
                 parameters.putAll(login.serverParameters());
+                Map<String, String> defaults = new TreeMap<>(String.CASE_INSENSITIVE_ORDER);
+                defaults.putAll(parameters);
+                initial = Collections.unmodifiableMap(defaults);
                 byte[] secret = login.secret();
                 if (secret != null) {
                     byte[] body = new byte[4 + secret.length];
@@ -126,6 +139,12 @@ final class PgServerConnection implements ServerConnectionProtocol {
                 if (phase == Phase.RESET) {
                     phase = Phase.READY;
                     parametersKnown = true;
+                    if (applied != null) {
+                        applied.clear();
+                    }
+                    if (statements != null) {
+                        statements.forgetAll();
+                    }
                     context.resetDone();
                 }
             }
@@ -148,10 +167,12 @@ final class PgServerConnection implements ServerConnectionProtocol {
             return;
         }
         if (!full) {
-            parametersKnown = false;
+            parametersKnown = tracked;
+            tracked = false;
             context.resetDone();
             return;
         }
+        tracked = false;
         phase = Phase.RESET;
         byte[] sql = "DISCARD ALL".getBytes(StandardCharsets.US_ASCII);
         context.toServer(context.alloc().buffer(6 + sql.length).writeByte('Q').writeInt(5 + sql.length)
@@ -185,6 +206,43 @@ final class PgServerConnection implements ServerConnectionProtocol {
     /** The server reported a parameter while a client's start-up parameters were applied. */
     void parameter(String name, String value) {
         parameters.put(name, value);
+    }
+
+    /** What the server reported right after login: the values a client that asked for nothing expects. */
+    Map<String, String> initialParameters() {
+        return initial;
+    }
+
+    /** Parameters the server does not report that connguard set on this connection, case-insensitive. */
+    Map<String, String> applied() {
+        return applied == null ? Map.of() : applied;
+    }
+
+    /** connguard set {@code name} (not reported by the server) to {@code value}; null: RESET it. */
+    void applied(String name, String value) {
+        if (value == null) {
+            if (applied != null) {
+                applied.remove(name);
+            }
+            return;
+        }
+        if (applied == null) {
+            applied = new TreeMap<>(String.CASE_INSENSITIVE_ORDER);
+        }
+        applied.put(name, value);
+    }
+
+    /** Transaction mode: the lessee followed every ParameterStatus while lent; {@link #parameters} stay known. */
+    void parametersTracked() {
+        tracked = true;
+    }
+
+    /** Transaction mode: the prepared statements on this connection. */
+    PgServerStatements statements() {
+        if (statements == null) {
+            statements = new PgServerStatements(PgTransactionMode.SERVER_STATEMENTS, context.alloc());
+        }
+        return statements;
     }
 
     /** The key of the backend behind this connection, for cancel requests. */
