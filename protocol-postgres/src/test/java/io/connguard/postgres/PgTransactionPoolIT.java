@@ -21,6 +21,7 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Properties;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -401,6 +402,62 @@ class PgTransactionPoolIT {
             Files.deleteIfExists(script);
             try (Connection setup = direct()) {
                 execute(setup, "DROP TABLE IF EXISTS " + table);
+            }
+        }
+    }
+
+    @Test
+    void nodePostgresNamedQueriesFollowTheClient() throws Exception {
+        Path dir = Path.of("src/test/node").toAbsolutePath();
+        if (!Files.isDirectory(dir.resolve("node_modules/pg"))) {
+            org.junit.jupiter.api.Assertions.fail("npm package pg is not installed in " + dir
+                    + "; run `npm ci` there (.ci/run does)");
+        }
+        String table = unique("node");
+        String app = unique("node");
+        try (TestProxy proxy = proxy(2); Connection setup = direct()) {
+            execute(setup, "CREATE TABLE " + table + " (n int)");
+            PgTool.Result result = PgTool.run(PgTool.env(proxy, app), 120, "node",
+                    dir.resolve("named-queries.js").toString(), table);
+            assertThat(result.exitCode()).as(result.toString()).isZero();
+            assertThat(result.out().strip()).as(result.toString()).isEqualTo("ok 200");
+            assertThat(backends(app)).isBetween(1L, 2L);
+        } finally {
+            try (Connection setup = direct()) {
+                execute(setup, "DROP TABLE IF EXISTS " + table);
+            }
+        }
+    }
+
+    @Test
+    void aPasswordUserIsVerifiedAndLaterBorrowsOpenConnectionsWithItsPassword() throws Exception {
+        PgIt.requireRole("cg_scram");
+        try (TestProxy proxy = proxy(3)) {
+            Properties wrong = PgIt.props(unique("scram"));
+            wrong.setProperty("user", "cg_scram");
+            wrong.setProperty("password", "wrong");
+            assertThatThrownBy(() -> DriverManager.getConnection(PgIt.jdbcUrl(proxy), wrong).close())
+                    .isInstanceOf(SQLException.class)
+                    .satisfies(e -> assertThat(((SQLException) e).getSQLState()).isEqualTo("28P01"));
+            Properties right = PgIt.props(unique("scram"));
+            right.setProperty("user", "cg_scram");
+            right.setProperty("password", "cg_scram_pw");
+            try (Connection a = DriverManager.getConnection(PgIt.jdbcUrl(proxy), right);
+                 Connection b = DriverManager.getConnection(PgIt.jdbcUrl(proxy), right);
+                 Connection c = DriverManager.getConnection(PgIt.jdbcUrl(proxy), right)) {
+                a.setAutoCommit(false);
+                b.setAutoCommit(false);
+                c.setAutoCommit(false);
+                // Three transactions at once need three server connections: the later ones are opened with
+                // the password the clients gave at start-up.
+                long pa = longValue(a, "SELECT pg_backend_pid()");
+                long pb = longValue(b, "SELECT pg_backend_pid()");
+                long pc = longValue(c, "SELECT pg_backend_pid()");
+                assertThat(java.util.Set.of(pa, pb, pc)).hasSize(3);
+                assertThat(stringValue(c, "SELECT current_user")).isEqualTo("cg_scram");
+                a.commit();
+                b.commit();
+                c.commit();
             }
         }
     }
