@@ -570,6 +570,57 @@ class PgTransactionPoolIT {
         }
     }
 
+    @Test
+    void idleClientConnectionsOfAClientThatNeedsMoreAreNamedAsLeaks() throws Exception {
+        String app = unique("leak");
+        try (TestProxy proxy = TestProxy.start("""
+                listeners:
+                  - name: pg
+                    protocol: postgres
+                    listen: 127.0.0.1:0
+                    upstream: %s
+                    pool:
+                      mode: transaction
+                      size: 2
+                clients:
+                  identity: [user, database, application]
+                  defaults:
+                    maxConnections: 0
+                    maxClientConnections: 2
+                    leakDetectionThreshold: 1s
+                """.formatted(PgIt.db().hostPort()));
+             Connection used = connect(proxy, app);
+             Connection leaked = connect(proxy, app)) {
+            assertThat(longValue(leaked, "SELECT 1")).isEqualTo(1);
+            assertThat(longValue(used, "SELECT 1")).isEqualTo(1);
+            assertThatThrownBy(() -> connect(proxy, app).close()).isInstanceOf(SQLException.class)
+                    .satisfies(e -> assertThat(((SQLException) e).getSQLState()).isEqualTo("53300"));
+            await().atMost(15, TimeUnit.SECONDS).until(() -> proxy.scrape()
+                    .value("connguard_client_leak_suspects", "listener", "pg", "application", app) == 2.0);
+            assertThat(PgIt.session(proxy, app).get("leakSuspect").asBoolean()).isTrue();
+            assertThat(longValue(used, "SELECT 2")).isEqualTo(2);
+            assertThat(proxy.scrape().value("connguard_client_leak_suspects", "listener", "pg", "application", app))
+                    .as("used again: no longer a suspect").isEqualTo(1.0);
+        }
+    }
+
+    @Test
+    void aClientThatRenamesItselfIsCountedUnderItsNewName() throws Exception {
+        String renamed = unique("renamed");
+        try (TestProxy proxy = TestProxy.start(PgIt.config("").replace("    upstream:", "    pool:\n      mode: transaction\n      size: 2\n    upstream:"));
+             Connection c = connect(proxy, unique("before"))) {
+            execute(c, "SET application_name = '" + renamed + "'");
+            c.setAutoCommit(false);
+            assertThat(longValue(c, "SELECT 7")).isEqualTo(7);
+            assertThat(PgIt.session(proxy, renamed).get("serverConnection").isNumber()).isTrue();
+            c.commit();
+            assertThat(stringValue(c, "SHOW application_name")).isEqualTo(renamed);
+            c.commit();
+            assertThat(proxy.scrape().value("connguard_client_connections", "listener", "pg", "application", renamed,
+                    "state", "idle")).isEqualTo(1.0);
+        }
+    }
+
     // ---------------------------------------------------------------- helpers
 
     /** A raw client logged in through the proxy (trust), after its first ReadyForQuery. */

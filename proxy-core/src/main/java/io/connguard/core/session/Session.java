@@ -531,10 +531,14 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         series = services.metrics().acquire(key);
         series.maxConnections(limits.maxConnections());
         if (!listener.clientConnections().open(key, limits.maxClientConnections())) {
+            listener.admission().clientConnectionRefused(key);
             reject(Rejection.CLIENT_CONNECTIONS);
             return;
         }
         clientCounted = true;
+        if (lease != null) {
+            leaks = listener.admission().hold(key, limits); // between transactions the session holds no ticket
+        }
         if (listener.pools() != null) {
             pool = listener.pools().pool(who);
             if (pool.auth().askClient()) {
@@ -1040,9 +1044,13 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             timers.limits(newLimits, System.nanoTime());
         }
         if (newKey.equals(key)) {
-            listener.admission().update(ticket, newLimits);
+            if (ticket != null) {
+                listener.admission().update(ticket, newLimits);
+            }
         } else {
-            listener.admission().rekey(ticket, newKey, newLimits);
+            if (ticket != null) {
+                listener.admission().rekey(ticket, newKey, newLimits);
+            }
             if (clientCounted) {
                 listener.clientConnections().move(key, newKey);
             }
@@ -1052,7 +1060,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                 counts = next.shard();
                 counts.enter(state, inTransaction);
             }
-            if (phase == Phase.QUEUED && countedQueued) {
+            if ((phase == Phase.QUEUED || lease != null) && countedQueued) {
                 series.queuedDelta(-1);
                 next.queuedDelta(1);
             }
@@ -1062,9 +1070,15 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             }
             services.metrics().release(series);
             series = next;
+            ClientKey oldKey = key;
             key = newKey;
             LeakWatch before = leaks;
-            leaks = ticket.leaks();
+            if (lease != null && clientCounted) {
+                leaks = listener.admission().hold(newKey, newLimits);
+                listener.admission().unhold(oldKey);
+            } else {
+                leaks = ticket.leaks();
+            }
             if (leakCandidate && leaks != before) {
                 before.remove(this);
                 String why = leaks.add(this, stateSince);
@@ -1293,6 +1307,9 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         if (clientCounted) {
             clientCounted = false;
             listener.clientConnections().close(key);
+            if (lease != null) {
+                listener.admission().unhold(key);
+            }
         }
         if (series != null) {
             if ((was == Phase.QUEUED || lease != null) && countedQueued) {
