@@ -255,6 +255,9 @@ class PgTransactionPoolIT {
                     .isEqualTo(1.0);
             assertThat(proxy.scrape().value("connguard_pool_server_connections", "listener", "pg", "state", "pinned"))
                     .isEqualTo(1.0);
+            JsonNode pins = pools(proxy).get(0).get("pins");
+            assertThat(pins.get("set").asInt()).isEqualTo(1);
+            assertThat(pins.get("temp_table").asInt()).isEqualTo(1);
             a.close();
             await().atMost(10, TimeUnit.SECONDS).until(() -> idle(proxy) == 2);
             try (Connection c = connect(proxy, unique("after"))) {

@@ -41,8 +41,8 @@ public final class ServerConnection implements ServerConnectionContext {
     private char[] password;
     private boolean passwordAsked;
     private boolean reading;
-    /** Transaction mode: its lessee is pinned to it. */
-    private boolean pinned;
+    /** Transaction mode: why its lessee is pinned to it (reasons, comma-separated), or null. */
+    private String pinned;
 
     ServerConnection(long id, ServerPool pool, long openedNanos) {
         this.id = id;
@@ -291,11 +291,15 @@ public final class ServerConnection implements ServerConnectionContext {
     }
 
     boolean pinned() {
+        return pinned != null;
+    }
+
+    String pinReason() {
         return pinned;
     }
 
-    void pinned(boolean on) {
-        pinned = on;
+    void pinned(String reasons) {
+        pinned = reasons;
     }
 
     boolean reading() {

@@ -41,6 +41,8 @@ public final class ServerPool {
     private final ArrayDeque<Waiter> waiters = new ArrayDeque<>();
     private final PoolMeters meters;
     private ScheduledFuture<?> reaper;
+    /** Pinned connections by reason, for {@code /pools} (read from the admin thread). */
+    private volatile java.util.Map<String, Integer> pins = java.util.Map.of();
 
     ServerPool(PoolKey key, Pools pools, EventLoop loop, PoolAuth auth) {
         this.key = key;
@@ -188,7 +190,7 @@ public final class ServerPool {
 
     PoolSnapshot snapshot() {
         return new PoolSnapshot(key.listener(), key.user(), key.database(), meters.get(0), meters.get(1),
-                meters.get(2), meters.get(PoolMeters.WAITING));
+                meters.get(2), meters.get(PoolMeters.WAITING), pins);
     }
 
     /** Whether a waiter of this pool could use a connection the listener frees. */
@@ -249,17 +251,37 @@ public final class ServerPool {
      */
     public void giveBack(ServerConnection c, boolean reusable, boolean reset) {
         boolean old = expired(c, System.nanoTime());
-        c.pinned(false);
+        if (c.pinned()) {
+            c.pinned(null);
+            countPins();
+        }
         c.giveBack(reusable && !old, reset && pools.config().reset() == PoolConfig.Reset.AUTO);
         publish();
     }
 
-    /** The lessee of {@code c} is pinned to it (transaction mode): counted as pinned, not active. */
-    public void pinned(ServerConnection c, boolean on) {
-        if (c.pinned() != on) {
-            c.pinned(on);
+    /**
+     * The lessee of {@code c} is pinned to it for {@code reasons} (comma-separated; transaction mode): counted
+     * as pinned, not active, and by reason in {@code /pools}.
+     */
+    public void pinned(ServerConnection c, String reasons) {
+        if (!java.util.Objects.equals(c.pinReason(), reasons)) {
+            c.pinned(reasons);
+            countPins();
             publish();
         }
+    }
+
+    /** Recounts the pinned connections by reason for {@code /pools} (only when a pin comes or goes). */
+    private void countPins() {
+        java.util.Map<String, Integer> counts = new java.util.TreeMap<>();
+        for (ServerConnection c : busy) {
+            if (c.pinned()) {
+                for (String reason : c.pinReason().split(",")) {
+                    counts.merge(reason, 1, Integer::sum);
+                }
+            }
+        }
+        pins = java.util.Collections.unmodifiableMap(counts);
     }
 
     void resetDone(ServerConnection c) {

@@ -827,7 +827,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             series.pinned(reason);
         }
         if (server != null) {
-            pool.pinned(server, true);
+            pool.pinned(server, pinReason());
         }
     }
 
