@@ -75,7 +75,8 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
     private final PgMessageCutter cutter;
     private final PgStatementClassifier classifier = new PgStatementClassifier();
     private final Map<Name, PgStatement> statements = new HashMap<>();
-    private final Name probe = new Name(new byte[2 * MAX_NAME + 2], 0);
+    /** Grows to the longest name probed (at most 2 * MAX_NAME + 2 bytes): an idle client keeps a small one. */
+    private final Name probe = new Name(new byte[32], 0);
     private long bytes;
 
     private final Consumer<ByteBuf> toServer = buf -> this.output.toServer(buf);
@@ -484,6 +485,9 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
             if (offset == 0 && source == bytes) {
                 length = count;
             } else {
+                if (bytes.length < count) {
+                    bytes = new byte[Math.max(count, 2 * bytes.length)];
+                }
                 System.arraycopy(source, offset, bytes, 0, count);
                 length = count;
             }

@@ -39,6 +39,9 @@ final class PgServerConnection implements ServerConnectionProtocol {
     private PgServerStatements statements;
     /** Transaction mode: {@link #parameters} were followed while lent, so a lend without reset keeps them known. */
     private boolean tracked;
+    private boolean appliedKnown = true;
+    /** Transaction mode: the client parameters this connection was last set to (null: unknown). */
+    private PgTransactionMode.Target syncedTo;
     private Phase phase = Phase.LOGIN;
     /** Whether {@link #parameters} are what the server is set to (false after a lend without reset). */
     private boolean parametersKnown = true;
@@ -126,6 +129,7 @@ final class PgServerConnection implements ServerConnectionProtocol {
                 String value = cString(body);
                 if (name != null && value != null) {
                     parameters.put(name, value);
+                    syncedTo = null;
                 }
             }
             case 'E' -> {
@@ -142,6 +146,8 @@ final class PgServerConnection implements ServerConnectionProtocol {
                     if (applied != null) {
                         applied.clear();
                     }
+                    appliedKnown = true;
+                    syncedTo = null;
                     if (statements != null) {
                         statements.forgetAll();
                     }
@@ -230,6 +236,28 @@ final class PgServerConnection implements ServerConnectionProtocol {
             applied = new TreeMap<>(String.CASE_INSENSITIVE_ORDER);
         }
         applied.put(name, value);
+    }
+
+    /** Whether {@link #applied()} is what the server is set to (false after a client's RESET or DISCARD). */
+    boolean appliedKnown() {
+        return appliedKnown;
+    }
+
+    void appliedKnown(boolean known) {
+        appliedKnown = known;
+    }
+
+    PgTransactionMode.Target syncedTo() {
+        return syncedTo;
+    }
+
+    void syncedTo(PgTransactionMode.Target target) {
+        syncedTo = target;
+    }
+
+    /** A client ran RESET or DISCARD: unreported parameters may no longer be what connguard set. */
+    void appliedUnknown() {
+        appliedKnown = false;
     }
 
     /** Transaction mode: the lessee followed every ParameterStatus while lent; {@link #parameters} stay known. */

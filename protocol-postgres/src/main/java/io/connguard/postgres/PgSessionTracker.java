@@ -29,6 +29,9 @@ final class PgSessionTracker {
     private static final int MAX_APPLICATION_NAME = 64;
     /** Transaction mode: the longest ParameterStatus body kept whole (a longer one pins, see PgTransactionMode). */
     private static final int MAX_PARAMETER = 4096;
+    /** CommandComplete tags after which the server's parameters are no longer what connguard set: RESET, DISCARD. */
+    private static final byte[] RESET_TAG = "RESET\0".getBytes(StandardCharsets.US_ASCII);
+    private static final byte[] DISCARD_TAG = "DISCARD ".getBytes(StandardCharsets.US_ASCII);
 
     private final SessionContext context;
     private final PgStatementCapture statement;
@@ -78,6 +81,9 @@ final class PgSessionTracker {
 
         /** A ParameterStatus: the server reports {@code name} is now {@code value}. */
         void parameter(String name, String value);
+
+        /** A RESET or DISCARD completed: parameters connguard set may have been reset. */
+        void reset();
     }
 
     /**
@@ -303,8 +309,15 @@ final class PgSessionTracker {
                     readyOwed = Math.max(readyOwed - syncsSinceCommand, 0);
                     syncsSinceCommand = 0;
                 }
+                case 'C' -> {                       // CommandComplete: its tag, in transaction mode
+                    if (pooling != null) {
+                        bodyLength = 0;
+                        declaredLength = length;
+                        return Math.min(length, body.length);
+                    }
+                }
                 case 'R', 'N', 'A', 'v',            // authentication, notices, negotiation
-                        '1', '2', '3', 'C', 'I', 'n', 's', 't', 'T', 'D', 'V',
+                        '1', '2', '3', 'I', 'n', 's', 't', 'T', 'D', 'V',
                         'H', 'W', 'd', 'c' -> {     // CopyOut, CopyBoth, CopyData, CopyDone
                 }
                 default -> lose(String.format("unknown backend message type 0x%02x", type & 0xFF));
@@ -354,6 +367,10 @@ final class PgSessionTracker {
         public void onMessageEnd(byte type) {
             if (type == 'S') {
                 parameterStatusEnd();
+            } else if (type == 'C') {
+                if (pooling != null && (startsWith(RESET_TAG) || startsWith(DISCARD_TAG))) {
+                    pooling.reset();
+                }
             } else if (type == 'Z') {
                 if (declaredLength != 1) {
                     lose("ReadyForQuery of length " + declaredLength);
@@ -388,6 +405,18 @@ final class PgSessionTracker {
             }
             applicationNames.accept(new String(applicationName, 0, end, StandardCharsets.UTF_8));
             applicationName = null; // rare: not worth keeping 64 bytes in every idle session
+        }
+
+        private boolean startsWith(byte[] tag) {
+            if (bodyLength < tag.length) {
+                return false;
+            }
+            for (int i = 0; i < tag.length; i++) {
+                if (body[i] != tag[i]) {
+                    return false;
+                }
+            }
+            return true;
         }
 
         /** Transaction mode: hands the whole ParameterStatus to the pooler (one too long to keep: value null). */

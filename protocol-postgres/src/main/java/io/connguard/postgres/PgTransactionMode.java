@@ -46,6 +46,8 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
     private static final Set<String> READ_ONLY = caseInsensitive("server_version", "server_encoding",
             "is_superuser", "session_authorization", "integer_datetimes", "in_hot_standby");
     private static final int MAX_REPLY = 1 << 20;
+    /** What an unreported parameter is set to after a client's RESET or DISCARD: unknown, so it is set again. */
+    private static final String UNKNOWN = new String("\0unknown");
 
     private final SessionContext context;
     private final PgSessionTracker tracker;
@@ -59,6 +61,27 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
     private final Map<String, String> wanted;
     /** Reported parameters the server told the client after its start-up (its SETs): they follow it. */
     private Map<String, String> changes;
+    /** What this client expects of a connection (start-up parameters, then changes), rebuilt when it changes. */
+    private Target target;
+
+    /**
+     * The parameters a client expects of a server connection. Clients with equal targets (the same start-up
+     * parameters and changes, as every connection of one application's pool has) can use a connection
+     * synced to either without a query: each connection remembers the target it was last synced to.
+     */
+    static final class Target {
+        private final Map<String, String> values;
+        private final int hash;
+
+        Target(Map<String, String> values) {
+            this.values = values;
+            this.hash = values.hashCode();
+        }
+
+        boolean sameAs(Target other) {
+            return other == this || other != null && other.hash == hash && other.values.equals(values);
+        }
+    }
 
     private PgServerConnection server;
     private ArrayDeque<ByteBuf> held;
@@ -92,6 +115,7 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
         this.tracker = tracker;
         this.wanted = new TreeMap<>(String.CASE_INSENSITIVE_ORDER);
         this.wanted.putAll(wanted);
+        this.target = new Target(this.wanted);
         this.streamsAtBoundary = streamsAtBoundary;
         this.toClient = toClient;
         this.lent = lent;
@@ -189,6 +213,10 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
      * RESET. Null when the connection matches already.
      */
     private ByteBuf syncQuery(PgServerConnection connection) {
+        if (connection.appliedKnown() && target.sameAs(connection.syncedTo())) {
+            connection.syncedTo(target);
+            return null; // set for an equal target already, and nothing changed it since
+        }
         Map<String, String> current = connection.parameters();
         Map<String, String> applied = connection.applied();
         Set<String> names = new TreeSet<>(String.CASE_INSENSITIVE_ORDER);
@@ -213,7 +241,8 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
             if (want == null) {
                 want = connection.initialParameters().get(name);
             }
-            String have = current.containsKey(name) ? current.get(name) : applied.get(name);
+            String have = current.containsKey(name) ? current.get(name)
+                    : connection.appliedKnown() ? applied.get(name) : UNKNOWN;
             if (want == null ? have == null : want.equals(have)) {
                 continue;
             }
@@ -231,6 +260,7 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
             }
         }
         if (sql == null) {
+            connection.syncedTo(target);
             return null;
         }
         if (selected > 0) {
@@ -298,6 +328,8 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
             for (String name : syncReset) {
                 on.applied(name, null);
             }
+            on.appliedKnown(true);
+            on.syncedTo(target);
         }
         syncSet = null;
         syncReset = null;
@@ -431,7 +463,24 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
         if (changes == null) {
             changes = new TreeMap<>(String.CASE_INSENSITIVE_ORDER);
         }
-        changes.put(name, value);
+        Target before = target;
+        if (!value.equals(changes.put(name, value))) {
+            Map<String, String> values = new TreeMap<>(String.CASE_INSENSITIVE_ORDER);
+            values.putAll(wanted);
+            values.putAll(changes);
+            target = new Target(values);
+        }
+        if (server != null && before.sameAs(server.syncedTo())) {
+            server.syncedTo(target); // it was set for the client, and reports the client's change: still is
+        }
+    }
+
+    @Override
+    public void reset() {
+        if (server != null) {
+            server.appliedUnknown();
+            server.syncedTo(null);
+        }
     }
 
     private void addPins(int bits) {

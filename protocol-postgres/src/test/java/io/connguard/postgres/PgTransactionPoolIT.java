@@ -295,6 +295,20 @@ class PgTransactionPoolIT {
         }
     }
 
+    @Test
+    void startUpParametersComeBackAfterTheClientsOwnDiscardAll() throws Exception {
+        try (TestProxy proxy = proxy(1);
+             Connection a = connect(proxy, unique("discard"), "options", "-c search_path=pg_catalog")) {
+            assertThat(stringValue(a, "SHOW search_path")).isEqualTo("pg_catalog");
+            execute(a, "DISCARD ALL");
+            // Directly, DISCARD ALL goes back to the session's start-up values; the pooled backend's are the
+            // server's defaults, so connguard sets the client's again before its next transaction.
+            assertThat(stringValue(a, "SHOW search_path")).isEqualTo("pg_catalog");
+            execute(a, "RESET search_path");
+            assertThat(stringValue(a, "SHOW search_path")).isEqualTo("pg_catalog");
+        }
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"1", "5"})
     void pgjdbcPreparedStatementsFollowTheClient(String threshold) throws Exception {
