@@ -614,6 +614,9 @@ def main():
                                               max_ram_mib=args.memory_limit, **files))
         elif name == "pgbouncer" and C.available("pgbouncer"):
             contenders.append(C.PgBouncer())
+        elif name == "connguard-tx":
+            contenders.append(C.Connguard(javas[0], jvm_flags, "connguard-tx", 7, max_ram_mib=args.memory_limit,
+                                          config=BENCH / "connguard-transaction.yaml"))
         elif name == "pgbouncer-tx" and C.available("pgbouncer"):
             contenders.append(C.PgBouncer(pool_size=TRANSACTION_POOL_SIZE))
         elif name == "haproxy" and C.available("haproxy"):

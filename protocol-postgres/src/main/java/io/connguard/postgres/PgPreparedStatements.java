@@ -73,7 +73,8 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
     private final Limits limits;
     private final ByteBufAllocator alloc;
     private final PgMessageCutter cutter;
-    private final PgStatementClassifier classifier = new PgStatementClassifier();
+    /** Reads named Parse texts for pins; made at the first one (most idle clients never need it). */
+    private PgStatementClassifier classifier;
     private final Map<Name, PgStatement> statements = new HashMap<>();
     /** Grows to the longest name probed (at most 2 * MAX_NAME + 2 bytes): an idle client keeps a small one. */
     private final Name probe = new Name(new byte[32], 0);
@@ -416,6 +417,9 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
     }
 
     private int classify(byte[] body) {
+        if (classifier == null) {
+            classifier = new PgStatementClassifier();
+        }
         classifier.beginQuery();
         classifier.accept(Unpooled.wrappedBuffer(body), 0, body.length);
         classifier.finish();

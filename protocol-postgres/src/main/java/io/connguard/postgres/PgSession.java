@@ -421,6 +421,9 @@ final class PgSession implements ProtocolSession {
         phase = Phase.RELAY;
         ByteBuf answer = pooled.loginAnswer(server, PgPooledStart.mintProcessId(), PgPooledStart.mintSecret());
         pooled.release();
+        if (transactions != null) {
+            pooled = null; // its parameters live on in PgTransactionMode: an idle client keeps less
+        }
         serverScanner.scan(answer); // the tracker sees the login complete, idle, and the minted key
         context.toClient(answer);
         if (transactions != null) {
