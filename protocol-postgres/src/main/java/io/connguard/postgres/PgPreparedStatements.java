@@ -146,6 +146,36 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
 
     // ------------------------------------------------------------------ client messages
 
+    /**
+     * Passes untouched, without taking it apart, a Parse, Bind, Describe or Close whose first body bytes show
+     * it names no statement (unnamed statements, portals): what drivers send for one-off queries.
+     */
+    @Override
+    public int onStart(byte messageType, int length, ByteBuf buf, int bodyIndex, int available) {
+        if (available >= 2 && !failedUntilSync && length >= 2) {
+            byte first = buf.getByte(bodyIndex);
+            byte second = buf.getByte(bodyIndex + 1);
+            int kind = switch (messageType) {
+                case 'P' -> first == 0 ? PgServerStatements.PARSE : 0;
+                case 'B' -> first == 0 && second == 0 ? PgServerStatements.BIND : 0;
+                case 'D', 'C' -> first == 'P' || first == 'S' && second == 0 ? kindOf(messageType) : 0;
+                default -> 0;
+            };
+            if (kind != 0) {
+                type = messageType;
+                bodyLength = length;
+                taking = false;
+                closeUnused();
+                if (messageType == 'B') {
+                    lastBound = null;
+                }
+                server.expect(kind, null, null);
+                return 0;
+            }
+        }
+        return onStart(messageType, length);
+    }
+
     @Override
     public int onStart(byte messageType, int length) {
         type = messageType;
