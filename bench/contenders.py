@@ -199,19 +199,20 @@ class Connguard(_Process):
 
 
 class PgBouncer(_Process):
-    """PgBouncer in session mode (PostgreSQL only), with its defaults except the limits, trust authentication."""
+    """PgBouncer in session mode (PostgreSQL only), with its defaults except the limits, trust authentication;
+    with ``pool_size``, in transaction mode with that default_pool_size (``pgbouncer-tx``)."""
 
-    name = label = "pgbouncer"
-
-    def __init__(self):
+    def __init__(self, pool_size=0):
         super().__init__()
-        self.pg_port = 26432
+        self.pool_size = pool_size
+        self.name = self.label = "pgbouncer-tx" if pool_size else "pgbouncer"
+        self.pg_port = 26433 if pool_size else 26432
         self.mysql_port = None
 
     def start(self, workdir, pg_upstream=PG, mysql_upstream=MYSQL):
         workdir = Path(workdir)
         (workdir / "pgbouncer-users.txt").write_text('"postgres" ""\n')
-        ini = workdir / "pgbouncer.ini"
+        ini = workdir / ("%s.ini" % self.name)
         ini.write_text("\n".join([
             "[databases]",
             "* = host=%s port=%d" % pg_upstream,
@@ -221,9 +222,10 @@ class PgBouncer(_Process):
             "unix_socket_dir =",
             "auth_type = trust",
             "auth_file = %s" % (workdir / "pgbouncer-users.txt"),
-            "pool_mode = session",
+            "pool_mode = %s" % ("transaction" if self.pool_size else "session"),
             "max_client_conn = 10100",
-            "default_pool_size = 10100",
+            "default_pool_size = %d" % (self.pool_size or 10100),
+
             "listen_backlog = 4096",
             "ignore_startup_parameters = extra_float_digits",
             "log_connections = 0",

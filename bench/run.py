@@ -45,6 +45,9 @@ def log(message):
     print("[%s] %s" % (time.strftime("%H:%M:%S"), message), flush=True)
 
 
+# Server connections per pool of the transaction-mode contenders (pgbouncer-tx and the connguard variant
+# configured by bench/connguard-transaction.yaml, whose pool.size must match).
+TRANSACTION_POOL_SIZE = 20
 WARM_TRANSACTIONS = 12000
 WARM_MAX_SECONDS = 90
 
@@ -611,9 +614,14 @@ def main():
                                               max_ram_mib=args.memory_limit, **files))
         elif name == "pgbouncer" and C.available("pgbouncer"):
             contenders.append(C.PgBouncer())
+        elif name == "connguard-tx":
+            contenders.append(C.Connguard(javas[0], jvm_flags, "connguard-tx", 7, max_ram_mib=args.memory_limit,
+                                          config=BENCH / "connguard-transaction.yaml"))
+        elif name == "pgbouncer-tx" and C.available("pgbouncer"):
+            contenders.append(C.PgBouncer(pool_size=TRANSACTION_POOL_SIZE))
         elif name == "haproxy" and C.available("haproxy"):
             contenders.append(C.HAProxy())
-        elif name not in ("pgbouncer", "haproxy"):
+        elif name not in ("pgbouncer", "pgbouncer-tx", "haproxy"):
             sys.exit("unknown contender " + name)
     workloads = W.all_workloads()
     if args.from_json:

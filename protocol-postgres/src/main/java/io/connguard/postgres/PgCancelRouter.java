@@ -25,7 +25,10 @@ import java.util.concurrent.ConcurrentMap;
 final class PgCancelRouter {
 
     /** Where a key's cancel goes, and, for a key connguard minted (pooled listeners), the server's own key. */
-    private record Route(InetSocketAddress upstream, PgBackendKey serverKey) {
+    private record Route(InetSocketAddress upstream, PgBackendKey serverKey, boolean between) {
+        Route(InetSocketAddress upstream, PgBackendKey serverKey) {
+            this(upstream, serverKey, false);
+        }
     }
 
     private final ConcurrentMap<PgBackendKey, Route> routes = new ConcurrentHashMap<>();
@@ -37,6 +40,14 @@ final class PgCancelRouter {
     /** A key connguard minted for a pooled client: its cancel goes to {@code serverKey}'s backend. */
     void register(PgBackendKey key, InetSocketAddress upstream, PgBackendKey serverKey) {
         routes.put(key, new Route(upstream, serverKey));
+    }
+
+    /**
+     * Transaction mode: the client with the minted {@code key} holds no server connection now; its cancel
+     * reaches nothing (the server would find no query of it to cancel either).
+     */
+    void registerIdle(PgBackendKey key, InetSocketAddress upstream) {
+        routes.put(key, new Route(upstream, null, true));
     }
 
     void remove(PgBackendKey key, InetSocketAddress upstream) {
@@ -61,6 +72,12 @@ final class PgCancelRouter {
      */
     void forward(SessionContext context, PgBackendKey key, ByteBuf original) {
         Route route = routes.get(key);
+        if (route != null && route.between()) {
+            original.release();
+            context.log().debug("cancel request for a client between transactions: nothing to cancel");
+            context.close();
+            return;
+        }
         InetSocketAddress upstream = route == null ? null : route.upstream();
         ByteBuf packet = route != null && route.serverKey() != null
                 ? rewrite(original, route.serverKey(), context) : original;

@@ -31,6 +31,15 @@ final class PgMessageCutter {
         /** A header: return {@link #DROP}, {@link #TAKE}, or (≥ 0) pass it, peeking at that many body bytes. */
         int onStart(byte type, int bodyLength);
 
+        /**
+         * As {@link #onStart(byte, int)}, with the first {@code available} body bytes readable in {@code buf}
+         * from {@code bodyIndex} (not consumed; fewer than the body when it continues in a later buffer), so
+         * the owner can pass a message it would only take for a look at its first bytes.
+         */
+        default int onStart(byte type, int bodyLength, ByteBuf buf, int bodyIndex, int available) {
+            return onStart(type, bodyLength);
+        }
+
         /** Body bytes of a taken message; returns how many it took. Fewer: the rest of the message passes. */
         int onTake(ByteBuf buf, int index, int length);
 
@@ -175,7 +184,8 @@ final class PgMessageCutter {
         }
         type = messageType;
         remaining = length - 4;
-        int action = owner.onStart(messageType, remaining);
+        int action = owner.onStart(messageType, remaining, in, bodyAt,
+                Math.max(0, Math.min(remaining, in.writerIndex() - bodyAt)));
         if (action >= 0) {
             if (split) {
                 flushRun(headerAt);

@@ -38,12 +38,10 @@ public final class PgModule implements ProtocolModule {
         return List.of(PgSession.ALPN);
     }
 
-    /**
-     * Session pooling. Transaction pooling is refused by configuration validation until it is complete.
-     */
+    /** Session pooling, and transaction pooling ({@link PgTransactionMode}). */
     @Override
     public java.util.Set<String> poolModes() {
-        return java.util.Set.of("session");
+        return java.util.Set.of("session", "transaction");
     }
 
     @Override

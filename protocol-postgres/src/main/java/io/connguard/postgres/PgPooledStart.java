@@ -171,6 +171,11 @@ final class PgPooledStart {
         return rest;
     }
 
+    /** The parameters the client asked for at start-up (options' -c switches included), in order. */
+    Map<String, String> wanted() {
+        return wanted;
+    }
+
     // ---------------------------------------------------------------- the server connection
 
     /** The query that makes {@code server} match the client, or null when it already does. */

@@ -73,9 +73,11 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
     private final Limits limits;
     private final ByteBufAllocator alloc;
     private final PgMessageCutter cutter;
-    private final PgStatementClassifier classifier = new PgStatementClassifier();
+    /** Reads named Parse texts for pins; made at the first one (most idle clients never need it). */
+    private PgStatementClassifier classifier;
     private final Map<Name, PgStatement> statements = new HashMap<>();
-    private final Name probe = new Name(new byte[2 * MAX_NAME + 2], 0);
+    /** Grows to the longest name probed (at most 2 * MAX_NAME + 2 bytes): an idle client keeps a small one. */
+    private final Name probe = new Name(new byte[32], 0);
     private long bytes;
 
     private final Consumer<ByteBuf> toServer = buf -> this.output.toServer(buf);
@@ -143,6 +145,36 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
     }
 
     // ------------------------------------------------------------------ client messages
+
+    /**
+     * Passes untouched, without taking it apart, a Parse, Bind, Describe or Close whose first body bytes show
+     * it names no statement (unnamed statements, portals): what drivers send for one-off queries.
+     */
+    @Override
+    public int onStart(byte messageType, int length, ByteBuf buf, int bodyIndex, int available) {
+        if (available >= 2 && !failedUntilSync && length >= 2) {
+            byte first = buf.getByte(bodyIndex);
+            byte second = buf.getByte(bodyIndex + 1);
+            int kind = switch (messageType) {
+                case 'P' -> first == 0 ? PgServerStatements.PARSE : 0;
+                case 'B' -> first == 0 && second == 0 ? PgServerStatements.BIND : 0;
+                case 'D', 'C' -> first == 'P' || first == 'S' && second == 0 ? kindOf(messageType) : 0;
+                default -> 0;
+            };
+            if (kind != 0) {
+                type = messageType;
+                bodyLength = length;
+                taking = false;
+                closeUnused();
+                if (messageType == 'B') {
+                    lastBound = null;
+                }
+                server.expect(kind, null, null);
+                return 0;
+            }
+        }
+        return onStart(messageType, length);
+    }
 
     @Override
     public int onStart(byte messageType, int length) {
@@ -415,6 +447,9 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
     }
 
     private int classify(byte[] body) {
+        if (classifier == null) {
+            classifier = new PgStatementClassifier();
+        }
         classifier.beginQuery();
         classifier.accept(Unpooled.wrappedBuffer(body), 0, body.length);
         classifier.finish();
@@ -484,6 +519,9 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
             if (offset == 0 && source == bytes) {
                 length = count;
             } else {
+                if (bytes.length < count) {
+                    bytes = new byte[Math.max(count, 2 * bytes.length)];
+                }
                 System.arraycopy(source, offset, bytes, 0, count);
                 length = count;
             }

@@ -9,6 +9,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.TreeMap;
 import java.util.Map;
 
 /**
@@ -28,7 +29,19 @@ final class PgServerConnection implements ServerConnectionProtocol {
     private final ServerConnectionContext context;
     private final PgServerLogin login;
     private final PgMessageReader reader;
-    private final Map<String, String> parameters = new LinkedHashMap<>();
+    /** What the server reports it is set to (ParameterStatus); names are case-insensitive, as GUC names are. */
+    private final Map<String, String> parameters = new TreeMap<>(String.CASE_INSENSITIVE_ORDER);
+    /** What the server reported at login: the pool's defaults (transaction mode undoes other clients' values). */
+    private Map<String, String> initial = Map.of();
+    /** Transaction mode: parameters the server does not report that connguard set on it (for some client). */
+    private Map<String, String> applied;
+    /** Transaction mode: the prepared statements on this connection (created on first use). */
+    private PgServerStatements statements;
+    /** Transaction mode: {@link #parameters} were followed while lent, so a lend without reset keeps them known. */
+    private boolean tracked;
+    private boolean appliedKnown = true;
+    /** Transaction mode: the client parameters this connection was last set to (null: unknown). */
+    private PgTransactionMode.Target syncedTo;
     private Phase phase = Phase.LOGIN;
     /** Whether {@link #parameters} are what the server is set to (false after a lend without reset). */
     private boolean parametersKnown = true;
@@ -73,6 +86,9 @@ final class PgServerConnection implements ServerConnectionProtocol {
         switch (status) {
             case READY -> {
                 parameters.putAll(login.serverParameters());
+                Map<String, String> defaults = new TreeMap<>(String.CASE_INSENSITIVE_ORDER);
+                defaults.putAll(parameters);
+                initial = Collections.unmodifiableMap(defaults);
                 byte[] secret = login.secret();
                 if (secret != null) {
                     byte[] body = new byte[4 + secret.length];
@@ -113,6 +129,7 @@ final class PgServerConnection implements ServerConnectionProtocol {
                 String value = cString(body);
                 if (name != null && value != null) {
                     parameters.put(name, value);
+                    syncedTo = null;
                 }
             }
             case 'E' -> {
@@ -126,6 +143,14 @@ final class PgServerConnection implements ServerConnectionProtocol {
                 if (phase == Phase.RESET) {
                     phase = Phase.READY;
                     parametersKnown = true;
+                    if (applied != null) {
+                        applied.clear();
+                    }
+                    appliedKnown = true;
+                    syncedTo = null;
+                    if (statements != null) {
+                        statements.forgetAll();
+                    }
                     context.resetDone();
                 }
             }
@@ -148,10 +173,12 @@ final class PgServerConnection implements ServerConnectionProtocol {
             return;
         }
         if (!full) {
-            parametersKnown = false;
+            parametersKnown = tracked;
+            tracked = false;
             context.resetDone();
             return;
         }
+        tracked = false;
         phase = Phase.RESET;
         byte[] sql = "DISCARD ALL".getBytes(StandardCharsets.US_ASCII);
         context.toServer(context.alloc().buffer(6 + sql.length).writeByte('Q').writeInt(5 + sql.length)
@@ -185,6 +212,65 @@ final class PgServerConnection implements ServerConnectionProtocol {
     /** The server reported a parameter while a client's start-up parameters were applied. */
     void parameter(String name, String value) {
         parameters.put(name, value);
+    }
+
+    /** What the server reported right after login: the values a client that asked for nothing expects. */
+    Map<String, String> initialParameters() {
+        return initial;
+    }
+
+    /** Parameters the server does not report that connguard set on this connection, case-insensitive. */
+    Map<String, String> applied() {
+        return applied == null ? Map.of() : applied;
+    }
+
+    /** connguard set {@code name} (not reported by the server) to {@code value}; null: RESET it. */
+    void applied(String name, String value) {
+        if (value == null) {
+            if (applied != null) {
+                applied.remove(name);
+            }
+            return;
+        }
+        if (applied == null) {
+            applied = new TreeMap<>(String.CASE_INSENSITIVE_ORDER);
+        }
+        applied.put(name, value);
+    }
+
+    /** Whether {@link #applied()} is what the server is set to (false after a client's RESET or DISCARD). */
+    boolean appliedKnown() {
+        return appliedKnown;
+    }
+
+    void appliedKnown(boolean known) {
+        appliedKnown = known;
+    }
+
+    PgTransactionMode.Target syncedTo() {
+        return syncedTo;
+    }
+
+    void syncedTo(PgTransactionMode.Target target) {
+        syncedTo = target;
+    }
+
+    /** A client ran RESET or DISCARD: unreported parameters may no longer be what connguard set. */
+    void appliedUnknown() {
+        appliedKnown = false;
+    }
+
+    /** Transaction mode: the lessee followed every ParameterStatus while lent; {@link #parameters} stay known. */
+    void parametersTracked() {
+        tracked = true;
+    }
+
+    /** Transaction mode: the prepared statements on this connection. */
+    PgServerStatements statements() {
+        if (statements == null) {
+            statements = new PgServerStatements(PgTransactionMode.SERVER_STATEMENTS, context.alloc());
+        }
+        return statements;
     }
 
     /** The key of the backend behind this connection, for cancel requests. */

@@ -86,6 +86,8 @@ final class PgSession implements ProtocolSession {
     private PgServerConnection server;
     /** Pooled: the client's Terminate was split across reads, so part of it reached the server. */
     private boolean terminateLeaked;
+    /** Transaction mode: the client's side of borrowing a server connection per transaction (null otherwise). */
+    private PgTransactionMode transactions;
 
     PgSession(SessionContext context, PgCancelRouter router) {
         this.context = context;
@@ -106,7 +108,9 @@ final class PgSession implements ProtocolSession {
                     checkSaslChoice(bytes);
                 }
                 clientScanner.scan(bytes);
-                if (server != null && tracker.terminated()) {
+                if (transactions != null) {
+                    transactionBytes(bytes);
+                } else if (server != null && tracker.terminated()) {
                     withoutTerminate(bytes);
                 } else {
                     context.toUpstream(bytes);
@@ -354,6 +358,26 @@ final class PgSession implements ProtocolSession {
         }
     }
 
+    /**
+     * Transaction mode: the client's bytes go to the server connection lent now, or wait for one. Its
+     * Terminate is never forwarded (it ends the client, not the server's session).
+     */
+    private void transactionBytes(ByteBuf bytes) {
+        if (tracker.terminated()) {
+            int end = bytes.writerIndex();
+            if (bytes.readableBytes() >= 5 && bytes.getByte(end - 5) == 'X' && bytes.getInt(end - 4) == 4) {
+                bytes.writerIndex(end - 5);
+            } else {
+                terminateLeaked = true;
+            }
+        }
+        if (!bytes.isReadable() || terminateLeaked) {
+            bytes.release();
+            return;
+        }
+        transactions.clientBytes(bytes);
+    }
+
     @Override
     public void requestPassword() {
         if (pooled == null || phase != Phase.ADMISSION) {
@@ -369,11 +393,21 @@ final class PgSession implements ProtocolSession {
 
     @Override
     public void onServerLent(io.connguard.core.api.ServerConnectionProtocol lent) {
+        if (transactions != null && phase == Phase.RELAY) {
+            server = (PgServerConnection) lent;
+            transactions.lent(server);
+            return;
+        }
         if (phase != Phase.ADMISSION) {
             return;
         }
         server = (PgServerConnection) lent;
-        ByteBuf query = pooled.applyQuery(server);
+        if (context.transactionPooled()) {
+            transactions = new PgTransactionMode(context, tracker, pooled.wanted(),
+                    () -> clientScanner.atBoundary() && serverScanner.atBoundary(), this::transactionToClient,
+                    this::serverLent, this::serverReleased);
+        }
+        ByteBuf query = transactions != null ? transactions.startupQuery(server) : pooled.applyQuery(server);
         if (query == null) {
             answerStartup();
         } else {
@@ -387,8 +421,14 @@ final class PgSession implements ProtocolSession {
         phase = Phase.RELAY;
         ByteBuf answer = pooled.loginAnswer(server, PgPooledStart.mintProcessId(), PgPooledStart.mintSecret());
         pooled.release();
+        if (transactions != null) {
+            pooled = null; // its parameters live on in PgTransactionMode: an idle client keeps less
+        }
         serverScanner.scan(answer); // the tracker sees the login complete, idle, and the minted key
         context.toClient(answer);
+        if (transactions != null) {
+            transactions.started(); // may give the server connection back at once
+        }
         ByteBuf early = startupParser.takeRemainder();
         if (early != null) {
             onClientBytes(early);
@@ -396,11 +436,17 @@ final class PgSession implements ProtocolSession {
     }
 
     private void applyReply(ByteBuf bytes) {
-        switch (pooled.feedReply(bytes, server)) {
+        switch (transactions != null ? transactions.feedSync(bytes) : pooled.feedReply(bytes, server)) {
             case DONE -> answerStartup();
             case FAILED -> {
                 phase = Phase.FAILED;
-                context.toClient(pooled.applyError());
+                if (transactions != null) {
+                    PgErrorResponse error = transactions.syncError();
+                    byte[] raw = error == null ? new byte[0] : error.bytes();
+                    context.toClient(context.alloc().buffer(raw.length).writeBytes(raw));
+                } else {
+                    context.toClient(pooled.applyError());
+                }
                 context.close();
             }
             case RUNNING -> {
@@ -411,7 +457,44 @@ final class PgSession implements ProtocolSession {
     @Override
     public boolean serverReusable() {
         return phase == Phase.RELAY && server != null && !terminateLeaked && clientScanner.atBoundary()
-                && serverScanner.atBoundary() && !tracker.lost();
+                && serverScanner.atBoundary() && !tracker.lost()
+                && (transactions == null || transactions.reusable());
+    }
+
+    @Override
+    public boolean serverNeedsReset() {
+        return transactions == null || transactions.needsReset();
+    }
+
+    @Override
+    public boolean holdingClientBytes() {
+        return transactions != null && transactions.holding();
+    }
+
+    @Override
+    public String pinReason() {
+        return transactions == null ? null : transactions.pinReason();
+    }
+
+    /** Transaction mode: server bytes (rewritten for the client) on their way to it. */
+    private void transactionToClient(ByteBuf bytes) {
+        serverScanner.scan(bytes);
+        context.toClient(bytes);
+    }
+
+    /** Transaction mode: cancel requests with the client's key now reach the lent connection's backend. */
+    private void serverLent() {
+        if (backendKey != null && server != null && server.backendKey() != null) {
+            router.register(backendKey, context.listener().upstream(), server.backendKey());
+        }
+    }
+
+    /** Transaction mode: the connection went back; a cancel between transactions reaches nothing. */
+    private void serverReleased() {
+        server = null;
+        if (backendKey != null) {
+            router.registerIdle(backendKey, context.listener().upstream());
+        }
     }
 
     // ---------------------------------------------------------------- upstream
@@ -447,6 +530,14 @@ final class PgSession implements ProtocolSession {
     public void onUpstreamBytes(ByteBuf bytes) {
         switch (phase) {
             case RELAY -> {
+                if (transactions != null) {
+                    if (server == null) {
+                        bytes.release(); // cannot happen: a connection given back is the pool's
+                    } else {
+                        transactions.serverBytes(bytes);
+                    }
+                    return;
+                }
                 serverScanner.scan(bytes);
                 context.toClient(bytes);
             }
@@ -582,6 +673,9 @@ final class PgSession implements ProtocolSession {
         startupParser.release();
         if (pooled != null) {
             pooled.release();
+        }
+        if (transactions != null) {
+            transactions.close();
         }
         if (startup != null) {
             startup.release();

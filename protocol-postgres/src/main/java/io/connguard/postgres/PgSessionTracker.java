@@ -27,6 +27,11 @@ final class PgSessionTracker {
     private static final byte[] APPLICATION_NAME = "application_name\0".getBytes(StandardCharsets.US_ASCII);
     /** The server truncates application_name to NAMEDATALEN - 1 = 63 bytes; plus its terminator. */
     private static final int MAX_APPLICATION_NAME = 64;
+    /** Transaction mode: the longest ParameterStatus body kept whole (a longer one pins, see PgTransactionMode). */
+    private static final int MAX_PARAMETER = 4096;
+    /** CommandComplete tags after which the server's parameters are no longer what connguard set: RESET, DISCARD. */
+    private static final byte[] RESET_TAG = "RESET\0".getBytes(StandardCharsets.US_ASCII);
+    private static final byte[] DISCARD_TAG = "DISCARD ".getBytes(StandardCharsets.US_ASCII);
 
     private final SessionContext context;
     private final PgStatementCapture statement;
@@ -49,6 +54,37 @@ final class PgSessionTracker {
     private boolean terminated;
     private boolean lost;
     private SessionState reported;
+    /** The status byte of the last ReadyForQuery. */
+    private byte lastStatus = 'I';
+
+    /** Transaction mode: what a pooler needs beyond the state (null otherwise). */
+    private Pooling pooling;
+    /** Transaction mode: reads the text of every Query and Parse (null otherwise). */
+    private PgStatementClassifier classifier;
+    /** The current client message is a Query or Parse the classifier reads. */
+    private boolean classifying;
+    /** Transaction mode: every ParameterStatus is read (name and value), not just application_name. */
+    private byte[] parameter;
+    private int parameterLength;
+    private boolean parameterTooLong;
+
+    /** What a transaction-mode pooler hears from the tracker, in stream order. */
+    interface Pooling {
+        /** A Query or Parse was read whole: the classifier holds its outcome. */
+        void classified(PgStatementClassifier classifier);
+
+        /** The server sent an ErrorResponse. */
+        void error();
+
+        /** A ReadyForQuery with {@code status}; {@code settled}: nothing else is owed or open after it. */
+        void ready(byte status, boolean settled);
+
+        /** A ParameterStatus: the server reports {@code name} is now {@code value}. */
+        void parameter(String name, String value);
+
+        /** A RESET or DISCARD completed: parameters connguard set may have been reset. */
+        void reset();
+    }
 
     /**
      * The body of the current ReadyForQuery or BackendKeyData, collected across buffers. Sized for a
@@ -93,6 +129,23 @@ final class PgSessionTracker {
         return lost;
     }
 
+    /**
+     * Transaction mode: reads the text of every Query and Parse with {@code classifier} and tells
+     * {@code pooling} what it needs to pin, follow parameters and return server connections.
+     */
+    void pool(PgStatementClassifier classifier, Pooling pooling) {
+        this.classifier = classifier;
+        this.pooling = pooling;
+    }
+
+    /**
+     * The server owes nothing, no extended-protocol batch is open and the last ReadyForQuery said idle
+     * outside a transaction ({@code I}): the session has no request in flight.
+     */
+    boolean settledIdle() {
+        return authenticated && !lost && readyOwed == 0 && !batchOpen && lastStatus == 'I';
+    }
+
     private void report(SessionState state) {
         if (authenticated && !lost && state != reported) {
             reported = state;
@@ -118,6 +171,10 @@ final class PgSessionTracker {
             lose("ReadyForQuery without a pending request");
             return;
         }
+        lastStatus = status;
+        if (pooling != null) {
+            pooling.ready(status, readyOwed == 0 && !batchOpen);
+        }
         if (readyOwed > 0 || batchOpen) {
             if (first) {
                 report(SessionState.ACTIVE);
@@ -142,12 +199,22 @@ final class PgSessionTracker {
                     readyOwed++;
                     syncsSinceCommand = 0;
                     report(SessionState.ACTIVE);
+                    if (classifier != null) {
+                        classifying = true;
+                        classifier.beginQuery();
+                        return bodyLength;
+                    }
                     return Math.min(bodyLength, PgStatementCapture.MAX_PREFIX);
                 }
                 case 'P' -> {                       // Parse
                     statement.begin(true);
                     batchOpen = true;
                     report(SessionState.ACTIVE);
+                    if (classifier != null) {
+                        classifying = true;
+                        classifier.beginParse();
+                        return bodyLength;
+                    }
                     return Math.min(bodyLength, PgStatementCapture.MAX_PREFIX);
                 }
                 case 'B', 'D', 'C' -> {             // Bind, Describe, Close
@@ -186,10 +253,18 @@ final class PgSessionTracker {
         @Override
         public void onBody(ByteBuf buf, int index, int length) {
             statement.accept(buf, index, length);
+            if (classifying) {
+                classifier.accept(buf, index, length);
+            }
         }
 
         @Override
         public void onMessageEnd(byte type) {
+            if (classifying) {
+                classifying = false;
+                classifier.finish();
+                pooling.classified(classifier);
+            }
         }
 
         @Override
@@ -215,14 +290,34 @@ final class PgSessionTracker {
                 case 'S' -> {                       // ParameterStatus: name and value, read if application_name
                     inParameterStatus = true;
                     nameMatched = 0;
+                    if (pooling != null) {
+                        parameterLength = 0;
+                        parameterTooLong = length > MAX_PARAMETER;
+                        if (parameter == null || parameter.length < Math.min(length, MAX_PARAMETER)) {
+                            parameter = new byte[Math.min(Math.max(length, 64), MAX_PARAMETER)];
+                        }
+                        return Math.min(length, MAX_PARAMETER);
+                    }
                     return Math.min(length, APPLICATION_NAME.length + MAX_APPLICATION_NAME);
+                }
+                case 'E' -> {                       // ErrorResponse
+                    if (pooling != null) {
+                        pooling.error();
+                    }
                 }
                 case 'G' -> {                       // CopyInResponse
                     readyOwed = Math.max(readyOwed - syncsSinceCommand, 0);
                     syncsSinceCommand = 0;
                 }
-                case 'R', 'E', 'N', 'A', 'v',       // authentication, errors, notices, negotiation
-                        '1', '2', '3', 'C', 'I', 'n', 's', 't', 'T', 'D', 'V',
+                case 'C' -> {                       // CommandComplete: its tag, in transaction mode
+                    if (pooling != null) {
+                        bodyLength = 0;
+                        declaredLength = length;
+                        return Math.min(length, body.length);
+                    }
+                }
+                case 'R', 'N', 'A', 'v',            // authentication, notices, negotiation
+                        '1', '2', '3', 'I', 'n', 's', 't', 'T', 'D', 'V',
                         'H', 'W', 'd', 'c' -> {     // CopyOut, CopyBoth, CopyData, CopyDone
                 }
                 default -> lose(String.format("unknown backend message type 0x%02x", type & 0xFF));
@@ -233,6 +328,10 @@ final class PgSessionTracker {
         @Override
         public void onBody(ByteBuf buf, int index, int length) {
             if (inParameterStatus) {
+                if (pooling != null) {
+                    buf.getBytes(index, parameter, parameterLength, length);
+                    parameterLength += length;
+                }
                 parameterStatusBody(buf, index, length);
                 return;
             }
@@ -268,6 +367,10 @@ final class PgSessionTracker {
         public void onMessageEnd(byte type) {
             if (type == 'S') {
                 parameterStatusEnd();
+            } else if (type == 'C') {
+                if (pooling != null && (startsWith(RESET_TAG) || startsWith(DISCARD_TAG))) {
+                    pooling.reset();
+                }
             } else if (type == 'Z') {
                 if (declaredLength != 1) {
                     lose("ReadyForQuery of length " + declaredLength);
@@ -286,6 +389,9 @@ final class PgSessionTracker {
         }
 
         private void parameterStatusEnd() {
+            if (pooling != null) {
+                reportParameter();
+            }
             boolean matched = nameMatched == APPLICATION_NAME.length;
             inParameterStatus = false;
             int length = applicationNameLength;
@@ -299,6 +405,37 @@ final class PgSessionTracker {
             }
             applicationNames.accept(new String(applicationName, 0, end, StandardCharsets.UTF_8));
             applicationName = null; // rare: not worth keeping 64 bytes in every idle session
+        }
+
+        private boolean startsWith(byte[] tag) {
+            if (bodyLength < tag.length) {
+                return false;
+            }
+            for (int i = 0; i < tag.length; i++) {
+                if (body[i] != tag[i]) {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        /** Transaction mode: hands the whole ParameterStatus to the pooler (one too long to keep: value null). */
+        private void reportParameter() {
+            int nameEnd = 0;
+            while (nameEnd < parameterLength && parameter[nameEnd] != 0) {
+                nameEnd++;
+            }
+            if (nameEnd == parameterLength) {
+                return;
+            }
+            String name = new String(parameter, 0, nameEnd, StandardCharsets.UTF_8);
+            int valueEnd = nameEnd + 1;
+            while (valueEnd < parameterLength && parameter[valueEnd] != 0) {
+                valueEnd++;
+            }
+            String value = parameterTooLong || valueEnd == parameterLength ? null
+                    : new String(parameter, nameEnd + 1, valueEnd - nameEnd - 1, StandardCharsets.UTF_8);
+            pooling.parameter(name, value);
         }
 
         @Override

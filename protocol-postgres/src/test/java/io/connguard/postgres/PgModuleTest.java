@@ -21,7 +21,7 @@ class PgModuleTest {
     }
 
     @Test
-    void sessionPoolingIsOfferedAndTransactionPoolingIsNotYet() throws Exception {
+    void sessionAndTransactionPoolingAreOffered() throws Exception {
         var modules = io.connguard.core.server.ProtocolModules.load();
         var loader = io.connguard.core.server.ProtocolModules.configLoader(java.util.Map.<String, String>of()::get, modules);
         String listener = """
@@ -34,7 +34,7 @@ class PgModuleTest {
                       mode: %s
                 """;
         assertThat(loader.parse(listener.formatted("session")).listeners().get(0).pool().pooled()).isTrue();
-        assertThat(org.assertj.core.api.Assertions.catchThrowable(() -> loader.parse(listener.formatted("transaction"))))
-                .hasMessageContaining("pool.mode transaction is not supported for protocol postgres yet");
+        assertThat(loader.parse(listener.formatted("transaction")).listeners().get(0).pool().mode())
+                .isEqualTo(io.connguard.core.config.PoolConfig.Mode.TRANSACTION);
     }
 }

@@ -27,8 +27,8 @@ import static org.awaitility.Awaitility.await;
 /**
  * Every metric the shipped Grafana dashboard and Prometheus alert rules query exists in a real scrape
  * of a proxy that has seen the events they are about: an admitted session, a queued and rejected
- * connection, an idle-in-transaction kill, a leak suspect, an upstream connect error, and a fleet lease
- * (on the local Redis, 127.0.0.1:6379).
+ * connection, an idle-in-transaction kill, a leak suspect, an upstream connect error, a fleet lease
+ * (on the local Redis, 127.0.0.1:6379), and a transaction and a pin on a transaction-mode listener.
  */
 @ExtendWith(LeakGuard.class)
 class MonitoringScrapeIT {
@@ -60,6 +60,13 @@ class MonitoringScrapeIT {
                     listen: 127.0.0.1:0
                     upstream: 127.0.0.1:%d
                     connectTimeout: 1s
+                  - name: txn
+                    protocol: postgres
+                    listen: 127.0.0.1:0
+                    upstream: %s
+                    pool:
+                      mode: transaction
+                      size: 2
                 clients:
                   defaults:
                     maxConnections: 1
@@ -72,7 +79,7 @@ class MonitoringScrapeIT {
                 fleet:
                   store: redis://127.0.0.1:6379/0
                   name: monitoring-%s
-                """.formatted(pg.hostPort(), closedPort, java.util.UUID.randomUUID().toString().substring(0, 8)))) {
+                """.formatted(pg.hostPort(), closedPort, pg.hostPort(), java.util.UUID.randomUUID().toString().substring(0, 8)))) {
             int port = proxy.port("pg");
             try (Connection held = connect(port, "dash")) {
                 SQLException rejected = catchThrowableOfType(SQLException.class, () -> connect(port, "dash").close());
@@ -90,8 +97,10 @@ class MonitoringScrapeIT {
             SQLException down = catchThrowableOfType(SQLException.class,
                     () -> connect(proxy.port("down"), "nowhere").close());
             assertThat(down.getSQLState()).isEqualTo("08006");
-            try (Connection busy = connect(port, "busy")) {
+            try (Connection busy = connect(port, "busy"); Connection pooled = connect(proxy.port("txn"), "pooled")) {
                 busy.createStatement().execute("SELECT pg_sleep(0.2)");
+                pooled.createStatement().execute("SELECT 1"); // a transaction on a lent server connection
+                pooled.createStatement().execute("SET search_path = pg_catalog"); // a pin
                 PrometheusScrape scrape = proxy.scrape();
                 Set<String> scraped = new TreeSet<>();
                 scrape.samples().forEach(s -> scraped.add(s.name()));

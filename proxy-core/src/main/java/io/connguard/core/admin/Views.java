@@ -73,7 +73,9 @@ final class Views {
                     .field("pinned", p.pinned())
                     .endObject();
             json.field("waiting", p.waiting());
-            json.name("pins").beginObject().endObject();
+            json.name("pins").beginObject();
+            p.pins().forEach((reason, n) -> json.field(reason, n));
+            json.endObject();
             json.endObject();
         }
         return json.endArray().toString();

@@ -129,6 +129,8 @@ public final class Admission {
         int highWater;
         int waiting;
         int probation;
+        /** Transaction mode: client connections of this key that hold no ticket between transactions. */
+        int holders;
         Limits limits;
         /** The fleet answered QUEUED: waiters of this key ask again only when the gate wakes the key. */
         boolean fleetBlocked;
@@ -518,6 +520,45 @@ public final class Admission {
         run(after);
     }
 
+    /**
+     * Transaction mode: a client connection of {@code key} that takes a ticket per transaction keeps its key
+     * known between transactions, so that its leak watch (and the most connections the key held at once)
+     * outlive each ticket. Returns that leak watch; give the hold back with {@link #unhold}.
+     */
+    public LeakWatch hold(ClientKey key, Limits limits) {
+        synchronized (lock) {
+            Entry entry = entries.computeIfAbsent(key, k -> new Entry(k, limits, new LeakWatch(clock)));
+            entry.holders++;
+            return entry.leaks;
+        }
+    }
+
+    /** The client connection that called {@link #hold} closed (or moved to another key). */
+    public void unhold(ClientKey key) {
+        synchronized (lock) {
+            Entry entry = entries.get(key);
+            if (entry != null && entry.holders > 0) {
+                entry.holders--;
+                removeIfUnused(entry);
+            }
+        }
+    }
+
+    /**
+     * A connection of {@code key} was refused at {@code maxClientConnections}: its client needs more
+     * connections than it may open, which makes its idle ones leak suspects.
+     */
+    public void clientConnectionRefused(ClientKey key) {
+        LeakWatch leaks;
+        synchronized (lock) {
+            Entry entry = entries.get(key);
+            leaks = entry == null ? null : entry.leaks;
+        }
+        if (leaks != null) {
+            leaks.queued("a connection of the same client was refused at maxClientConnections");
+        }
+    }
+
     /** A new listener cap after a reload; lowering never evicts, raising admits waiters. */
     public void updateListenerCap(int cap) {
         After after = new After();
@@ -744,7 +785,7 @@ public final class Admission {
     }
 
     private void removeIfUnused(Entry entry) {
-        if (entry != null && entry.admitted == 0 && entry.waiting == 0 && entry.probation == 0) {
+        if (entry != null && entry.admitted == 0 && entry.waiting == 0 && entry.probation == 0 && entry.holders == 0) {
             entries.remove(entry.key, entry);
         }
     }

@@ -102,6 +102,27 @@ public interface ProtocolSession {
         return false;
     }
 
+    /**
+     * Transaction mode, when the client leaves while holding an idle server connection: whether what it
+     * left there must be reset before another client gets the connection (a pin's state).
+     */
+    default boolean serverNeedsReset() {
+        return true;
+    }
+
+    /**
+     * Transaction mode: the protocol holds client bytes until a server connection is lent and wants no more
+     * for now (core stops reading the client until {@link #onServerLent}).
+     */
+    default boolean holdingClientBytes() {
+        return false;
+    }
+
+    /** Transaction mode: why the client is pinned to its server connection now, or null. */
+    default String pinReason() {
+        return null;
+    }
+
     /** The last statement the client sent, as a fingerprint (literals replaced by {@code ?}); "" if none. */
     String lastStatement();
 

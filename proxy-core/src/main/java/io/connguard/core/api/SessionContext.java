@@ -95,6 +95,42 @@ public interface SessionContext {
         throw new UnsupportedOperationException("not a pooled listener");
     }
 
+    // ---------------------------------------------------------------- pooled transaction mode
+
+    /**
+     * Whether server connections are lent per transaction ({@code pool.mode: transaction}): the protocol then
+     * asks for one with {@link #serverWanted()} and gives it back with {@link #serverIdle(boolean)}.
+     */
+    default boolean transactionPooled() {
+        return false;
+    }
+
+    /**
+     * Transaction mode: the client sent a request while it holds no server connection. Core takes an
+     * admission ticket and a pooled server connection for it; {@link ProtocolSession#onServerLent} follows, or
+     * the session ends with the error that stopped it (a queue timeout, the pool's size).
+     */
+    default void serverWanted() {
+        throw new UnsupportedOperationException("not a transaction-mode listener");
+    }
+
+    /**
+     * Transaction mode: the lent server connection stands idle outside a transaction with nothing of the
+     * client's pending; the protocol no longer uses it. Core gives it back to the pool ({@code reset}: after
+     * resetting what the client left on it, PostgreSQL {@code DISCARD ALL}) and the admission ticket with it.
+     */
+    default void serverIdle(boolean reset) {
+        throw new UnsupportedOperationException("not a transaction-mode listener");
+    }
+
+    /** Transaction mode: the client is now pinned to its server connection for {@code reason} (counted). */
+    default void pinned(String reason) {
+    }
+
+    /** Transaction mode: one transaction (or request outside one) was served on a lent server connection. */
+    default void transactionServed() {
+    }
+
     // ---------------------------------------------------------------- bytes
 
     /** Queue bytes to the client; core flushes at the end of the current read batch. */

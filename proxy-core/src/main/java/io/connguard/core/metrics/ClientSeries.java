@@ -46,6 +46,9 @@ public final class ClientSeries {
     private final Counter[] closed = new Counter[CloseReason.values().length];
     private final Timer queueWait;
     private Gauge maxConnectionsGauge;
+    /** Registered on first use: only transaction-mode clients have them. Guarded by meters. */
+    private java.util.Map<String, Counter> pins;
+    private volatile Counter transactions;
 
     // Copy-on-write: a thread adds its shard once, under this object's lock.
     private volatile Shard[] shards = new Shard[0];
@@ -110,6 +113,42 @@ public final class ClientSeries {
 
     public void admission(Outcome outcome) {
         admissions[outcome.ordinal()].increment();
+    }
+
+    /** A session of this client was pinned to its server connection for {@code reason} (transaction mode). */
+    public void pinned(String reason) {
+        Counter counter;
+        synchronized (meters) {
+            if (pins == null) {
+                pins = new java.util.HashMap<>();
+            }
+            counter = pins.get(reason);
+            if (counter == null) {
+                counter = Counter.builder(MeterNames.CLIENT_PINS)
+                        .description("Client sessions pinned to their server connection, by reason")
+                        .tags(tags).tag(MeterNames.TAG_REASON, reason).register(registry);
+                pins.put(reason, counter);
+                meters.add(counter);
+            }
+        }
+        counter.increment();
+    }
+
+    /** A transaction served on a lent server connection (transaction mode). */
+    public void transactionServed() {
+        Counter counter = transactions;
+        if (counter == null) {
+            synchronized (meters) {
+                if (transactions == null) {
+                    transactions = Counter.builder(MeterNames.CLIENT_TRANSACTIONS)
+                            .description("Transactions served on lent server connections (transaction mode)")
+                            .tags(tags).register(registry);
+                    meters.add(transactions);
+                }
+                counter = transactions;
+            }
+        }
+        counter.increment();
     }
 
     public void closed(CloseReason reason) {

@@ -25,6 +25,10 @@ public final class MeterNames {
     public static final String CLIENT_BUSY = "connguard.client.busy";
     /** {@code connguard_client_transaction_seconds_total}: time-integral of sessions in a transaction. */
     public static final String CLIENT_TRANSACTION = "connguard.client.transaction";
+    /** {@code connguard_client_pins_total{reason}}: clients pinned to their server connection (transaction mode). */
+    public static final String CLIENT_PINS = "connguard.client.pins";
+    /** {@code connguard_client_transactions_total}: transactions served on lent server connections (transaction mode). */
+    public static final String CLIENT_TRANSACTIONS = "connguard.client.transactions";
 
     /** {@code connguard_listener_upstream_connections}: upstream connections open. */
     public static final String LISTENER_UPSTREAM_CONNECTIONS = "connguard.listener.upstream.connections";

@@ -7,7 +7,8 @@ package io.connguard.core.pool;
  * @param idle    server connections waiting in the pool
  * @param pinned  server connections held by a client because of session state (transaction mode)
  * @param waiting client sessions waiting for a server connection
+ * @param pins    pinned server connections by the reasons their clients are pinned for
  */
 public record PoolSnapshot(String listener, String user, String database, int active, int idle, int pinned,
-                           int waiting) {
+                           int waiting, java.util.Map<String, Integer> pins) {
 }

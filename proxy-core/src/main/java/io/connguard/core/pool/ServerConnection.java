@@ -41,6 +41,8 @@ public final class ServerConnection implements ServerConnectionContext {
     private char[] password;
     private boolean passwordAsked;
     private boolean reading;
+    /** Transaction mode: why its lessee is pinned to it (reasons, comma-separated), or null. */
+    private String pinned;
 
     ServerConnection(long id, ServerPool pool, long openedNanos) {
         this.id = id;
@@ -286,6 +288,18 @@ public final class ServerConnection implements ServerConnectionContext {
 
     boolean passwordAsked() {
         return passwordAsked;
+    }
+
+    boolean pinned() {
+        return pinned != null;
+    }
+
+    String pinReason() {
+        return pinned;
+    }
+
+    void pinned(String reasons) {
+        pinned = reasons;
     }
 
     boolean reading() {

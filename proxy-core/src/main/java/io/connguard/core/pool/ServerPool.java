@@ -41,6 +41,8 @@ public final class ServerPool {
     private final ArrayDeque<Waiter> waiters = new ArrayDeque<>();
     private final PoolMeters meters;
     private ScheduledFuture<?> reaper;
+    /** Pinned connections by reason, for {@code /pools} (read from the admin thread). */
+    private volatile java.util.Map<String, Integer> pins = java.util.Map.of();
 
     ServerPool(PoolKey key, Pools pools, EventLoop loop, PoolAuth auth) {
         this.key = key;
@@ -177,12 +179,18 @@ public final class ServerPool {
 
     /** Publishes the counts the gauges and {@code /pools} read. */
     void publish() {
-        meters.publish(busy.size(), idle.size(), 0, waiters.size());
+        int pinned = 0;
+        for (ServerConnection c : busy) {
+            if (c.pinned()) {
+                pinned++;
+            }
+        }
+        meters.publish(busy.size() - pinned, idle.size(), pinned, waiters.size());
     }
 
     PoolSnapshot snapshot() {
         return new PoolSnapshot(key.listener(), key.user(), key.database(), meters.get(0), meters.get(1),
-                meters.get(2), meters.get(PoolMeters.WAITING));
+                meters.get(2), meters.get(PoolMeters.WAITING), pins);
     }
 
     /** Whether a waiter of this pool could use a connection the listener frees. */
@@ -234,9 +242,46 @@ public final class ServerPool {
 
     /** A lessee gives its connection back; {@code reusable}: it stands idle at a clean boundary. */
     public void giveBack(ServerConnection c, boolean reusable) {
+        giveBack(c, reusable, pools.config().reset() == PoolConfig.Reset.AUTO);
+    }
+
+    /**
+     * As {@link #giveBack(ServerConnection, boolean)}, saying whether the connection must be reset (transaction
+     * mode resets only what a pin left behind, and {@code pool.reset: none} never).
+     */
+    public void giveBack(ServerConnection c, boolean reusable, boolean reset) {
         boolean old = expired(c, System.nanoTime());
-        c.giveBack(reusable && !old, pools.config().reset() == PoolConfig.Reset.AUTO);
+        if (c.pinned()) {
+            c.pinned(null);
+            countPins();
+        }
+        c.giveBack(reusable && !old, reset && pools.config().reset() == PoolConfig.Reset.AUTO);
         publish();
+    }
+
+    /**
+     * The lessee of {@code c} is pinned to it for {@code reasons} (comma-separated; transaction mode): counted
+     * as pinned, not active, and by reason in {@code /pools}.
+     */
+    public void pinned(ServerConnection c, String reasons) {
+        if (!java.util.Objects.equals(c.pinReason(), reasons)) {
+            c.pinned(reasons);
+            countPins();
+            publish();
+        }
+    }
+
+    /** Recounts the pinned connections by reason for {@code /pools} (only when a pin comes or goes). */
+    private void countPins() {
+        java.util.Map<String, Integer> counts = new java.util.TreeMap<>();
+        for (ServerConnection c : busy) {
+            if (c.pinned()) {
+                for (String reason : c.pinReason().split(",")) {
+                    counts.merge(reason, 1, Integer::sum);
+                }
+            }
+        }
+        pins = java.util.Collections.unmodifiableMap(counts);
     }
 
     void resetDone(ServerConnection c) {

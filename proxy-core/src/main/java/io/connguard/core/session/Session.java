@@ -15,6 +15,7 @@ import io.connguard.core.api.SessionLog;
 import io.connguard.core.api.SessionState;
 import io.connguard.core.config.Durations;
 import io.connguard.core.config.Limits;
+import io.connguard.core.config.PoolConfig;
 import io.connguard.core.metrics.ClientSeries;
 import io.connguard.core.metrics.CloseReason;
 import io.connguard.core.metrics.Outcome;
@@ -124,6 +125,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     private ServerConnection loginWaiting;
     /** Pooled: the server's own refusal, sent to the client instead of a packet of connguard's. */
     private ByteBuf serverRefusal;
+    /** Transaction mode: the lease of a server connection per transaction (null in other modes). */
+    private final TransactionLease lease;
     private boolean reading;
     private boolean clientDirty;
     private boolean upstreamDirty;
@@ -151,6 +154,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         this.clientAddress = (InetSocketAddress) client.remoteAddress();
         this.address = clientAddress == null || clientAddress.getAddress() == null
                 ? "" : clientAddress.getAddress().getHostAddress();
+        this.lease = listener.pools() != null && listener.config().pool().mode() == PoolConfig.Mode.TRANSACTION
+                ? new TransactionLease() : null;
     }
 
     // ------------------------------------------------------------------ channel events (RelayHandler)
@@ -193,6 +198,9 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     void readComplete(boolean fromClient) {
         reading = false;
         flushDirty();
+        if (lease != null && phase == Phase.CONNECTED && lease.takeRelease()) {
+            releaseServer(lease.takeReset());
+        }
         if (phase == Phase.CLOSED) {
             if (fromClient && pendingAnswer != null) {
                 client.read();
@@ -204,10 +212,10 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         if (fromClient) {
             // Before an upstream exists, keep reading: the protocol bounds what it holds, and a read is how
             // a queued client's disconnect is noticed at once.
-            if (upstream == null || upstream.isWritable()) {
+            if (upstream == null ? lease == null || !protocol.holdingClientBytes() : upstream.isWritable()) {
                 client.read();
             }
-        } else if (client.isWritable()) {
+        } else if (upstream != null && client.isWritable()) {
             upstream.read();
         }
     }
@@ -523,10 +531,14 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         series = services.metrics().acquire(key);
         series.maxConnections(limits.maxConnections());
         if (!listener.clientConnections().open(key, limits.maxClientConnections())) {
+            listener.admission().clientConnectionRefused(key);
             reject(Rejection.CLIENT_CONNECTIONS);
             return;
         }
         clientCounted = true;
+        if (lease != null) {
+            leaks = listener.admission().hold(key, limits); // between transactions the session holds no ticket
+        }
         if (listener.pools() != null) {
             pool = listener.pools().pool(who);
             if (pool.auth().askClient()) {
@@ -604,7 +616,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
 
     @Override
     public void queued() {
-        if (phase != Phase.QUEUED || countedQueued) {
+        if ((phase != Phase.QUEUED && (lease == null || !lease.queued())) || countedQueued) {
             return;
         }
         countedQueued = true;
@@ -716,10 +728,124 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         takeTicket();
     }
 
+    // ------------------------------------------------------------------ transaction mode
+
+    @Override
+    public boolean transactionPooled() {
+        return lease != null;
+    }
+
+    @Override
+    public void serverWanted() {
+        if (lease == null || phase != Phase.CONNECTED || server != null || !lease.idle()) {
+            return;
+        }
+        lease.admission();
+        ticket = new Admission.Ticket(key, limits, loop, this);
+        Admission.Decision decision = listener.admission().request(ticket);
+        switch (decision) {
+            case ADMITTED -> {
+                series.admission(Outcome.ADMITTED);
+                checkoutForLease();
+            }
+            case QUEUED, PENDING -> {
+                lease.waiting();
+                queuedAt = System.nanoTime();
+                if (decision == Admission.Decision.QUEUED) {
+                    queued();
+                }
+                if (decision == Admission.Decision.QUEUED || !limits.queueTimeout().isZero()) {
+                    queueTimer = loop.schedule(this::queueExpired, limits.queueTimeout().toNanos(),
+                            TimeUnit.NANOSECONDS);
+                }
+            }
+            case REJECTED -> {
+                lease.stopWaiting();
+                reject(ticket.rejection());
+            }
+            case PROBATION -> throw new IllegalStateException("probation without an early upstream");
+        }
+    }
+
+    private void checkoutForLease() {
+        lease.checkout();
+        pool.checkout(this, identity, lease.password(), false, limits.queueTimeout().toNanos());
+    }
+
+    /** A server connection lent for the client's next transaction; the client's held bytes may go. */
+    private void lendNow(ServerConnection connection) {
+        server = connection;
+        upstream = connection.channel();
+        try {
+            protocol.onServerLent(connection.protocol());
+        } catch (RuntimeException e) {
+            log.at(Level.WARN).setCause(e).log("protocol failed to take the server connection");
+            close(CloseReason.PROTOCOL_ERROR, null);
+            return;
+        }
+        flushDirty();
+        if (phase == Phase.CONNECTED) {
+            if (upstream != null && client.isWritable()) {
+                upstream.read();
+            }
+            client.read();
+        }
+    }
+
+    @Override
+    public void serverIdle(boolean reset) {
+        if (lease == null || server == null || phase != Phase.CONNECTED) {
+            return;
+        }
+        if (reading) {
+            lease.releaseLater(reset); // given back once this read batch is flushed
+        } else {
+            releaseServer(reset);
+        }
+    }
+
+    /** Gives the server connection back to the pool (reset first when asked) and the ticket to admission. */
+    private void releaseServer(boolean reset) {
+        if (server == null) {
+            return;
+        }
+        flushDirty();
+        ServerConnection c = server;
+        server = null;
+        upstream = null;
+        pool.giveBack(c, true, reset);
+        Admission.Ticket held = ticket;
+        ticket = null;
+        if (held != null) {
+            listener.admission().release(held);
+        }
+    }
+
+    @Override
+    public void pinned(String reason) {
+        if (series != null) {
+            series.pinned(reason);
+        }
+        if (server != null) {
+            pool.pinned(server, pinReason());
+        }
+    }
+
+    @Override
+    public void transactionServed() {
+        if (series != null) {
+            series.transactionServed();
+        }
+    }
+
     // ------------------------------------------------------------------ Lessee (pooled listeners)
 
     @Override
     public void lent(ServerConnection connection) {
+        if (lease != null && phase == Phase.CONNECTED && server == null && lease.lent()) {
+            lendNow(connection);
+            return;
+        }
         if (phase != Phase.CONNECTING) {
             pool.giveBack(connection, phase != Phase.CLOSED);
             return;
@@ -800,6 +926,13 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
 
     @Override
     public void admitted() {
+        if (lease != null && lease.queued()) {
+            cancel(queueTimer);
+            leaveQueue(false);
+            series.admission(Outcome.ADMITTED);
+            checkoutForLease();
+            return;
+        }
         if (phase != Phase.QUEUED) {
             return;
         }
@@ -816,6 +949,13 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
 
     @Override
     public void rejected(Rejection why) {
+        if (lease != null && lease.queued()) {
+            cancel(queueTimer);
+            leaveQueue(false);
+            lease.stopWaiting();
+            reject(why);
+            return;
+        }
         if (phase != Phase.QUEUED) {
             return;
         }
@@ -826,19 +966,29 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
 
     private void queueExpired() {
         Rejection why = listener.admission().expire(ticket);
-        if (why != null && phase == Phase.QUEUED) {
+        if (why != null && lease != null && lease.queued()) {
+            leaveQueue(false);
+            lease.stopWaiting();
+            reject(why);
+        } else if (why != null && phase == Phase.QUEUED) {
             leaveQueue();
             reject(why);
         }
     }
 
     private void leaveQueue() {
+        leaveQueue(true);
+    }
+
+    private void leaveQueue(boolean handshake) {
         if (countedQueued) {
             countedQueued = false;
             series.queuedDelta(-1);
             series.queueWait(System.nanoTime() - queuedAt);
         }
-        phase = Phase.HANDSHAKE;
+        if (handshake) {
+            phase = Phase.HANDSHAKE;
+        }
     }
 
     private void reject(Rejection why) {
@@ -894,9 +1044,13 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             timers.limits(newLimits, System.nanoTime());
         }
         if (newKey.equals(key)) {
-            listener.admission().update(ticket, newLimits);
+            if (ticket != null) {
+                listener.admission().update(ticket, newLimits);
+            }
         } else {
-            listener.admission().rekey(ticket, newKey, newLimits);
+            if (ticket != null) {
+                listener.admission().rekey(ticket, newKey, newLimits);
+            }
             if (clientCounted) {
                 listener.clientConnections().move(key, newKey);
             }
@@ -906,7 +1060,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                 counts = next.shard();
                 counts.enter(state, inTransaction);
             }
-            if (phase == Phase.QUEUED && countedQueued) {
+            if ((phase == Phase.QUEUED || lease != null) && countedQueued) {
                 series.queuedDelta(-1);
                 next.queuedDelta(1);
             }
@@ -916,9 +1070,15 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             }
             services.metrics().release(series);
             series = next;
+            ClientKey oldKey = key;
             key = newKey;
             LeakWatch before = leaks;
-            leaks = ticket.leaks();
+            if (lease != null && clientCounted) {
+                leaks = listener.admission().hold(newKey, newLimits);
+                listener.admission().unhold(oldKey);
+            } else {
+                leaks = ticket.leaks();
+            }
             if (leakCandidate && leaks != before) {
                 before.remove(this);
                 String why = leaks.add(this, stateSince);
@@ -939,6 +1099,9 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         if (pool != null) {
             char[] given = password;
             password = null;
+            if (lease != null) {
+                lease.keepPassword(given);
+            }
             pool.checkout(this, identity, given, freshLogin, limits.queueTimeout().toNanos());
             if (given != null) {
                 java.util.Arrays.fill(given, '\0');
@@ -1144,9 +1307,13 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         if (clientCounted) {
             clientCounted = false;
             listener.clientConnections().close(key);
+            if (lease != null) {
+                listener.admission().unhold(key);
+            }
         }
         if (series != null) {
-            if (was == Phase.QUEUED && countedQueued) {
+            if ((was == Phase.QUEUED || lease != null) && countedQueued) {
+                countedQueued = false;
                 series.queuedDelta(-1);
                 series.queueWait(System.nanoTime() - queuedAt);
             }
@@ -1218,8 +1385,11 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             password = null;
         }
         loginWaiting = null;
+        if (lease != null) {
+            lease.close();
+        }
         if (server == null) {
-            if (was == Phase.CONNECTING) {
+            if (was == Phase.CONNECTING || lease != null) {
                 pool.cancel(this);
             }
             return;
@@ -1234,7 +1404,17 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         server = null;
         upstream = null;
         log.debug("server connection {} given back ({})", c.id(), reusable ? "reusable" : "closed: state " + state.label());
-        pool.giveBack(c, reusable);
+        if (lease != null) {
+            boolean reset;
+            try {
+                reset = protocol.serverNeedsReset();
+            } catch (RuntimeException e) {
+                reset = true;
+            }
+            pool.giveBack(c, reusable, reset);
+        } else {
+            pool.giveBack(c, reusable);
+        }
     }
 
     /**
@@ -1358,7 +1538,15 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         Instant wallNow = Instant.now();
         return new SessionSnapshot(id, listener.name(), identity.user(), identity.database(), identity.application(),
                 address, state.label(), wallNow.minusNanos(now - stateSince), openedAt, inTransaction, leakSuspect,
-                lastStatement(), bytesIn, bytesOut, key, pool != null, server == null ? null : server.id(), null);
+                lastStatement(), bytesIn, bytesOut, key, pool != null, server == null ? null : server.id(), pinReason());
+    }
+
+    private String pinReason() {
+        try {
+            return protocol == null ? null : protocol.pinReason();
+        } catch (RuntimeException e) {
+            return null;
+        }
     }
 
     String lastStatement() {
