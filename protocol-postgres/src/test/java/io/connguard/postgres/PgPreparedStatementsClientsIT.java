@@ -83,7 +83,7 @@ class PgPreparedStatementsClientsIT {
             try (MiniPooler pooler = new MiniPooler(2, 3, database)) {
                 env.put("PGHOST", "127.0.0.1");
                 env.put("PGPORT", String.valueOf(pooler.port()));
-                PgTool.Result run = PgTool.run(env, 300, "pgbench", "-n", "-M", "prepared", "-c", "4", "-j", "2", "-t", "20");
+                PgTool.Result run = PgTool.run(env, 300, "pgbench", "-n", "-M", "prepared", "-c", "4", "-j", "4", "-t", "20");
                 assertThat(run.exitCode()).as(run.toString()).isZero();
                 assertThat(run.out()).as(run.toString()).contains("number of transactions actually processed: 80/80")
                         .contains("number of failed transactions: 0 (0.000%)");
