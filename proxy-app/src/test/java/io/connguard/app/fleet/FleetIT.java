@@ -4,10 +4,13 @@ import io.connguard.core.testing.Database;
 import io.connguard.core.testing.PrometheusScrape;
 import io.connguard.core.testing.RealDatabases;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInfo;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
@@ -50,6 +53,20 @@ class FleetIT {
     private final String fleet = "it-" + UUID.randomUUID().toString().substring(0, 8);
     private final String app = "fleet-it-" + fleet;
 
+    private String testName = "test";
+
+    private int loginTimeout;
+
+    @BeforeEach
+    void name(TestInfo info) {
+        testName = info.getTestMethod().map(java.lang.reflect.Method::getName).orElse("test");
+        // The JVM-wide login timeout is whatever an earlier test class left: HikariCP sets it from its
+        // connectionTimeout, and Connector/J ends a handshake that waits longer (here: a connection queued
+        // for its 20 s queueTimeout) as a communications failure. These clients wait as long as connguard says.
+        loginTimeout = DriverManager.getLoginTimeout();
+        DriverManager.setLoginTimeout(0);
+    }
+
     @AfterEach
     void stop() throws Exception {
         for (Connection c : open) {
@@ -60,8 +77,12 @@ class FleetIT {
             }
         }
         clients.shutdownNow();
+        DriverManager.setLoginTimeout(loginTimeout);
         for (Replica replica : replicas) {
             replica.close();
+            // The whole log, for a failed run: target/fleet-it-logs/<test>-<replica>.log.
+            Path logs = Files.createDirectories(Path.of("target", "fleet-it-logs"));
+            Files.writeString(logs.resolve(testName + "-" + replica.name() + ".log"), replica.log());
             // What each replica said about its leases, for the report of a failed run.
             String[] lines = replica.log().lines().filter(l -> l.contains("Fleet") || l.contains("fleet")
                     || l.contains("rejected")).toArray(String[]::new);

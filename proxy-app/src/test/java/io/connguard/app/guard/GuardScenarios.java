@@ -572,9 +572,15 @@ abstract class GuardScenarios {
             java.util.Properties props = new java.util.Properties();
             props.setProperty("user", target.passwordCheckedUser());
             props.setProperty("password", wrongPassword);
+            int loginTimeout = java.sql.DriverManager.getLoginTimeout(); // JVM-wide: given back for later tests
             java.sql.DriverManager.setLoginTimeout(10);
-            SQLException refused = catchThrowableOfType(SQLException.class,
-                    () -> java.sql.DriverManager.getConnection(target.url(proxy.port("db"), "secrets"), props).close());
+            SQLException refused;
+            try {
+                refused = catchThrowableOfType(SQLException.class,
+                        () -> java.sql.DriverManager.getConnection(target.url(proxy.port("db"), "secrets"), props).close());
+            } finally {
+                java.sql.DriverManager.setLoginTimeout(loginTimeout);
+            }
             assertThat((Throwable) refused).as("a wrong password is refused by the database").isNotNull();
             await().atMost(10, TimeUnit.SECONDS).until(() -> proxy.sessions().isEmpty());
 
