@@ -36,7 +36,15 @@ public interface GuardTarget {
         config.setConnectionTimeout(connectionTimeoutMillis);
         config.setInitializationFailTimeout(-1);
         config.setPoolName("guard-" + user);
-        return new HikariDataSource(config);
+        // HikariCP sets DriverManager's JVM-wide login timeout from connectionTimeout, which would then
+        // cut short every later Connector/J handshake in this JVM (a connection queued at a cap waits in
+        // its handshake): give the old value back once the pool is set up.
+        int loginTimeout = java.sql.DriverManager.getLoginTimeout();
+        try {
+            return new HikariDataSource(config);
+        } finally {
+            java.sql.DriverManager.setLoginTimeout(loginTimeout);
+        }
     }
 
     /** The JDBC URL through the proxy, with the application name set. */
