@@ -226,6 +226,33 @@ class PgClientTlsIT {
     }
 
     @Test
+    void psqlWithSslnegotiationDirectOpensWithTls() throws Exception {
+        Map<String, String> direct = new HashMap<>(PgTool.libpqWithDirectTls());
+        direct.put("PGSSLMODE", "require");
+        direct.put("PGSSLNEGOTIATION", "direct");
+        try (TestProxy proxy = TestProxy.start(config("mode: require"))) {
+            Map<String, String> env = new HashMap<>(PgTool.env(proxy, unique("psqldirect")));
+            env.putAll(direct);
+            PgTool.Result result = PgTool.run(env, 60, "psql", "-X", "-At", "-c", "\\conninfo", "-c", "SELECT 42");
+            assertThat(result.exitCode()).as(result.toString()).isZero();
+            assertThat(result.out()).contains("SSL connection (protocol: TLSv1.").contains("42");
+        }
+        // The same client under disable: connguard sees a TLS ClientHello where a start-up packet belongs, so
+        // libpq really opened with TLS rather than with an SSLRequest.
+        try (TestProxy proxy = TestProxy.start(config("mode: disable"));
+             LogCapture log = new LogCapture("io.connguard.session")) {
+            Map<String, String> env = new HashMap<>(PgTool.env(proxy, unique("psqldirectoff")));
+            env.putAll(direct);
+            PgTool.Result result = PgTool.run(env, 60, "psql", "-X", "-At", "-c", "SELECT 1");
+            assertThat(result.exitCode()).as(result.toString()).isNotZero();
+            await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> assertThat(
+                    proxy.scrape().value("connguard_listener_client_tls_refused_total", "listener", "pg")).isEqualTo(1));
+            assertThat(log.lines("WARN", "does not offer TLS to clients (clientTls.mode: disable)")).singleElement()
+                    .satisfies(line -> assertThat(line.message()).contains("sslnegotiation=direct"));
+        }
+    }
+
+    @Test
     void plaintextClientsUnderRequireGetAClearErrorLoggedOnce() throws Exception {
         try (TestProxy proxy = TestProxy.start(config("mode: require"));
              LogCapture log = new LogCapture("io.connguard.session")) {

@@ -34,6 +34,26 @@ final class PgTool {
                 "PGAPPNAME", application, "PGCONNECT_TIMEOUT", "10");
     }
 
+    /**
+     * What psql needs in its environment to speak PostgreSQL 17's {@code sslnegotiation=direct}: nothing when
+     * its libpq is 17 or newer, else a newer libpq first on LD_LIBRARY_PATH ({@code .ci/setup-libpq.sh} puts
+     * one in /opt/connguard-it/libpq; {@code CONNGUARD_IT_LIBPQ} names another directory). Fails, naming the
+     * fix, when there is none.
+     */
+    static Map<String, String> libpqWithDirectTls() throws IOException, InterruptedException {
+        Result version = run(Map.of(), 30, "psql", "--version");
+        java.util.regex.Matcher major = java.util.regex.Pattern.compile(" (\\d+)").matcher(version.out());
+        if (major.find() && Integer.parseInt(major.group(1)) >= 17) {
+            return Map.of();
+        }
+        Path dir = Path.of(System.getenv().getOrDefault("CONNGUARD_IT_LIBPQ", "/opt/connguard-it/libpq"));
+        if (!Files.exists(dir.resolve("libpq.so.5"))) {
+            fail("this machine's " + version.out().strip() + " cannot speak sslnegotiation=direct and " + dir
+                    + " holds no newer libpq.so.5: run .ci/setup-libpq.sh as root (or set CONNGUARD_IT_LIBPQ)");
+        }
+        return Map.of("LD_LIBRARY_PATH", dir.toString());
+    }
+
     static Process start(Map<String, String> env, String program, String... args) throws IOException {
         List<String> command = new ArrayList<>();
         command.add(PgIt.program(program));
