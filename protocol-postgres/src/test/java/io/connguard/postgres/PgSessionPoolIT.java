@@ -256,6 +256,44 @@ class PgSessionPoolIT {
     }
 
     @Test
+    void minIdleKeepsWarmBackendsThatIdleTimeoutDoesNotClose() throws Exception {
+        try (TestProxy proxy = proxy("mode: session\nsize: 4\nminIdle: 2\nidleTimeout: 1s")) {
+            try (Connection c = connect(proxy, unique("warm"))) {
+                assertThat(longValue(c, "SELECT 1")).isEqualTo(1);
+                // The database asks this user no password, so the pool logs in a warm one without a client.
+                await().atMost(20, TimeUnit.SECONDS).until(() -> idle(proxy) == 2);
+            }
+            await().atMost(20, TimeUnit.SECONDS).until(() -> idle(proxy) == 3);
+            // Past idleTimeout the pool closes what is beyond minIdle, and keeps two.
+            await().atMost(20, TimeUnit.SECONDS).until(() -> idle(proxy) == 2);
+            Thread.sleep(2500); // more than two idleTimeouts and reaper passes: still two, none reopened in between
+            assertThat(idle(proxy)).isEqualTo(2);
+            JsonNode pool = pools(proxy).get(0);
+            assertThat(pool.get("serverConnections").get("active").asInt()).isZero();
+            try (Connection c = connect(proxy, unique("warm2"))) {
+                assertThat(longValue(c, "SELECT 1")).isEqualTo(1);
+                assertThat(idle(proxy)).as("the next client took a warm one").isEqualTo(1);
+            }
+        }
+    }
+
+    @Test
+    void aBackendOlderThanMaxLifetimeIsClosedWhenReturnedNeverWhileInUse() throws Exception {
+        try (TestProxy proxy = proxy("mode: session\nsize: 2\nmaxLifetime: 2s")) {
+            long pid;
+            try (Connection c = connect(proxy, unique("lifetime"))) {
+                pid = longValue(c, "SELECT pg_backend_pid()");
+                Thread.sleep(3000); // older than maxLifetime while the client uses it
+                assertThat(longValue(c, "SELECT pg_backend_pid()")).as("not closed under its client").isEqualTo(pid);
+            }
+            await().atMost(10, TimeUnit.SECONDS).until(() -> backendAlive(pid) == 0);
+            try (Connection c = connect(proxy, unique("lifetime2"))) {
+                assertThat(longValue(c, "SELECT pg_backend_pid()")).as("a new backend").isNotEqualTo(pid);
+            }
+        }
+    }
+
+    @Test
     void anIdleInTransactionKillClosesTheServerConnectionAndRollsBack() throws Exception {
         String table = unique("iit");
         try (TestProxy proxy = TestProxy.start("""

@@ -141,6 +141,9 @@ public final class ServerPool {
         c.openedFor(lessee);
         busy.add(c);
         pools.opened();
+        if (pools.config().minIdle() > 0) {
+            armReaper(); // tops up minIdle while every connection is lent, as a pool's minimum idle means
+        }
         char[] copy = password == null ? null : password.clone();
         long started = System.nanoTime();
         pools.connect(c).addListener(done -> {
