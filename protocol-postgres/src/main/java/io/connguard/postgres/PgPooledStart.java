@@ -29,6 +29,8 @@ final class PgPooledStart {
 
     private static final int MAX_PASSWORD_MESSAGE = 8192;
     private static final int MAX_REPLY = 1 << 20;
+    /** Protocol 3.0 as a start-up packet and NegotiateProtocolVersion write it. */
+    private static final int PROTOCOL_3_0 = 3 << 16;
 
     private final SessionContext context;
     private final int clientMinor;
@@ -243,7 +245,9 @@ final class PgPooledStart {
         ByteBuf out = context.alloc().buffer(256);
         if (clientMinor > 0 || !unsupportedOptions.isEmpty()) {
             int start = out.writerIndex();
-            out.writeByte('v').writeInt(0).writeInt(0).writeInt(unsupportedOptions.size());
+            // The version it falls back to, written whole as PostgreSQL writes it (3 << 16 | 0), not the minor
+            // alone that the protocol page describes: libpq 18 refuses 0 as "a downgrade to pre-3.0".
+            out.writeByte('v').writeInt(0).writeInt(PROTOCOL_3_0).writeInt(unsupportedOptions.size());
             for (String option : unsupportedOptions) {
                 cString(out, option);
             }

@@ -227,7 +227,7 @@ class PgClientTlsIT {
 
     @Test
     void psqlWithSslnegotiationDirectOpensWithTls() throws Exception {
-        Map<String, String> direct = new HashMap<>(PgTool.libpqWithDirectTls());
+        Map<String, String> direct = new HashMap<>(PgTool.libpq(17));
         direct.put("PGSSLMODE", "require");
         direct.put("PGSSLNEGOTIATION", "direct");
         try (TestProxy proxy = TestProxy.start(config("mode: require"))) {

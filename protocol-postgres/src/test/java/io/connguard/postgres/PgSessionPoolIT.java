@@ -12,6 +12,8 @@ import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.util.HashMap;
+import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -289,6 +291,38 @@ class PgSessionPoolIT {
             await().atMost(10, TimeUnit.SECONDS).until(() -> backendAlive(pid) == 0);
             try (Connection c = connect(proxy, unique("lifetime2"))) {
                 assertThat(longValue(c, "SELECT pg_backend_pid()")).as("a new backend").isNotEqualTo(pid);
+            }
+        }
+    }
+
+    @Test
+    void aProtocol32ClientIsAnswered30AndItsCancelReachesTheBackendServingIt() throws Exception {
+        Map<String, String> libpq = PgTool.libpq(18);
+        try (TestProxy proxy = proxy("mode: transaction\nsize: 2")) {
+            String app = unique("proto32");
+            Map<String, String> env = new HashMap<>(PgTool.env(proxy, app));
+            env.putAll(libpq);
+            // libpq 18 asks for 3.2 only when told to; one that insists on it learns the pool speaks 3.0.
+            Map<String, String> insists = new HashMap<>(env);
+            insists.put("PGMINPROTOCOLVERSION", "3.2");
+            insists.put("PGMAXPROTOCOLVERSION", "3.2");
+            PgTool.Result refused = PgTool.run(insists, 60, "psql", "-X", "-At", "-c", "SELECT 1");
+            assertThat(refused.exitCode()).as(refused.toString()).isNotZero();
+            assertThat(refused.err()).contains("protocol version");
+
+            env.put("PGMAXPROTOCOLVERSION", "3.2");
+            Process psql = PgTool.start(env, "psql", "-X", "-c", "SELECT pg_sleep(60)");
+            try (Connection d = PgIt.direct()) {
+                await().atMost(20, TimeUnit.SECONDS).until(() -> longValue(d, "SELECT count(*) FROM pg_stat_activity"
+                        + " WHERE application_name = '" + app + "' AND state = 'active'") == 1);
+            }
+            PgTool.signal(psql, "INT");
+            PgTool.Result result = PgTool.finish(psql, 30);
+            assertThat(result.exitCode()).as(result.toString()).isEqualTo(1);
+            assertThat(result.err()).contains("Cancel request sent").contains("canceling statement due to user request");
+
+            try (Connection c = connect(proxy, unique("proto32jdbc"), "protocolVersion", "3.2")) {
+                assertThat(longValue(c, "SELECT 32")).as("pgjdbc asking for 3.2 goes on with 3.0").isEqualTo(32);
             }
         }
     }

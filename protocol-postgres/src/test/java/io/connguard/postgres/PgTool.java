@@ -35,21 +35,22 @@ final class PgTool {
     }
 
     /**
-     * What psql needs in its environment to speak PostgreSQL 17's {@code sslnegotiation=direct}: nothing when
-     * its libpq is 17 or newer, else a newer libpq first on LD_LIBRARY_PATH ({@code .ci/setup-libpq.sh} puts
-     * one in /opt/connguard-it/libpq; {@code CONNGUARD_IT_LIBPQ} names another directory). Fails, naming the
-     * fix, when there is none.
+     * What psql needs in its environment to use a libpq of version {@code major} or newer (17:
+     * {@code sslnegotiation=direct}; 18: {@code max_protocol_version=3.2}): nothing when the machine's psql is
+     * that new, else a newer libpq first on LD_LIBRARY_PATH ({@code .ci/setup-libpq.sh} puts one in
+     * /opt/connguard-it/libpq; {@code CONNGUARD_IT_LIBPQ} names another directory). Fails, naming the fix,
+     * when there is none.
      */
-    static Map<String, String> libpqWithDirectTls() throws IOException, InterruptedException {
+    static Map<String, String> libpq(int major) throws IOException, InterruptedException {
         Result version = run(Map.of(), 30, "psql", "--version");
-        java.util.regex.Matcher major = java.util.regex.Pattern.compile(" (\\d+)").matcher(version.out());
-        if (major.find() && Integer.parseInt(major.group(1)) >= 17) {
+        java.util.regex.Matcher found = java.util.regex.Pattern.compile(" (\\d+)").matcher(version.out());
+        if (found.find() && Integer.parseInt(found.group(1)) >= major) {
             return Map.of();
         }
         Path dir = Path.of(System.getenv().getOrDefault("CONNGUARD_IT_LIBPQ", "/opt/connguard-it/libpq"));
         if (!Files.exists(dir.resolve("libpq.so.5"))) {
-            fail("this machine's " + version.out().strip() + " cannot speak sslnegotiation=direct and " + dir
-                    + " holds no newer libpq.so.5: run .ci/setup-libpq.sh as root (or set CONNGUARD_IT_LIBPQ)");
+            fail("this test needs a libpq " + major + " or newer, this machine has " + version.out().strip()
+                    + " and " + dir + " holds no libpq.so.5: run .ci/setup-libpq.sh as root (or set CONNGUARD_IT_LIBPQ)");
         }
         return Map.of("LD_LIBRARY_PATH", dir.toString());
     }
