@@ -92,6 +92,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if (($fleet.passwordSecret | default dict).name) -}}
 {{- $_ := set $f "password" "${CONNGUARD_FLEET_PASSWORD}" -}}
 {{- end -}}
+{{- with ($fleet.caSecret | default dict) -}}
+{{- if .name -}}
+{{- $_ := set $f "caFile" (printf "/etc/connguard-fleet-ca/%s" (.key | default "ca.crt")) -}}
+{{- end -}}
+{{- end -}}
 {{- $_ := set $config "fleet" $f -}}
 {{- end -}}
 {{- toYaml $config -}}
@@ -137,6 +142,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* What the schema cannot say: listener names and listen addresses are unique (connguard refuses duplicates). */}}
 {{- define "connguard.validate" -}}
 {{- $fleet := .Values.fleet | default dict -}}
+{{- if and (($fleet.caSecret | default dict).name) (not (hasPrefix "rediss://" (toString $fleet.store))) -}}
+{{- fail "fleet.caSecret needs a TLS store: set fleet.store to rediss://host:port/db, or remove fleet.caSecret.name" -}}
+{{- end -}}
 {{- if not $fleet.store -}}
 {{- $clients := .Values.config.clients | default dict -}}
 {{- if gt (int ((($clients.defaults | default dict).fleetMaxConnections) | default 0)) 0 -}}

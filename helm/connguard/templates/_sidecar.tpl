@@ -112,6 +112,11 @@ nothing, so both lines can stay. "connguard.sidecar" is the container itself, fo
       mountPath: {{ .Values.clientTls.mountPath }}
       readOnly: true
     {{- end }}
+    {{- if and (.Values.fleet | default dict).store ((.Values.fleet.caSecret | default dict).name) }}
+    - name: connguard-fleet-ca
+      mountPath: /etc/connguard-fleet-ca
+      readOnly: true
+    {{- end }}
     {{- with .Values.sidecar.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -152,6 +157,15 @@ work there, rather than give the API server a pod it rejects or, worse, silently
 - name: connguard-client-tls
   secret:
     secretName: {{ . }}
+{{- end }}
+{{- $fleet := .Values.fleet | default dict -}}
+{{- if and $fleet.store (($fleet.caSecret | default dict).name) }}
+- name: connguard-fleet-ca
+  secret:
+    secretName: {{ $fleet.caSecret.name }}
+    items:
+      - key: {{ $fleet.caSecret.key | default "ca.crt" }}
+        path: {{ $fleet.caSecret.key | default "ca.crt" }}
 {{- end }}
 {{- with .Values.extraVolumes }}
 {{ toYaml . }}

@@ -3,6 +3,7 @@ package io.connguard.app.fleet;
 import io.connguard.core.testing.Database;
 import io.connguard.core.testing.PrometheusScrape;
 import io.connguard.core.testing.RealDatabases;
+import io.connguard.core.testing.RedisProcess;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;

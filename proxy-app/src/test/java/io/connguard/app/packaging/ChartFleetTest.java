@@ -1,12 +1,19 @@
 package io.connguard.app.packaging;
 
 import io.connguard.core.config.ProxyConfig;
+import io.connguard.core.testing.TestCertificates;
 import io.fabric8.kubernetes.api.model.EnvVar;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-/** The chart's fleet options: the store address, the fleet name, the password from a Secret, and their checks. */
+/**
+ * The chart's fleet options: the store address, the fleet name, the password and the CA from Secrets, and
+ * their checks.
+ */
 class ChartFleetTest {
 
     @Test
@@ -70,5 +77,59 @@ class ChartFleetTest {
         assertThat(HelmChart.renderError("fleet: { store: \"http://redis:6379\" }")).contains("store");
         assertThat(HelmChart.renderError("fleet: { store: \"redis://redis:6379\", name: \"a b\" }")).contains("name");
         assertThat(HelmChart.renderError("fleet: { store: \"redis://redis:6379\", leaseTtl: soon }")).contains("leaseTtl");
+    }
+
+    @Test
+    void aCaSecretIsMountedReadOnlyAndNamedAsTheFleetCaFile(@TempDir Path dir) throws Exception {
+        Rendered r = HelmChart.render("""
+                fleet:
+                  store: rediss://redis.shop.svc:6380/0
+                  caSecret: { name: redis-tls }
+                """);
+        assertThat(r.sidecar().getVolumeMounts()).filteredOn(m -> m.getName().equals("connguard-fleet-ca"))
+                .singleElement().satisfies(m -> {
+                    assertThat(m.getMountPath()).isEqualTo("/etc/connguard-fleet-ca");
+                    assertThat(m.getSubPath()).isNull();
+                    assertThat(m.getReadOnly()).isTrue();
+                });
+        assertThat(r.pod().getVolumes()).filteredOn(v -> v.getName().equals("connguard-fleet-ca"))
+                .singleElement().satisfies(v -> {
+                    assertThat(v.getSecret().getSecretName()).isEqualTo("redis-tls");
+                    assertThat(v.getSecret().getItems()).singleElement().satisfies(item -> {
+                        assertThat(item.getKey()).as("cert-manager's key by default").isEqualTo("ca.crt");
+                        assertThat(item.getPath()).isEqualTo("ca.crt");
+                    });
+                });
+        String rendered = "caFile: /etc/connguard-fleet-ca/ca.crt";
+        assertThat(r.configYaml()).contains(rendered);
+        // The mounted file exists only in the pod: load the rendered file with a CA at that path's place.
+        Path ca = TestCertificates.authority("redis CA").writeCa(dir.resolve("ca.crt"));
+        ProxyConfig config = Rendered.load(r.configYaml().replace(rendered, "caFile: " + ca), r.sidecarEnvironment());
+        assertThat(config.fleet().caFile()).isEqualTo(ca);
+        assertThat(config.fleet().store().getScheme()).isEqualTo("rediss");
+
+        Rendered otherKey = HelmChart.render("""
+                fleet: { store: "rediss://redis:6380/0", caSecret: { name: redis-ca, key: bundle.pem } }
+                """);
+        assertThat(otherKey.configYaml()).contains("caFile: /etc/connguard-fleet-ca/bundle.pem");
+        assertThat(otherKey.pod().getVolumes()).filteredOn(v -> v.getName().equals("connguard-fleet-ca"))
+                .singleElement().satisfies(v -> assertThat(v.getSecret().getItems().get(0).getKey()).isEqualTo("bundle.pem"));
+    }
+
+    @Test
+    void withoutACaSecretNothingIsMountedAndTheJvmTrustStoreVerifiesRedis() throws Exception {
+        Rendered r = HelmChart.render("fleet: { store: \"rediss://redis:6380/0\" }");
+        assertThat(r.sidecar().getVolumeMounts()).noneMatch(m -> m.getName().equals("connguard-fleet-ca"));
+        assertThat(r.pod().getVolumes()).noneMatch(v -> v.getName().equals("connguard-fleet-ca"));
+        assertThat(r.configYaml()).doesNotContain("caFile");
+        assertThat(r.loadConfig().fleet().caFile()).isNull();
+    }
+
+    @Test
+    void aCaSecretForAPlainStoreFailsRendering() {
+        assertThat(HelmChart.renderError("fleet: { store: \"redis://redis:6379/0\", caSecret: { name: redis-ca } }"))
+                .contains("fleet.caSecret needs a TLS store");
+        assertThat(HelmChart.renderError("fleet: { store: \"rediss://redis:6380/0\", caSecret: { name: c, key: a/b } }"))
+                .contains("key");
     }
 }

@@ -50,7 +50,7 @@ public final class ConfigLoader {
     private static final Set<String> MATCH = keys("user", "database", "application", "address", "listener");
     private static final Set<String> SHUTDOWN = keys("minDrainDelay", "drainTimeout");
     private static final Set<String> LOGGING = keys("format", "level");
-    private static final Set<String> FLEET = keys("store", "name", "leaseTtl", "password");
+    private static final Set<String> FLEET = keys("store", "name", "leaseTtl", "password", "caFile");
 
     static final HostPort DEFAULT_ADMIN = new HostPort("127.0.0.1", 9633);
     static final Duration DEFAULT_CONNECT_TIMEOUT = Duration.ofSeconds(5);
@@ -312,8 +312,11 @@ public final class ConfigLoader {
         return new AuthConfig(mode, usersFile);
     }
 
-    /** The CA file as a path, or null after an error (a NUL or another character no path may hold). */
-    private static Path caFilePath(YamlFields tls, String caFile) {
+    /**
+     * The CA file ({@code caFile} of {@code tls}) as a path, or null after an error (a NUL or another
+     * character no path may hold); an unreadable file is an error too.
+     */
+    static Path caFilePath(YamlFields tls, String caFile) {
         Path ca;
         try {
             ca = Path.of(caFile);

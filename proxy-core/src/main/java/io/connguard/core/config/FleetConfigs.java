@@ -1,7 +1,13 @@
 package io.connguard.core.config;
 
+import io.connguard.core.fleet.RedisFleetStore;
+
+import java.io.IOException;
 import java.net.URI;
 import java.net.URISyntaxException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
 import java.time.Duration;
 import java.util.regex.Pattern;
 
@@ -28,7 +34,34 @@ final class FleetConfigs {
             ttl = FleetConfig.DEFAULT_LEASE_TTL;
         }
         String password = f.string("password", "");
-        return new FleetConfig(store, name, ttl, password);
+        Path caFile = caFile(f, store);
+        return new FleetConfig(store, name, ttl, password, caFile);
+    }
+
+    /**
+     * {@code caFile}: a readable PEM bundle, for a {@code rediss://} store only (a plain {@code redis://} store
+     * has no certificate to verify, and a CA given for it is a mistake rather than something to ignore).
+     */
+    private static Path caFile(YamlFields f, URI store) {
+        String text = f.string("caFile", "");
+        if (text.isBlank()) {
+            return null;
+        }
+        if (store != null && !"rediss".equals(store.getScheme())) {
+            f.error("caFile", "a CA file needs a TLS store (rediss://host:port/db), but fleet.store is "
+                    + store.getScheme() + "://");
+            return null;
+        }
+        Path path = ConfigLoader.caFilePath(f, text);
+        if (path == null || !Files.isReadable(path)) {
+            return path;
+        }
+        try {
+            RedisFleetStore.trustManagers(path);
+        } catch (IOException | GeneralSecurityException e) {
+            f.error("caFile", "not a PEM CA bundle: " + e.getMessage());
+        }
+        return path;
     }
 
     /** A {@code fleetMaxConnections} value; a cap without a store is an error naming both keys. */

@@ -126,8 +126,9 @@ public final class FleetLeases implements FleetGate, AutoCloseable {
         this.nextPoll = now + POLL_MILLIS;
         store.onReleased(this::wake);
         if (!up) {
-            LOG.warn("fleet {}: store {} is not reachable; every cap is per process until it is",
-                    config.name(), config.redactedStore());
+            String why = store.lastFailure();
+            LOG.warn("fleet {}: store {} is not reachable{}; every cap is per process until it is",
+                    config.name(), config.redactedStore(), why == null ? "" : " (" + why + ")");
         }
     }
 

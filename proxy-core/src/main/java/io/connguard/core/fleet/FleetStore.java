@@ -51,6 +51,11 @@ public interface FleetStore extends AutoCloseable {
     /** Starts connecting again if the store never answered since start (later losses reconnect by themselves). */
     void reconnect();
 
+    /** Why the last attempt to connect failed (for the log; never holds a password), or null when none did. */
+    default String lastFailure() {
+        return null;
+    }
+
     @Override
     void close();
 }

@@ -6,6 +6,7 @@ import io.lettuce.core.RedisClient;
 import io.lettuce.core.RedisURI;
 import io.lettuce.core.ScriptOutputType;
 import io.lettuce.core.SocketOptions;
+import io.lettuce.core.SslOptions;
 import io.lettuce.core.TimeoutOptions;
 import io.lettuce.core.api.StatefulRedisConnection;
 import io.lettuce.core.codec.StringCodec;
@@ -17,9 +18,20 @@ import io.lettuce.core.resource.Delay;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import javax.net.ssl.TrustManagerFactory;
+import java.io.IOException;
+import java.io.InputStream;
 import java.net.URI;
 import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.security.KeyStore;
+import java.security.SecureRandom;
+import java.security.cert.Certificate;
+import java.security.cert.CertificateException;
+import java.security.cert.CertificateFactory;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -53,6 +65,7 @@ public final class RedisFleetStore implements FleetStore {
     private volatile StatefulRedisConnection<String, String> connection;
     private volatile StatefulRedisPubSubConnection<String, String> pubsub;
     private volatile boolean closed;
+    private volatile String lastFailure;
 
     /**
      * @param timeout how long a command may take before the store counts as away
@@ -65,15 +78,67 @@ public final class RedisFleetStore implements FleetStore {
                 .reconnectDelay(Delay.exponential(Duration.ofMillis(50), Duration.ofMillis(500), 2, TimeUnit.MILLISECONDS))
                 .build();
         this.client = RedisClient.create(resources);
-        client.setOptions(ClientOptions.builder()
-                .autoReconnect(true)
-                .disconnectedBehavior(ClientOptions.DisconnectedBehavior.REJECT_COMMANDS)
-                .timeoutOptions(TimeoutOptions.enabled(timeout))
-                .socketOptions(SocketOptions.builder().connectTimeout(timeout).keepAlive(true).build())
-                .build());
+        client.setOptions(clientOptions(config, timeout));
         this.prefix = "connguard:{" + config.name() + "}:";
         this.channel = prefix + "released";
         this.seq = prefix + "seq";
+    }
+
+    /**
+     * Fail fast while away, reconnect by itself; with {@code rediss://} the server's certificate is verified
+     * against {@code fleet.caFile} or, without one, the JVM's default trust store (peer and host name both
+     * verified, as {@link RedisURI} does by default).
+     *
+     * <p>Lettuce builds a TLS context for every connection on its event loop, so everything that would read a
+     * file there is done here, once, at start: the trust material is loaded now, and the context gets a
+     * random source already seeded (the JDK's default reads {@code /dev/urandom} as it goes).
+     */
+    static ClientOptions clientOptions(FleetConfig config, Duration timeout) {
+        ClientOptions.Builder options = ClientOptions.builder()
+                .autoReconnect(true)
+                .disconnectedBehavior(ClientOptions.DisconnectedBehavior.REJECT_COMMANDS)
+                .timeoutOptions(TimeoutOptions.enabled(timeout))
+                .socketOptions(SocketOptions.builder().connectTimeout(timeout).keepAlive(true).build());
+        if ("rediss".equals(config.store().getScheme())) {
+            TrustManagerFactory trust;
+            SecureRandom random;
+            try {
+                trust = trustManagers(config.caFile());
+                random = SecureRandom.getInstance("DRBG");
+                random.nextBytes(new byte[16]); // seeds it here rather than on an event loop
+            } catch (IOException | GeneralSecurityException e) {
+                throw new IllegalStateException("fleet.caFile " + config.caFile() + ": " + e.getMessage(), e);
+            }
+            options.sslOptions(SslOptions.builder().jdkSslProvider().trustManager(trust)
+                    .sslContext(builder -> builder.secureRandom(random))
+                    .handshakeTimeout(timeout).build());
+        }
+        return options.build();
+    }
+
+    /**
+     * The trust material for a TLS store: the certificates of the PEM bundle {@code caFile}, or the JVM's
+     * default trust store when it is null. A file with no certificate in it is an error.
+     */
+    public static TrustManagerFactory trustManagers(Path caFile) throws IOException, GeneralSecurityException {
+        TrustManagerFactory factory = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+        if (caFile == null) {
+            factory.init((KeyStore) null);
+            return factory;
+        }
+        KeyStore store = KeyStore.getInstance(KeyStore.getDefaultType());
+        store.load(null, null);
+        try (InputStream in = Files.newInputStream(caFile)) {
+            int i = 0;
+            for (Certificate certificate : CertificateFactory.getInstance("X.509").generateCertificates(in)) {
+                store.setCertificateEntry("ca-" + i++, certificate);
+            }
+            if (i == 0) {
+                throw new CertificateException("no PEM certificate in " + caFile);
+            }
+        }
+        factory.init(store);
+        return factory;
     }
 
     /** The Redis address with the password from {@code fleet.password} when one is set. */
@@ -147,11 +212,33 @@ public final class RedisFleetStore implements FleetStore {
         done.thenCompose(ignored -> pubsub != null ? CompletableFuture.completedFuture(null)
                         : client.connectPubSubAsync(StringCodec.UTF8, uri).toCompletableFuture().thenCompose(this::subscribe))
                 .whenComplete((ignored, error) -> {
-                    connecting.set(false);
                     if (error != null) {
-                        LOG.debug("fleet store {}:{} not reachable: {}", uri.getHost(), uri.getPort(), error.toString());
+                        lastFailure = describe(error);
+                        LOG.debug("fleet store {}:{} not reachable: {}", uri.getHost(), uri.getPort(), lastFailure);
                     }
+                    connecting.set(false);
                 });
+    }
+
+    @Override
+    public String lastFailure() {
+        return lastFailure;
+    }
+
+    /**
+     * Lettuce's "Unable to connect to host:port" and, below it, what actually went wrong (AUTH refused, a
+     * certificate not trusted, connection refused). Neither names the password: Lettuce never puts it in
+     * a message, and {@link #uri} is not printed.
+     */
+    static String describe(Throwable error) {
+        Throwable top = error instanceof java.util.concurrent.CompletionException && error.getCause() != null
+                ? error.getCause() : error;
+        Throwable root = top;
+        while (root.getCause() != null && root.getCause() != root) {
+            root = root.getCause();
+        }
+        String text = top.getMessage() == null ? top.getClass().getSimpleName() : top.getMessage();
+        return root == top ? text : text + ": " + root;
     }
 
     private CompletableFuture<Void> subscribe(StatefulRedisPubSubConnection<String, String> connection) {

@@ -375,7 +375,7 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
         }
         if (!now.fleet().equals(next.fleet())) {
             reasons.add("fleet changed from " + now.fleet() + " to " + next.fleet()
-                    + " (fleet.store, fleet.name, fleet.leaseTtl and fleet.password are read at start)");
+                    + " (fleet.store, fleet.name, fleet.leaseTtl, fleet.password and fleet.caFile are read at start)");
         }
         if (!now.admin().listen().equals(next.admin().listen())) {
             reasons.add("admin.listen changed from " + now.admin().listen() + " to " + next.admin().listen());

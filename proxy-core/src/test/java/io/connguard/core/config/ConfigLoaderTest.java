@@ -3,6 +3,7 @@ package io.connguard.core.config;
 import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.ListenerInfo.UpstreamTlsMode;
 import io.connguard.core.config.ClientsConfig.IdentityField;
+import io.connguard.core.testing.TestCertificates;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -532,5 +533,27 @@ class ConfigLoaderTest {
                 "fleet.leaseTtl (line 9): must be between 1s and 1h (leases are renewed every leaseTtl/3)");
         assertThat(errors(MINIMAL + "fleet:\n  store: redis://:pw@r:6379/x\n")).containsExactly(
                 "fleet.store (line 7): the database must be a number (redis://host:6379/0), got '/x'");
+    }
+
+    @Test
+    void aFleetCaFileIsReadForATlsStore(@TempDir Path dir) throws Exception {
+        Path ca = TestCertificates.authority("fleet CA").writeCa(dir.resolve("ca.pem"));
+        ProxyConfig config = loader.parse(MINIMAL + "fleet:\n  store: rediss://redis:6380/0\n  caFile: " + ca + "\n");
+        assertThat(config.fleet().caFile()).isEqualTo(ca);
+        assertThat(config.fleet().toString()).contains("caFile=" + ca);
+        assertThat(loader.parse(MINIMAL + "fleet:\n  store: rediss://redis:6380/0\n").fleet().caFile())
+                .as("without one, the JVM's trust store").isNull();
+    }
+
+    @Test
+    void aBadFleetCaFileIsReportedNamingItsKey(@TempDir Path dir) throws Exception {
+        Path ca = TestCertificates.authority("fleet CA").writeCa(dir.resolve("ca.pem"));
+        assertThat(errors(MINIMAL + "fleet:\n  store: rediss://redis:6380/0\n  caFile: /nonexistent/ca.pem\n"))
+                .containsExactly("fleet.caFile (line 8): cannot read CA file /nonexistent/ca.pem");
+        assertThat(errors(MINIMAL + "fleet:\n  store: redis://redis:6379/0\n  caFile: " + ca + "\n")).containsExactly(
+                "fleet.caFile (line 8): a CA file needs a TLS store (rediss://host:port/db), but fleet.store is redis://");
+        Path notPem = Files.writeString(dir.resolve("notes.txt"), "not a certificate\n");
+        assertThat(errors(MINIMAL + "fleet:\n  store: rediss://redis:6380/0\n  caFile: " + notPem + "\n"))
+                .singleElement().asString().startsWith("fleet.caFile (line 8): not a PEM CA bundle: ");
     }
 }
