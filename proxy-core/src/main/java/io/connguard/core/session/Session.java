@@ -29,13 +29,9 @@ import io.connguard.core.timers.LeakWatch;
 import io.connguard.core.timers.SessionTimers;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
-import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelFuture;
-import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.EventLoop;
-import io.netty.channel.socket.DuplexChannel;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.Future;
@@ -45,7 +41,6 @@ import org.slf4j.event.Level;
 
 import java.net.InetSocketAddress;
 import java.nio.channels.ClosedChannelException;
-import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -64,14 +59,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         Lessee {
 
     /** PROBATION: over its cap, authenticating or running a cancel on an early upstream without a client slot. */
-    private enum Phase { HANDSHAKE, QUEUED, CONNECTING, CONNECTED, PROBATION, CLOSED }
+    enum Phase { HANDSHAKE, QUEUED, CONNECTING, CONNECTED, PROBATION, CLOSED }
 
-    /** How long a closing channel may take to flush what is queued to a peer that does not read. */
-    private static final long CLOSE_LINGER_SECONDS = 10;
-    /** How long a killed idle client's connection stays open to answer its next request with the error. */
-    static final long ANSWER_LINGER_SECONDS = 300;
-    /** How long the server may take to close the connection after Terminate / COM_QUIT. */
-    static final long GOODBYE_WAIT_MILLIS = 2000;
     /**
      * Early upstreams a listener may close unauthenticated in a row before its sessions stop opening them
      * (until a session authenticates): a MySQL server blocks a host after max_connect_errors (default 100)
@@ -79,71 +68,69 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
      */
     static final int MAX_EARLY_DROPS_IN_A_ROW = 10;
 
-    private final long id;
-    private final Listener listener;
-    private final ProxyServices services;
-    private final Channel client;
-    private final EventLoop loop;
-    private final InetSocketAddress clientAddress;
-    private final String address;
+    final long id;
+    final Listener listener;
+    final ProxyServices services;
+    final Channel client;
+    final EventLoop loop;
+    final InetSocketAddress clientAddress;
+    final String address;
     private final long openedNanos = System.nanoTime();
     private final Instant openedAt = Instant.now();
-    private final SessionLogger log = new SessionLogger(this);
+    final SessionLogger log = new SessionLogger(this);
+    final SessionClosing closing = new SessionClosing(this);
 
-    private ProtocolSession protocol;
-    private Phase phase = Phase.HANDSHAKE;
-    private Channel upstream;
-    private ClientIdentity identity;
-    private ClientKey key;
-    private Limits limits;
-    private Admission.Ticket ticket;
+    ProtocolSession protocol;
+    Phase phase = Phase.HANDSHAKE;
+    Channel upstream;
+    ClientIdentity identity;
+    ClientKey key;
+    Limits limits;
+    Admission.Ticket ticket;
     /** The listener slot of an upstream opened before identification (openUpstreamEarly), until admission. */
-    private Admission.Reservation reservation;
-    private ClientSeries series;
-    private ClientSeries.Shard counts; // this loop's share of series' state counts, from connect() on
-    private SessionTimers timers;
-    private SessionState state = SessionState.ACTIVE;
-    private long stateSince;
-    private boolean inTransaction;
-    private boolean authenticated;
-    private boolean leakSuspect;
+    Admission.Reservation reservation;
+    ClientSeries series;
+    ClientSeries.Shard counts; // this loop's share of series' state counts, from connect() on
+    SessionTimers timers;
+    SessionState state = SessionState.ACTIVE;
+    long stateSince;
+    boolean inTransaction;
+    boolean authenticated;
+    boolean leakSuspect;
     /** Idle past leakDetectionThreshold and registered with {@link #leaks}, waiting for a sign of pressure. */
-    private boolean leakCandidate;
+    boolean leakCandidate;
     /** The leak watch of this session's client key (from its admission ticket). */
-    private LeakWatch leaks;
+    LeakWatch leaks;
     /** This connection counts against the key's maxClientConnections until it closes. */
-    private boolean clientCounted;
+    boolean clientCounted;
     /** Pooled listeners: the client's pool, the server connection lent to it, the password it gave. */
-    private ServerPool pool;
-    private ServerConnection server;
-    private char[] password;
+    ServerPool pool;
+    ServerConnection server;
+    char[] password;
     /** Pooled: the client's password must be verified by a server login of its own. */
-    private boolean freshLogin;
+    boolean freshLogin;
     /** Pooled: asked the client for its password before admission. */
-    private boolean awaitingPassword;
+    boolean awaitingPassword;
     /** Pooled: a fresh login paused until the client gives its password. */
-    private ServerConnection loginWaiting;
+    ServerConnection loginWaiting;
     /** Pooled: the server's own refusal, sent to the client instead of a packet of connguard's. */
-    private ByteBuf serverRefusal;
+    ByteBuf serverRefusal;
     /** Transaction mode: the lease of a server connection per transaction (null in other modes). */
-    private final TransactionLease lease;
-    private boolean reading;
-    private boolean clientDirty;
-    private boolean upstreamDirty;
-    private long bytesIn;
-    private long bytesOut;
-    private long queuedAt;
+    final TransactionLease lease;
+    boolean reading;
+    boolean clientDirty;
+    boolean upstreamDirty;
+    long bytesIn;
+    long bytesOut;
+    long queuedAt;
     /** Whether this session counts in its client's queued gauge now (a PENDING wait does not, until queued). */
-    private boolean countedQueued;
-    private long connectStartedAt;
+    boolean countedQueued;
+    long connectStartedAt;
     /** The upstream connect in flight (CONNECTING), so that a session closed meanwhile can wait for its outcome. */
-    private Future<Channel> connecting;
-    private ScheduledFuture<?> handshakeTimer;
-    private ScheduledFuture<?> queueTimer;
-    private boolean clientTlsStarted;
-    private boolean clientTlsHandshaking;
-    /** After a kill: the error that answers the client's next request (see ProtocolSession#errorForNextRequest). */
-    private ByteBuf pendingAnswer;
+    Future<Channel> connecting;
+    ScheduledFuture<?> queueTimer;
+    boolean clientTlsStarted;
+    boolean clientTlsHandshaking;
 
     Session(Listener listener, ProxyServices services, Channel client) {
         this.id = services.registry().nextId();
@@ -163,7 +150,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     void start() {
         services.registry().add(this);
         protocol = listener.module().newSession(this);
-        armHandshakeTimer();
+        closing.armHandshakeTimer();
         client.read();
     }
 
@@ -174,10 +161,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     void read(boolean fromClient, ByteBuf bytes) {
         if (phase == Phase.CLOSED) {
             bytes.release();
-            if (fromClient && pendingAnswer != null) {
-                ByteBuf answer = pendingAnswer;
-                pendingAnswer = null;
-                finish(client, answer);
+            if (fromClient) {
+                closing.answerNextRequest();
             }
             return;
         }
@@ -202,7 +187,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             releaseServer(lease.takeReset());
         }
         if (phase == Phase.CLOSED) {
-            if (fromClient && pendingAnswer != null) {
+            if (fromClient && closing.answering()) {
                 client.read();
             } else if (!fromClient && upstream != null && upstream.isActive()) {
                 upstream.read(); // waiting for the server to close after our goodbye
@@ -239,9 +224,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     void channelClosed(boolean clientSide) {
         if (!clientSide) {
             listener.meters().upstreamClosed();
-        } else if (pendingAnswer != null) {
-            pendingAnswer.release();
-            pendingAnswer = null;
+        } else {
+            closing.dropAnswer();
         }
         close(clientSide ? CloseReason.CLIENT : CloseReason.UPSTREAM, null);
     }
@@ -311,8 +295,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         if (!authenticated && reported != SessionState.ACTIVE) {
             authenticated = true;
             listener.earlyDropsInARow().set(0); // the server saw a successful login: its host error count is reset
-            cancel(handshakeTimer);
-            handshakeTimer = null; // not kept by every idle session
+            closing.cancelHandshakeTimer();
         }
         boolean tx = switch (reported) {
             case IDLE -> false;
@@ -524,7 +507,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
 
     private void admit(ClientIdentity who) {
         identity = who;
-        cancel(handshakeTimer);
+        closing.cancelHandshakeTimer();
         ClientPolicy policy = services.policy();
         key = policy.key(listener.name(), who, address);
         limits = policy.limits(listener.name(), who, address);
@@ -543,7 +526,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             pool = listener.pools().pool(who);
             if (pool.auth().askClient()) {
                 awaitingPassword = true;
-                armHandshakeTimer();
+                closing.armHandshakeTimer();
                 protocol.requestPassword();
                 return;
             }
@@ -572,7 +555,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             case PROBATION -> {
                 phase = Phase.PROBATION;
                 series.admission(Outcome.PROBATION);
-                armHandshakeTimer(); // bounds the probation: then it waits for a slot like any other connection
+                closing.armHandshakeTimer(); // bounds the probation: then it waits for a slot like any other connection
                 log.debug("over its cap: on probation without a client slot");
                 protocol.earlyUpstream(EarlyUpstream.PROBATION);
             }
@@ -629,7 +612,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         if (phase != Phase.PROBATION) {
             return;
         }
-        cancel(handshakeTimer);
+        closing.cancelHandshakeTimer();
         switch (listener.admission().requestAfterProbation(ticket)) {
             case ADMITTED -> {
                 series.admission(Outcome.ADMITTED);
@@ -692,7 +675,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         Channel dropped = upstream;
         upstream = null;
         listener.earlyDropsInARow().incrementAndGet();
-        DroppedUpstream.takeOver(dropped, listener.meters(), GOODBYE_WAIT_MILLIS);
+        DroppedUpstream.takeOver(dropped, listener.meters(), SessionClosing.GOODBYE_WAIT_MILLIS);
         protocol.earlyUpstream(EarlyUpstream.CLOSED);
     }
 
@@ -714,7 +697,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             return;
         }
         awaitingPassword = false;
-        cancel(handshakeTimer);
+        closing.cancelHandshakeTimer();
         PoolAuth.Verdict verdict = pool.auth().check(given);
         if (verdict == PoolAuth.Verdict.REJECTED) {
             java.util.Arrays.fill(given, '\0');
@@ -853,7 +836,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         server = connection;
         upstream = connection.channel();
         phase = Phase.CONNECTED;
-        armHandshakeTimer();
+        closing.armHandshakeTimer();
         try {
             protocol.onServerLent(connection.protocol());
         } catch (RuntimeException e) {
@@ -1117,7 +1100,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                     // Closed while connecting: end this connection as any other, and only then give the slot back
                     // (releaseSlotWhenUpstreamCloses is waiting for it), so the database never sees cap + 1.
                     upstream = channel;
-                    sayGoodbye(null, false);
+                    closing.sayGoodbye(null, false);
                 }
                 return;
             }
@@ -1127,7 +1110,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             }
             upstream = channel;
             phase = Phase.CONNECTED;
-            armHandshakeTimer();
+            closing.armHandshakeTimer();
             upstream.read();
             try {
                 protocol.onUpstreamConnected();
@@ -1159,10 +1142,10 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
 
     /** Admitted on the upstream it already has (opened early, or authenticated on probation). */
     private void adoptUpstream() {
-        cancel(handshakeTimer);
+        closing.cancelHandshakeTimer();
         enterConnecting();
         phase = Phase.CONNECTED;
-        armHandshakeTimer();
+        closing.armHandshakeTimer();
     }
 
     private void connectFailed(Throwable cause, CloseReason reason) {
@@ -1178,43 +1161,21 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         return new RelayHandler(this, false);
     }
 
-    // ------------------------------------------------------------------ timers
-
-    private void armHandshakeTimer() {
-        long timeout = listener.config().handshakeTimeout().toNanos();
-        if (timeout == 0) {
-            return; // handshakeTimeout: 0 turns the timer off, as 0 does for every timer
-        }
-        handshakeTimer = loop.schedule(this::handshakeExpired, timeout, TimeUnit.NANOSECONDS);
-    }
-
-    private void handshakeExpired() {
-        if (phase == Phase.PROBATION) {
-            requestSlot(); // probation is for a cancel that comes at once; a connection that lingers waits its turn
-            return;
-        }
-        if (phase == Phase.CLOSED || authenticated || phase == Phase.QUEUED) {
-            return;
-        }
-        Duration timeout = listener.config().handshakeTimeout();
-        log.at(Level.INFO).addKeyValue("reason", "handshake_timeout")
-                .log("handshake not finished within handshakeTimeout {}", Messages.duration(timeout));
-        close(identity == null ? null : CloseReason.CLIENT, new ProxyError(ProxyError.Kind.PROTOCOL_VIOLATION,
-                "handshake not completed within the proxy's handshakeTimeout", "connguard: listener "
-                + listener.name() + " handshakeTimeout " + Messages.duration(timeout)));
-    }
+    // ------------------------------------------------------------------ timers and kills (SessionClosing)
 
     @Override
     public void expired(SessionTimers.Expiry expiry) {
-        CloseReason reason = switch (expiry) {
-            case IDLE_IN_TRANSACTION -> CloseReason.IDLE_IN_TRANSACTION;
-            case IDLE -> CloseReason.IDLE;
-            case LIFETIME -> CloseReason.LIFETIME;
-        };
-        ProxyError error = Messages.expiry(expiry, this);
-        log.at(Level.WARN).addKeyValue("reason", reason.tag()).addKeyValue("lastStatement", lastStatement())
-                .log("session killed: {}", Messages.why(expiry, limits));
-        close(reason, error);
+        closing.expired(expiry);
+    }
+
+    /** Ends the session as the admin API or a drain asks (reason ADMIN or SHUTDOWN). Call from any thread. */
+    public void kill(CloseReason reason) {
+        closing.kill(reason);
+    }
+
+    /** Ends the session once (see {@link SessionClosing#close}); {@code reason} null: never admitted. */
+    void close(CloseReason reason, ProxyError error) {
+        closing.close(reason, error);
     }
 
     @Override
@@ -1264,122 +1225,14 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                         idle, age, why, statement);
     }
 
-    /** Ends the session as the admin API or a drain asks (reason ADMIN or SHUTDOWN). Call from any thread. */
-    public void kill(CloseReason reason) {
-        loop.execute(() -> {
-            if (phase == Phase.CLOSED) {
-                return;
-            }
-            ProxyError error = reason == CloseReason.SHUTDOWN
-                    ? new ProxyError(ProxyError.Kind.SHUTDOWN, "terminating connection due to administrator command",
-                    "connguard is shutting down and its drainTimeout has passed")
-                    : new ProxyError(ProxyError.Kind.ADMIN_KILL, "terminating connection due to administrator command",
-                    "connguard: session " + id + " was killed through the admin API");
-            log.at(Level.INFO).addKeyValue("reason", reason.tag()).addKeyValue("lastStatement", lastStatement())
-                    .log("session killed: {}", reason == CloseReason.SHUTDOWN ? "drainTimeout passed"
-                            : "killed through the admin API");
-            close(identity == null ? null : reason, error);
-        });
-    }
-
     // ------------------------------------------------------------------ closing
-
-    /**
-     * Ends the session once: gives the permit back, settles the metrics, tells the client why (when
-     * {@code error} is set and the protocol can), says goodbye upstream, and closes both channels after
-     * flushing what was queued. {@code reason} null: the session was never admitted, nothing is counted.
-     */
-    private void close(CloseReason reason, ProxyError error) {
-        if (phase == Phase.CLOSED) {
-            return;
-        }
-        Phase was = phase;
-        phase = Phase.CLOSED;
-        cancel(handshakeTimer);
-        cancel(queueTimer);
-        if (timers != null) {
-            timers.stop();
-        }
-        if (pool != null) {
-            giveServerBack(was);
-        }
-        releaseSlotWhenUpstreamCloses();
-        if (clientCounted) {
-            clientCounted = false;
-            listener.clientConnections().close(key);
-            if (lease != null) {
-                listener.admission().unhold(key);
-            }
-        }
-        if (series != null) {
-            if ((was == Phase.QUEUED || lease != null) && countedQueued) {
-                countedQueued = false;
-                series.queuedDelta(-1);
-                series.queueWait(System.nanoTime() - queuedAt);
-            }
-            if (was == Phase.CONNECTING || was == Phase.CONNECTED) {
-                counts.leave(state, inTransaction);
-                if (leakSuspect) {
-                    series.leakSuspectDelta(-1);
-                }
-                if (leakCandidate) {
-                    leakCandidate = false;
-                    leaks.remove(this);
-                }
-                if (reason != null) {
-                    series.closed(reason);
-                }
-            }
-            services.metrics().release(series);
-        }
-        ByteBuf packet = null;
-        ByteBuf goodbye = null;
-        ByteBuf answer = null;
-        boolean clientSaidGoodbye = false;
-        if (protocol != null) {
-            try {
-                if (serverRefusal != null) {
-                    packet = serverRefusal;
-                    serverRefusal = null;
-                } else if (error != null && client.isActive() && !clientTlsHandshaking) {
-                    packet = protocol.clientError(error);
-                    if (packet != null) {
-                        answer = protocol.errorForNextRequest(error);
-                    }
-                }
-                if (upstream != null && upstream.isActive() && reason != CloseReason.UPSTREAM) {
-                    goodbye = protocol.upstreamGoodbye();
-                    clientSaidGoodbye = goodbye == null && protocol.clientSaidGoodbye();
-                }
-            } catch (RuntimeException e) {
-                log.at(Level.WARN).setCause(e).log("protocol failed to write its closing packets");
-            }
-            try {
-                protocol.close();
-            } catch (RuntimeException e) {
-                log.at(Level.WARN).setCause(e).log("protocol failed to release its buffers");
-            }
-        }
-        if (answer != null) {
-            lingerForNextRequest(packet, answer);
-        } else {
-            finish(client, packet);
-        }
-        if (upstream != null) {
-            sayGoodbye(goodbye, clientSaidGoodbye);
-        }
-        services.registry().remove(this);
-        if (reason == CloseReason.CLIENT || reason == CloseReason.UPSTREAM) {
-            log.debug("session closed by the {}", reason.tag());
-        }
-    }
 
     /**
      * Pooled listeners: the lent server connection goes back to its pool, to be reset and lent again when
      * the client left it idle at a clean boundary, else closed (the database rolls back what was open).
      * The admission slot is then given back at once: the connection is the pool's again.
      */
-    private void giveServerBack(Phase was) {
+    void giveServerBack(Phase was) {
         if (password != null) {
             java.util.Arrays.fill(password, '\0');
             password = null;
@@ -1417,96 +1270,6 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         }
     }
 
-    /**
-     * Gives the admission slot back once the upstream connection is closed, not before: the cap guards
-     * the database's own connection count, and a backend that is still exiting counts there.
-     */
-    private void releaseSlotWhenUpstreamCloses() {
-        if (ticket == null) {
-            return;
-        }
-        Admission.Ticket held = ticket;
-        Admission admission = listener.admission();
-        if (upstream != null && upstream.isOpen()) {
-            upstream.closeFuture().addListener(closed -> admission.release(held));
-        } else if (upstream == null && connecting != null) {
-            // The connect may still succeed: the slot is the database's until that connection is closed too.
-            connecting.addListener(done -> {
-                Channel opened = (Channel) done.getNow();
-                if (done.isSuccess() && opened != null && opened.isOpen()) {
-                    opened.closeFuture().addListener(closed -> admission.release(held));
-                } else {
-                    admission.release(held);
-                }
-            });
-        } else {
-            admission.release(held);
-        }
-    }
-
-    /**
-     * Ends the upstream politely: sends Terminate / COM_QUIT and waits, reading, for the server to close
-     * the connection (it does once the session is gone on its side), at most {@link #GOODBYE_WAIT_MILLIS}.
-     * When the client has already sent its own, relayed, the proxy flushes and waits the same way. When it
-     * stopped mid-message (no goodbye can be added) the proxy ends its half of the stream once what is
-     * queued is written, and waits. Closing at once would give the admission slot back while the server's
-     * session is still exiting, and a queued client admitted into that slot would have the database see one
-     * connection more than the cap.
-     */
-    private void sayGoodbye(ByteBuf goodbye, boolean clientSaidGoodbye) {
-        if (!upstream.isActive()) {
-            finish(upstream, goodbye);
-            return;
-        }
-        Channel channel = upstream;
-        if (goodbye != null) {
-            channel.writeAndFlush(goodbye);
-        } else if (clientSaidGoodbye) {
-            channel.flush();
-        } else {
-            channel.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(written -> {
-                if (channel instanceof DuplexChannel duplex && channel.isActive()) {
-                    duplex.shutdownOutput();
-                } else {
-                    channel.close();
-                }
-            });
-        }
-        channel.read();
-        loop.schedule(() -> channel.close(), GOODBYE_WAIT_MILLIS, TimeUnit.MILLISECONDS);
-    }
-
-    /**
-     * Sends the error now and keeps the client connection open, reading, so that its next request can be
-     * answered with {@code answer}; closes after {@link #ANSWER_LINGER_SECONDS} if none comes.
-     */
-    private void lingerForNextRequest(ByteBuf packet, ByteBuf answer) {
-        pendingAnswer = answer;
-        client.writeAndFlush(packet);
-        client.read();
-        loop.schedule(() -> {
-            if (pendingAnswer != null) {
-                pendingAnswer.release();
-                pendingAnswer = null;
-                client.close();
-            }
-        }, ANSWER_LINGER_SECONDS, TimeUnit.SECONDS);
-    }
-
-    /** Writes the last packet (if any), flushes, and closes; a peer that will not read is cut after a linger. */
-    private void finish(Channel channel, ByteBuf last) {
-        if (!channel.isActive()) {
-            ReferenceCountUtil.release(last);
-            channel.close();
-            return;
-        }
-        ChannelFuture written = channel.writeAndFlush(last != null ? last : Unpooled.EMPTY_BUFFER);
-        written.addListener(ChannelFutureListener.CLOSE);
-        if (!written.isDone()) {
-            loop.schedule(() -> channel.close(), CLOSE_LINGER_SECONDS, TimeUnit.SECONDS);
-        }
-    }
-
     private void flushDirty() {
         if (clientDirty) {
             clientDirty = false;
@@ -1520,7 +1283,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         }
     }
 
-    private static void cancel(ScheduledFuture<?> timer) {
+    static void cancel(ScheduledFuture<?> timer) {
         if (timer != null) {
             timer.cancel(false);
         }
