@@ -20,10 +20,8 @@ import io.connguard.core.metrics.ClientSeries;
 import io.connguard.core.metrics.CloseReason;
 import io.connguard.core.metrics.Outcome;
 import io.connguard.core.server.ClientTlsContext;
-import io.connguard.core.auth.PoolAuth;
 import io.connguard.core.pool.Lessee;
 import io.connguard.core.pool.ServerConnection;
-import io.connguard.core.pool.ServerPool;
 import io.connguard.core.server.Listener;
 import io.connguard.core.timers.LeakWatch;
 import io.connguard.core.timers.SessionTimers;
@@ -79,6 +77,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     private final Instant openedAt = Instant.now();
     final SessionLogger log = new SessionLogger(this);
     final SessionClosing closing = new SessionClosing(this);
+    final ServerBorrowing borrowing = new ServerBorrowing(this);
 
     ProtocolSession protocol;
     Phase phase = Phase.HANDSHAKE;
@@ -103,18 +102,6 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     LeakWatch leaks;
     /** This connection counts against the key's maxClientConnections until it closes. */
     boolean clientCounted;
-    /** Pooled listeners: the client's pool, the server connection lent to it, the password it gave. */
-    ServerPool pool;
-    ServerConnection server;
-    char[] password;
-    /** Pooled: the client's password must be verified by a server login of its own. */
-    boolean freshLogin;
-    /** Pooled: asked the client for its password before admission. */
-    boolean awaitingPassword;
-    /** Pooled: a fresh login paused until the client gives its password. */
-    ServerConnection loginWaiting;
-    /** Pooled: the server's own refusal, sent to the client instead of a packet of connguard's. */
-    ByteBuf serverRefusal;
     /** Transaction mode: the lease of a server connection per transaction (null in other modes). */
     final TransactionLease lease;
     boolean reading;
@@ -184,7 +171,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         reading = false;
         flushDirty();
         if (lease != null && phase == Phase.CONNECTED && lease.takeRelease()) {
-            releaseServer(lease.takeReset());
+            borrowing.releaseServer(lease.takeReset());
         }
         if (phase == Phase.CLOSED) {
             if (fromClient && closing.answering()) {
@@ -522,21 +509,14 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         if (lease != null) {
             leaks = listener.admission().hold(key, limits); // between transactions the session holds no ticket
         }
-        if (listener.pools() != null) {
-            pool = listener.pools().pool(who);
-            if (pool.auth().askClient()) {
-                awaitingPassword = true;
-                closing.armHandshakeTimer();
-                protocol.requestPassword();
-                return;
-            }
-            freshLogin = pool.auth().unknown();
+        if (listener.pools() != null && borrowing.choosePool(who)) {
+            return;
         }
         takeTicket();
     }
 
     /** Takes an admission ticket: a slot now, a place in the queue, or a rejection. */
-    private void takeTicket() {
+    void takeTicket() {
         ticket = new Admission.Ticket(key, limits, loop, this);
         boolean early = reservation != null && upstream != null;
         Admission.Decision decision = early
@@ -679,39 +659,12 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         protocol.earlyUpstream(EarlyUpstream.CLOSED);
     }
 
+    // ------------------------------------------------------------------ pooled listeners (ServerBorrowing)
+
     @Override
     public void passwordGiven(char[] given) {
-        if (phase == Phase.CLOSED) {
-            java.util.Arrays.fill(given, '\0');
-            return;
-        }
-        if (loginWaiting != null) {
-            ServerConnection c = loginWaiting;
-            loginWaiting = null;
-            c.password(given);
-            java.util.Arrays.fill(given, '\0');
-            return;
-        }
-        if (!awaitingPassword) {
-            java.util.Arrays.fill(given, '\0');
-            return;
-        }
-        awaitingPassword = false;
-        closing.cancelHandshakeTimer();
-        PoolAuth.Verdict verdict = pool.auth().check(given);
-        if (verdict == PoolAuth.Verdict.REJECTED) {
-            java.util.Arrays.fill(given, '\0');
-            log.at(Level.INFO).addKeyValue("reason", "authentication").log("password refused (auth.usersFile)");
-            close(null, new ProxyError(ProxyError.Kind.AUTHENTICATION_FAILED,
-                    "password authentication failed for user \"" + identity.user() + "\"", ""));
-            return;
-        }
-        password = given;
-        freshLogin = verdict == PoolAuth.Verdict.VERIFY_WITH_SERVER;
-        takeTicket();
+        borrowing.passwordGiven(given);
     }
-
-    // ------------------------------------------------------------------ transaction mode
 
     @Override
     public boolean transactionPooled() {
@@ -719,8 +672,25 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     }
 
     @Override
+    public void serverIdle(boolean reset) {
+        borrowing.serverIdle(reset);
+    }
+
+    @Override
+    public void pinned(String reason) {
+        borrowing.pinned(reason);
+    }
+
+    @Override
+    public void transactionServed() {
+        if (series != null) {
+            series.transactionServed();
+        }
+    }
+
+    @Override
     public void serverWanted() {
-        if (lease == null || phase != Phase.CONNECTED || server != null || !lease.idle()) {
+        if (lease == null || phase != Phase.CONNECTED || borrowing.lending() || !lease.idle()) {
             return;
         }
         lease.admission();
@@ -729,7 +699,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         switch (decision) {
             case ADMITTED -> {
                 series.admission(Outcome.ADMITTED);
-                checkoutForLease();
+                borrowing.checkoutForLease();
             }
             case QUEUED, PENDING -> {
                 lease.waiting();
@@ -750,139 +720,26 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         }
     }
 
-    private void checkoutForLease() {
-        lease.checkout();
-        pool.checkout(this, identity, lease.password(), false, limits.queueTimeout().toNanos());
-    }
-
-    /** A server connection lent for the client's next transaction; the client's held bytes may go. */
-    private void lendNow(ServerConnection connection) {
-        server = connection;
-        upstream = connection.channel();
-        try {
-            protocol.onServerLent(connection.protocol());
-        } catch (RuntimeException e) {
-            log.at(Level.WARN).setCause(e).log("protocol failed to take the server connection");
-            close(CloseReason.PROTOCOL_ERROR, null);
-            return;
-        }
-        flushDirty();
-        if (phase == Phase.CONNECTED) {
-            if (upstream != null && client.isWritable()) {
-                upstream.read();
-            }
-            client.read();
-        }
-    }
-
-    @Override
-    public void serverIdle(boolean reset) {
-        if (lease == null || server == null || phase != Phase.CONNECTED) {
-            return;
-        }
-        if (reading) {
-            lease.releaseLater(reset); // given back once this read batch is flushed
-        } else {
-            releaseServer(reset);
-        }
-    }
-
-    /** Gives the server connection back to the pool (reset first when asked) and the ticket to admission. */
-    private void releaseServer(boolean reset) {
-        if (server == null) {
-            return;
-        }
-        flushDirty();
-        ServerConnection c = server;
-        server = null;
-        upstream = null;
-        pool.giveBack(c, true, reset);
-        Admission.Ticket held = ticket;
-        ticket = null;
-        if (held != null) {
-            listener.admission().release(held);
-        }
-    }
-
-    @Override
-    public void pinned(String reason) {
-        if (series != null) {
-            series.pinned(reason);
-        }
-        if (server != null) {
-            pool.pinned(server, pinReason());
-        }
-    }
-
-    @Override
-    public void transactionServed() {
-        if (series != null) {
-            series.transactionServed();
-        }
-    }
-
     // ------------------------------------------------------------------ Lessee (pooled listeners)
 
     @Override
     public void lent(ServerConnection connection) {
-        if (lease != null && phase == Phase.CONNECTED && server == null && lease.lent()) {
-            lendNow(connection);
-            return;
-        }
-        if (phase != Phase.CONNECTING) {
-            pool.giveBack(connection, phase != Phase.CLOSED);
-            return;
-        }
-        server = connection;
-        upstream = connection.channel();
-        phase = Phase.CONNECTED;
-        closing.armHandshakeTimer();
-        try {
-            protocol.onServerLent(connection.protocol());
-        } catch (RuntimeException e) {
-            log.at(Level.WARN).setCause(e).log("protocol failed to take the server connection");
-            close(CloseReason.PROTOCOL_ERROR, null);
-            return;
-        }
-        flushDirty();
-        if (upstream != null && client.isWritable()) {
-            upstream.read();
-        }
+        borrowing.lent(connection);
     }
 
     @Override
     public void passwordNeeded(ServerConnection connection) {
-        if (phase == Phase.CLOSED) {
-            return;
-        }
-        loginWaiting = connection;
-        protocol.requestPassword();
+        borrowing.passwordNeeded(connection);
     }
 
     @Override
     public void refused(ByteBuf clientError, String reason) {
-        loginWaiting = null;
-        if (phase == Phase.CLOSED) {
-            ReferenceCountUtil.release(clientError);
-            return;
-        }
-        serverRefusal = clientError;
-        log.at(Level.INFO).addKeyValue("reason", "authentication").log("the database refused the login: {}", reason);
-        close(CloseReason.UPSTREAM, new ProxyError(ProxyError.Kind.AUTHENTICATION_FAILED, reason, ""));
+        borrowing.refused(clientError, reason);
     }
 
     @Override
     public void unavailable(String reason, boolean poolFull) {
-        loginWaiting = null;
-        if (phase == Phase.CLOSED) {
-            return;
-        }
-        log.at(poolFull ? Level.INFO : Level.WARN).addKeyValue("reason", poolFull ? "pool_full" : "upstream")
-                .log("no server connection: {}", reason);
-        close(CloseReason.UPSTREAM, poolFull
-                ? new ProxyError(ProxyError.Kind.TOO_MANY_CONNECTIONS, "too many connections for client "
-                + describeClient(), "connguard: " + reason, perUser())
-                : new ProxyError(ProxyError.Kind.UPSTREAM_UNAVAILABLE, "connguard " + reason, ""));
+        borrowing.unavailable(reason, poolFull);
     }
 
     @Override
@@ -902,9 +759,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
 
     @Override
     public void serverClosed() {
-        server = null;
-        upstream = null;
-        close(CloseReason.UPSTREAM, null);
+        borrowing.serverClosed();
     }
 
     @Override
@@ -913,7 +768,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             cancel(queueTimer);
             leaveQueue(false);
             series.admission(Outcome.ADMITTED);
-            checkoutForLease();
+            borrowing.checkoutForLease();
             return;
         }
         if (phase != Phase.QUEUED) {
@@ -1079,16 +934,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     private void connect() {
         long now = enterConnecting();
         connectStartedAt = now;
-        if (pool != null) {
-            char[] given = password;
-            password = null;
-            if (lease != null) {
-                lease.keepPassword(given);
-            }
-            pool.checkout(this, identity, given, freshLogin, limits.queueTimeout().toNanos());
-            if (given != null) {
-                java.util.Arrays.fill(given, '\0');
-            }
+        if (borrowing.pooled()) {
+            borrowing.checkout();
             return;
         }
         connecting = UpstreamConnector.connect(this, listener, services);
@@ -1227,50 +1074,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
 
     // ------------------------------------------------------------------ closing
 
-    /**
-     * Pooled listeners: the lent server connection goes back to its pool, to be reset and lent again when
-     * the client left it idle at a clean boundary, else closed (the database rolls back what was open).
-     * The admission slot is then given back at once: the connection is the pool's again.
-     */
-    void giveServerBack(Phase was) {
-        if (password != null) {
-            java.util.Arrays.fill(password, '\0');
-            password = null;
-        }
-        loginWaiting = null;
-        if (lease != null) {
-            lease.close();
-        }
-        if (server == null) {
-            if (was == Phase.CONNECTING || lease != null) {
-                pool.cancel(this);
-            }
-            return;
-        }
-        boolean reusable = was == Phase.CONNECTED && state == SessionState.IDLE && !inTransaction;
-        try {
-            reusable = reusable && protocol.serverReusable();
-        } catch (RuntimeException e) {
-            reusable = false;
-        }
-        ServerConnection c = server;
-        server = null;
-        upstream = null;
-        log.debug("server connection {} given back ({})", c.id(), reusable ? "reusable" : "closed: state " + state.label());
-        if (lease != null) {
-            boolean reset;
-            try {
-                reset = protocol.serverNeedsReset();
-            } catch (RuntimeException e) {
-                reset = true;
-            }
-            pool.giveBack(c, reusable, reset);
-        } else {
-            pool.giveBack(c, reusable);
-        }
-    }
-
-    private void flushDirty() {
+    void flushDirty() {
         if (clientDirty) {
             clientDirty = false;
             client.flush();
@@ -1301,10 +1105,10 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         Instant wallNow = Instant.now();
         return new SessionSnapshot(id, listener.name(), identity.user(), identity.database(), identity.application(),
                 address, state.label(), wallNow.minusNanos(now - stateSince), openedAt, inTransaction, leakSuspect,
-                lastStatement(), bytesIn, bytesOut, key, pool != null, server == null ? null : server.id(), pinReason());
+                lastStatement(), bytesIn, bytesOut, key, borrowing.pooled(), borrowing.serverId(), pinReason());
     }
 
-    private String pinReason() {
+    String pinReason() {
         try {
             return protocol == null ? null : protocol.pinReason();
         } catch (RuntimeException e) {

@@ -128,8 +128,8 @@ final class SessionClosing {
         if (s.timers != null) {
             s.timers.stop();
         }
-        if (s.pool != null) {
-            s.giveServerBack(was);
+        if (s.borrowing.pooled()) {
+            s.borrowing.giveServerBack(was);
         }
         releaseSlotWhenUpstreamCloses();
         if (s.clientCounted) {
@@ -166,9 +166,9 @@ final class SessionClosing {
         boolean clientSaidGoodbye = false;
         if (s.protocol != null) {
             try {
-                if (s.serverRefusal != null) {
-                    packet = s.serverRefusal;
-                    s.serverRefusal = null;
+                ByteBuf refusal = s.borrowing.takeRefusal();
+                if (refusal != null) {
+                    packet = refusal;
                 } else if (error != null && s.client.isActive() && !s.clientTlsHandshaking) {
                     packet = s.protocol.clientError(error);
                     if (packet != null) {
