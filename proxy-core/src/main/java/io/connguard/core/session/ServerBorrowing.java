@@ -103,7 +103,7 @@ final class ServerBorrowing {
         }
         password = given;
         freshLogin = verdict == PoolAuth.Verdict.VERIFY_WITH_SERVER;
-        s.takeTicket();
+        s.admission.takeTicket();
     }
 
     // ------------------------------------------------------------------ borrowing

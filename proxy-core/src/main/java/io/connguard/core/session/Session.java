@@ -5,7 +5,6 @@ import io.connguard.core.admission.Admission.Rejection;
 import io.connguard.core.admission.ClientKey;
 import io.connguard.core.admission.ClientPolicy;
 import io.connguard.core.api.ClientIdentity;
-import io.connguard.core.api.EarlyUpstream;
 import io.connguard.core.api.ClientTlsSession;
 import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.ProtocolSession;
@@ -18,7 +17,6 @@ import io.connguard.core.config.Limits;
 import io.connguard.core.config.PoolConfig;
 import io.connguard.core.metrics.ClientSeries;
 import io.connguard.core.metrics.CloseReason;
-import io.connguard.core.metrics.Outcome;
 import io.connguard.core.server.ClientTlsContext;
 import io.connguard.core.pool.Lessee;
 import io.connguard.core.pool.ServerConnection;
@@ -41,7 +39,6 @@ import java.net.InetSocketAddress;
 import java.nio.channels.ClosedChannelException;
 import java.time.Instant;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 
 /**
  * One client connection and, once admitted, its upstream connection: the protocol-neutral state machine
@@ -59,13 +56,6 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     /** PROBATION: over its cap, authenticating or running a cancel on an early upstream without a client slot. */
     enum Phase { HANDSHAKE, QUEUED, CONNECTING, CONNECTED, PROBATION, CLOSED }
 
-    /**
-     * Early upstreams a listener may close unauthenticated in a row before its sessions stop opening them
-     * (until a session authenticates): a MySQL server blocks a host after max_connect_errors (default 100)
-     * interrupted handshakes with no successful connection in between.
-     */
-    static final int MAX_EARLY_DROPS_IN_A_ROW = 10;
-
     final long id;
     final Listener listener;
     final ProxyServices services;
@@ -78,6 +68,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     final SessionLogger log = new SessionLogger(this);
     final SessionClosing closing = new SessionClosing(this);
     final ServerBorrowing borrowing = new ServerBorrowing(this);
+    final SessionAdmission admission = new SessionAdmission(this);
 
     ProtocolSession protocol;
     Phase phase = Phase.HANDSHAKE;
@@ -86,8 +77,6 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     ClientKey key;
     Limits limits;
     Admission.Ticket ticket;
-    /** The listener slot of an upstream opened before identification (openUpstreamEarly), until admission. */
-    Admission.Reservation reservation;
     ClientSeries series;
     ClientSeries.Shard counts; // this loop's share of series' state counts, from connect() on
     SessionTimers timers;
@@ -100,8 +89,6 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     boolean leakCandidate;
     /** The leak watch of this session's client key (from its admission ticket). */
     LeakWatch leaks;
-    /** This connection counts against the key's maxClientConnections until it closes. */
-    boolean clientCounted;
     /** Transaction mode: the lease of a server connection per transaction (null in other modes). */
     final TransactionLease lease;
     boolean reading;
@@ -109,13 +96,6 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     boolean upstreamDirty;
     long bytesIn;
     long bytesOut;
-    long queuedAt;
-    /** Whether this session counts in its client's queued gauge now (a PENDING wait does not, until queued). */
-    boolean countedQueued;
-    long connectStartedAt;
-    /** The upstream connect in flight (CONNECTING), so that a session closed meanwhile can wait for its outcome. */
-    Future<Channel> connecting;
-    ScheduledFuture<?> queueTimer;
     boolean clientTlsStarted;
     boolean clientTlsHandshaking;
 
@@ -142,7 +122,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     }
 
     void upstreamActive() {
-        listener.meters().upstreamOpened(System.nanoTime() - connectStartedAt);
+        listener.meters().upstreamOpened(System.nanoTime() - admission.connectStartedAt());
     }
 
     void read(boolean fromClient, ByteBuf bytes) {
@@ -267,7 +247,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             return;
         }
         if (identity == null) {
-            admit(who);
+            admission.admit(who);
         } else if (phase == Phase.CONNECTED && !who.equals(identity)) {
             rekey(who);
         }
@@ -490,173 +470,36 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         close(CloseReason.CLIENT, null);
     }
 
-    // ------------------------------------------------------------------ admission
-
-    private void admit(ClientIdentity who) {
-        identity = who;
-        closing.cancelHandshakeTimer();
-        ClientPolicy policy = services.policy();
-        key = policy.key(listener.name(), who, address);
-        limits = policy.limits(listener.name(), who, address);
-        series = services.metrics().acquire(key);
-        series.maxConnections(limits.maxConnections());
-        if (!listener.clientConnections().open(key, limits.maxClientConnections())) {
-            listener.admission().clientConnectionRefused(key);
-            reject(Rejection.CLIENT_CONNECTIONS);
-            return;
-        }
-        clientCounted = true;
-        if (lease != null) {
-            leaks = listener.admission().hold(key, limits); // between transactions the session holds no ticket
-        }
-        if (listener.pools() != null && borrowing.choosePool(who)) {
-            return;
-        }
-        takeTicket();
-    }
-
-    /** Takes an admission ticket: a slot now, a place in the queue, or a rejection. */
-    void takeTicket() {
-        ticket = new Admission.Ticket(key, limits, loop, this);
-        boolean early = reservation != null && upstream != null;
-        Admission.Decision decision = early
-                ? listener.admission().request(ticket, reservation, true) : listener.admission().request(ticket);
-        leaks = ticket.leaks();
-        switch (decision) {
-            case ADMITTED -> {
-                series.admission(Outcome.ADMITTED);
-                if (early) {
-                    adoptUpstream();
-                    protocol.earlyUpstream(EarlyUpstream.KEPT);
-                } else {
-                    connect();
-                }
-            }
-            case PROBATION -> {
-                phase = Phase.PROBATION;
-                series.admission(Outcome.PROBATION);
-                closing.armHandshakeTimer(); // bounds the probation: then it waits for a slot like any other connection
-                log.debug("over its cap: on probation without a client slot");
-                protocol.earlyUpstream(EarlyUpstream.PROBATION);
-            }
-            case QUEUED -> {
-                if (early) {
-                    dropEarlyUpstream();
-                }
-                wait(true);
-                log.debug("queued for a slot");
-            }
-            case PENDING -> {
-                if (early) {
-                    dropEarlyUpstream(); // a fleet lease is asked for: the early connection cannot wait for it
-                }
-                wait(false);
-            }
-            case REJECTED -> {
-                if (early) {
-                    dropEarlyUpstream();
-                }
-                reject(ticket.rejection());
-            }
-        }
-    }
-
-    /**
-     * Waits for the grant. A PENDING request (a fleet lease being asked for) waits the same way but counts as
-     * queued only once admission says the fleet's budget is used up ({@link #queued}). With a queueTimeout of 0
-     * the store's own command timeout bounds a PENDING wait.
-     */
-    private void wait(boolean queued) {
-        phase = Phase.QUEUED;
-        queuedAt = System.nanoTime();
-        if (queued) {
-            queued();
-        }
-        if (queued || !limits.queueTimeout().isZero()) {
-            queueTimer = loop.schedule(this::queueExpired, limits.queueTimeout().toNanos(), TimeUnit.NANOSECONDS);
-        }
-    }
+    // ------------------------------------------------------------------ admission (SessionAdmission)
 
     @Override
-    public void queued() {
-        if ((phase != Phase.QUEUED && (lease == null || !lease.queued())) || countedQueued) {
-            return;
-        }
-        countedQueued = true;
-        series.admission(Outcome.QUEUED);
-        series.queuedDelta(1);
+    public boolean openUpstreamEarly() {
+        return admission.openUpstreamEarly();
     }
 
     @Override
     public void requestSlot() {
-        if (phase != Phase.PROBATION) {
-            return;
-        }
-        closing.cancelHandshakeTimer();
-        switch (listener.admission().requestAfterProbation(ticket)) {
-            case ADMITTED -> {
-                series.admission(Outcome.ADMITTED);
-                adoptUpstream();
-                protocol.slotGranted();
-            }
-            case QUEUED -> {
-                wait(true);
-                log.debug("queued for a slot after probation");
-            }
-            case REJECTED -> reject(ticket.rejection());
-            case PROBATION, PENDING -> throw new IllegalStateException("not an answer after probation");
-        }
+        admission.requestSlot();
     }
 
     @Override
-    public boolean openUpstreamEarly() {
-        if (phase != Phase.HANDSHAKE || identity != null || upstream != null || reservation != null
-                || listener.earlyDropsInARow().get() >= MAX_EARLY_DROPS_IN_A_ROW) {
-            return false;
-        }
-        Admission.Reservation held = listener.admission().reserve();
-        if (held == null) {
-            return false;
-        }
-        reservation = held;
-        connectStartedAt = System.nanoTime();
-        UpstreamConnector.connect(this, listener, services).addListener(done -> {
-            if (!done.isSuccess()) {
-                listener.admission().release(held);
-                if (phase == Phase.HANDSHAKE) {
-                    connectFailed(done.cause(), null);
-                }
-                return;
-            }
-            Channel channel = (Channel) done.getNow();
-            channel.closeFuture().addListener(closed -> listener.admission().release(held));
-            if (phase != Phase.HANDSHAKE || identity != null) {
-                channel.close(); // the session ended (or went on without it) while it was opening
-                return;
-            }
-            upstream = channel;
-            upstream.read();
-            try {
-                protocol.onUpstreamConnected();
-            } catch (RuntimeException e) {
-                log.at(Level.WARN).setCause(e).log("protocol failed to open the upstream session");
-                close(CloseReason.PROTOCOL_ERROR, null);
-            }
-        });
-        return true;
+    public void serverWanted() {
+        admission.serverWanted();
     }
 
-    /**
-     * The client of an early upstream must wait or is refused: the connection, on which nothing was
-     * authenticated, is closed and its bytes from now on discarded; its listener slot comes back when the
-     * server has closed it.
-     */
-    private void dropEarlyUpstream() {
-        Channel dropped = upstream;
-        upstream = null;
-        listener.earlyDropsInARow().incrementAndGet();
-        DroppedUpstream.takeOver(dropped, listener.meters(), SessionClosing.GOODBYE_WAIT_MILLIS);
-        protocol.earlyUpstream(EarlyUpstream.CLOSED);
+    @Override
+    public void queued() {
+        admission.queued();
+    }
+
+    @Override
+    public void admitted() {
+        admission.admitted();
+    }
+
+    @Override
+    public void rejected(Rejection why) {
+        admission.rejected(why);
     }
 
     // ------------------------------------------------------------------ pooled listeners (ServerBorrowing)
@@ -685,38 +528,6 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     public void transactionServed() {
         if (series != null) {
             series.transactionServed();
-        }
-    }
-
-    @Override
-    public void serverWanted() {
-        if (lease == null || phase != Phase.CONNECTED || borrowing.lending() || !lease.idle()) {
-            return;
-        }
-        lease.admission();
-        ticket = new Admission.Ticket(key, limits, loop, this);
-        Admission.Decision decision = listener.admission().request(ticket);
-        switch (decision) {
-            case ADMITTED -> {
-                series.admission(Outcome.ADMITTED);
-                borrowing.checkoutForLease();
-            }
-            case QUEUED, PENDING -> {
-                lease.waiting();
-                queuedAt = System.nanoTime();
-                if (decision == Admission.Decision.QUEUED) {
-                    queued();
-                }
-                if (decision == Admission.Decision.QUEUED || !limits.queueTimeout().isZero()) {
-                    queueTimer = loop.schedule(this::queueExpired, limits.queueTimeout().toNanos(),
-                            TimeUnit.NANOSECONDS);
-                }
-            }
-            case REJECTED -> {
-                lease.stopWaiting();
-                reject(ticket.rejection());
-            }
-            case PROBATION -> throw new IllegalStateException("probation without an early upstream");
         }
     }
 
@@ -760,89 +571,6 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     @Override
     public void serverClosed() {
         borrowing.serverClosed();
-    }
-
-    @Override
-    public void admitted() {
-        if (lease != null && lease.queued()) {
-            cancel(queueTimer);
-            leaveQueue(false);
-            series.admission(Outcome.ADMITTED);
-            borrowing.checkoutForLease();
-            return;
-        }
-        if (phase != Phase.QUEUED) {
-            return;
-        }
-        cancel(queueTimer);
-        leaveQueue();
-        series.admission(Outcome.ADMITTED);
-        if (upstream != null) { // it waited after probation, on the upstream it authenticated on
-            adoptUpstream();
-            protocol.slotGranted();
-        } else {
-            connect();
-        }
-    }
-
-    @Override
-    public void rejected(Rejection why) {
-        if (lease != null && lease.queued()) {
-            cancel(queueTimer);
-            leaveQueue(false);
-            lease.stopWaiting();
-            reject(why);
-            return;
-        }
-        if (phase != Phase.QUEUED) {
-            return;
-        }
-        cancel(queueTimer);
-        leaveQueue();
-        reject(why);
-    }
-
-    private void queueExpired() {
-        Rejection why = listener.admission().expire(ticket);
-        if (why != null && lease != null && lease.queued()) {
-            leaveQueue(false);
-            lease.stopWaiting();
-            reject(why);
-        } else if (why != null && phase == Phase.QUEUED) {
-            leaveQueue();
-            reject(why);
-        }
-    }
-
-    private void leaveQueue() {
-        leaveQueue(true);
-    }
-
-    private void leaveQueue(boolean handshake) {
-        if (countedQueued) {
-            countedQueued = false;
-            series.queuedDelta(-1);
-            series.queueWait(System.nanoTime() - queuedAt);
-        }
-        if (handshake) {
-            phase = Phase.HANDSHAKE;
-        }
-    }
-
-    private void reject(Rejection why) {
-        Outcome outcome = switch (why) {
-            case QUEUE_TIMEOUT -> Outcome.REJECTED_QUEUE_TIMEOUT;
-            case QUEUE_FULL -> Outcome.REJECTED_QUEUE_FULL;
-            case LISTENER_CAP -> Outcome.REJECTED_LISTENER_CAP;
-            case DRAINING -> Outcome.REJECTED_DRAINING;
-            case CLIENT_CONNECTIONS -> Outcome.REJECTED_CLIENT_CONNECTIONS;
-        };
-        series.admission(outcome);
-        listener.meters().rejected(outcome);
-        ProxyError error = Messages.rejection(why, this);
-        log.at(Level.INFO).addKeyValue("reason", why.name().toLowerCase(java.util.Locale.ROOT))
-                .log("connection rejected: {}", Messages.why(why, limits));
-        close(null, error);
     }
 
     private void rekey(ClientIdentity who) {
@@ -889,7 +617,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             if (ticket != null) {
                 listener.admission().rekey(ticket, newKey, newLimits);
             }
-            if (clientCounted) {
+            if (admission.clientCounted()) {
                 listener.clientConnections().move(key, newKey);
             }
             ClientSeries next = services.metrics().acquire(newKey);
@@ -898,7 +626,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                 counts = next.shard();
                 counts.enter(state, inTransaction);
             }
-            if ((phase == Phase.QUEUED || lease != null) && countedQueued) {
+            if ((phase == Phase.QUEUED || lease != null) && admission.countedQueued()) {
                 series.queuedDelta(-1);
                 next.queuedDelta(1);
             }
@@ -911,7 +639,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             ClientKey oldKey = key;
             key = newKey;
             LeakWatch before = leaks;
-            if (lease != null && clientCounted) {
+            if (lease != null && admission.clientCounted()) {
                 leaks = listener.admission().hold(newKey, newLimits);
                 listener.admission().unhold(oldKey);
             } else {
@@ -927,85 +655,6 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             }
         }
         series.maxConnections(newLimits.maxConnections());
-    }
-
-    // ------------------------------------------------------------------ upstream
-
-    private void connect() {
-        long now = enterConnecting();
-        connectStartedAt = now;
-        if (borrowing.pooled()) {
-            borrowing.checkout();
-            return;
-        }
-        connecting = UpstreamConnector.connect(this, listener, services);
-        connecting.addListener(done -> {
-            connecting = null;
-            Channel channel = (Channel) done.getNow();
-            if (phase == Phase.CLOSED) {
-                if (channel != null) {
-                    // Closed while connecting: end this connection as any other, and only then give the slot back
-                    // (releaseSlotWhenUpstreamCloses is waiting for it), so the database never sees cap + 1.
-                    upstream = channel;
-                    closing.sayGoodbye(null, false);
-                }
-                return;
-            }
-            if (!done.isSuccess()) {
-                connectFailed(done.cause(), CloseReason.UPSTREAM);
-                return;
-            }
-            upstream = channel;
-            phase = Phase.CONNECTED;
-            closing.armHandshakeTimer();
-            upstream.read();
-            try {
-                protocol.onUpstreamConnected();
-            } catch (RuntimeException e) {
-                log.at(Level.WARN).setCause(e).log("protocol failed to open the upstream session");
-                close(CloseReason.PROTOCOL_ERROR, null);
-            }
-        });
-    }
-
-    /** From admission on, the session counts in its client's connections and its timers run. */
-    private long enterConnecting() {
-        phase = Phase.CONNECTING;
-        long now = System.nanoTime();
-        stateSince = now;
-        if (state != SessionState.UNKNOWN) {
-            state = SessionState.ACTIVE; // the start-up is a request in flight until the first idle report
-        }
-        counts = series.shard();
-        counts.enter(state, false);
-        timers = new SessionTimers(System::nanoTime,
-                (task, delay) -> {
-                    ScheduledFuture<?> f = loop.schedule(task, delay, TimeUnit.NANOSECONDS);
-                    return () -> f.cancel(false);
-                },
-                this, now, limits, identity.replication());
-        return now;
-    }
-
-    /** Admitted on the upstream it already has (opened early, or authenticated on probation). */
-    private void adoptUpstream() {
-        closing.cancelHandshakeTimer();
-        enterConnecting();
-        phase = Phase.CONNECTED;
-        closing.armHandshakeTimer();
-    }
-
-    private void connectFailed(Throwable cause, CloseReason reason) {
-        listener.meters().connectError();
-        String why = UpstreamConnector.describeConnectFailure(cause);
-        log.at(Level.WARN).addKeyValue("reason", "upstream")
-                .log("cannot connect to upstream {}: {}", listener.config().upstream(), why);
-        close(reason, new ProxyError(ProxyError.Kind.UPSTREAM_UNAVAILABLE,
-                "connguard could not connect to the database server " + listener.config().upstream() + ": " + why, ""));
-    }
-
-    RelayHandler upstreamHandler() {
-        return new RelayHandler(this, false);
     }
 
     // ------------------------------------------------------------------ timers and kills (SessionClosing)
@@ -1072,8 +721,13 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                         idle, age, why, statement);
     }
 
-    // ------------------------------------------------------------------ closing
+    // ------------------------------------------------------------------ relay
 
+    RelayHandler upstreamHandler() {
+        return new RelayHandler(this, false);
+    }
+
+    /** Flushes what the read batch wrote to either side (writes during a read batch only mark the side dirty). */
     void flushDirty() {
         if (clientDirty) {
             clientDirty = false;

@@ -124,7 +124,7 @@ final class SessionClosing {
         Phase was = s.phase;
         s.phase = Phase.CLOSED;
         Session.cancel(handshakeTimer);
-        Session.cancel(s.queueTimer);
+        s.admission.stopQueueTimer();
         if (s.timers != null) {
             s.timers.stop();
         }
@@ -132,19 +132,9 @@ final class SessionClosing {
             s.borrowing.giveServerBack(was);
         }
         releaseSlotWhenUpstreamCloses();
-        if (s.clientCounted) {
-            s.clientCounted = false;
-            s.listener.clientConnections().close(s.key);
-            if (s.lease != null) {
-                s.listener.admission().unhold(s.key);
-            }
-        }
+        s.admission.uncountClient();
         if (s.series != null) {
-            if ((was == Phase.QUEUED || s.lease != null) && s.countedQueued) {
-                s.countedQueued = false;
-                s.series.queuedDelta(-1);
-                s.series.queueWait(System.nanoTime() - s.queuedAt);
-            }
+            s.admission.leaveQueueOnClose(was);
             if (was == Phase.CONNECTING || was == Phase.CONNECTED) {
                 s.counts.leave(s.state, s.inTransaction);
                 if (s.leakSuspect) {
@@ -215,9 +205,9 @@ final class SessionClosing {
         Channel upstream = s.upstream;
         if (upstream != null && upstream.isOpen()) {
             upstream.closeFuture().addListener(closed -> admission.release(held));
-        } else if (upstream == null && s.connecting != null) {
+        } else if (upstream == null && s.admission.connecting() != null) {
             // The connect may still succeed: the slot is the database's until that connection is closed too.
-            s.connecting.addListener(done -> {
+            s.admission.connecting().addListener(done -> {
                 Channel opened = (Channel) done.getNow();
                 if (done.isSuccess() && opened != null && opened.isOpen()) {
                     opened.closeFuture().addListener(closed -> admission.release(held));
