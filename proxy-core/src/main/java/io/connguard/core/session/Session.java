@@ -12,7 +12,6 @@ import io.connguard.core.api.ProxyError;
 import io.connguard.core.api.SessionContext;
 import io.connguard.core.api.SessionLog;
 import io.connguard.core.api.SessionState;
-import io.connguard.core.config.Durations;
 import io.connguard.core.config.Limits;
 import io.connguard.core.config.PoolConfig;
 import io.connguard.core.metrics.ClientSeries;
@@ -63,12 +62,13 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     final EventLoop loop;
     final InetSocketAddress clientAddress;
     final String address;
-    private final long openedNanos = System.nanoTime();
+    final long openedNanos = System.nanoTime();
     private final Instant openedAt = Instant.now();
     final SessionLogger log = new SessionLogger(this);
     final SessionClosing closing = new SessionClosing(this);
     final ServerBorrowing borrowing = new ServerBorrowing(this);
     final SessionAdmission admission = new SessionAdmission(this);
+    final SessionAccounting accounting = new SessionAccounting(this);
 
     ProtocolSession protocol;
     Phase phase = Phase.HANDSHAKE;
@@ -78,17 +78,9 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     Limits limits;
     Admission.Ticket ticket;
     ClientSeries series;
-    ClientSeries.Shard counts; // this loop's share of series' state counts, from connect() on
-    SessionTimers timers;
     SessionState state = SessionState.ACTIVE;
     long stateSince;
     boolean inTransaction;
-    boolean authenticated;
-    boolean leakSuspect;
-    /** Idle past leakDetectionThreshold and registered with {@link #leaks}, waiting for a sign of pressure. */
-    boolean leakCandidate;
-    /** The leak watch of this session's client key (from its admission ticket). */
-    LeakWatch leaks;
     /** Transaction mode: the lease of a server connection per transaction (null in other modes). */
     final TransactionLease lease;
     boolean reading;
@@ -249,62 +241,13 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         if (identity == null) {
             admission.admit(who);
         } else if (phase == Phase.CONNECTED && !who.equals(identity)) {
-            rekey(who);
+            accounting.rekey(who);
         }
     }
 
     @Override
     public void stateChanged(SessionState reported) {
-        if (phase != Phase.CONNECTED || state == SessionState.UNKNOWN) {
-            return;
-        }
-        long now = System.nanoTime();
-        if (!authenticated && reported != SessionState.ACTIVE) {
-            authenticated = true;
-            listener.earlyDropsInARow().set(0); // the server saw a successful login: its host error count is reset
-            closing.cancelHandshakeTimer();
-        }
-        boolean tx = switch (reported) {
-            case IDLE -> false;
-            case IDLE_IN_TRANSACTION -> true;
-            case ACTIVE, UNKNOWN -> inTransaction;
-        };
-        if (reported != state || tx != inTransaction) {
-            counts.change(state, inTransaction, reported, tx);
-        }
-        if (reported != state || reported != SessionState.ACTIVE) {
-            stateSince = now;
-        }
-        if (reported == SessionState.ACTIVE && leakSuspect) {
-            leakSuspect = false;
-            series.leakSuspectDelta(-1);
-            log.debug("leak suspect in use again");
-        }
-        if (reported == SessionState.ACTIVE && leakCandidate) {
-            leakCandidate = false;
-            leaks.remove(this);
-        }
-        boolean busier = reported == SessionState.ACTIVE && state != SessionState.ACTIVE;
-        state = reported;
-        inTransaction = tx;
-        timers.state(reported, now);
-        if (busier && leaks.watching()) {
-            checkAllBusy();
-        }
-    }
-
-    /**
-     * Another session of this client idles past its leak threshold: if this one just made every connection
-     * of the client but that one busy, the client needs more connections than it uses.
-     */
-    private void checkAllBusy() {
-        if (series.shared()) {
-            return; // counted together with other clients: the counts say nothing about this one
-        }
-        int open = series.open();
-        if (open >= 2 && series.active() >= open - 1) {
-            leaks.pressure("all " + (open - 1) + " other connections of the same client were busy at once");
-        }
+        accounting.stateChanged(reported);
     }
 
     @Override
@@ -573,88 +516,24 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         borrowing.serverClosed();
     }
 
-    private void rekey(ClientIdentity who) {
-        identity = who;
-        applyPolicy();
-        log.info("client identity changed; accounting moved to the new client");
-    }
+    // ------------------------------------------------------------------ policy and leaks (SessionAccounting)
 
     /**
      * Re-reads the client key and the limits in force from the current policy (after a reload, which may
      * have changed {@code clients.identity} as well as limits). Call from any thread.
      */
     public void refresh() {
-        loop.execute(() -> {
-            if (identity == null || phase == Phase.CLOSED) {
-                return;
-            }
-            ClientKey before = key;
-            applyPolicy();
-            if (!key.equals(before)) {
-                log.info("client key changed with the reloaded clients.identity; accounting moved to the new client");
-            }
-        });
+        accounting.refresh();
     }
 
-    /**
-     * Applies the policy in force to this session's identity: new limits, and when the key changed, its
-     * admission slot (or place in the queue), metric series and leak candidacy move to the new key, so old
-     * and new keys never each get a full cap.
-     */
-    private void applyPolicy() {
-        ClientPolicy policy = services.policy();
-        ClientKey newKey = policy.key(listener.name(), identity, address);
-        Limits newLimits = policy.limits(listener.name(), identity, address);
-        limits = newLimits;
-        if (timers != null) {
-            timers.limits(newLimits, System.nanoTime());
-        }
-        if (newKey.equals(key)) {
-            if (ticket != null) {
-                listener.admission().update(ticket, newLimits);
-            }
-        } else {
-            if (ticket != null) {
-                listener.admission().rekey(ticket, newKey, newLimits);
-            }
-            if (admission.clientCounted()) {
-                listener.clientConnections().move(key, newKey);
-            }
-            ClientSeries next = services.metrics().acquire(newKey);
-            if (counts != null) {
-                counts.leave(state, inTransaction);
-                counts = next.shard();
-                counts.enter(state, inTransaction);
-            }
-            if ((phase == Phase.QUEUED || lease != null) && admission.countedQueued()) {
-                series.queuedDelta(-1);
-                next.queuedDelta(1);
-            }
-            if (leakSuspect) {
-                series.leakSuspectDelta(-1);
-                next.leakSuspectDelta(1);
-            }
-            services.metrics().release(series);
-            series = next;
-            ClientKey oldKey = key;
-            key = newKey;
-            LeakWatch before = leaks;
-            if (lease != null && admission.clientCounted()) {
-                leaks = listener.admission().hold(newKey, newLimits);
-                listener.admission().unhold(oldKey);
-            } else {
-                leaks = ticket.leaks();
-            }
-            if (leakCandidate && leaks != before) {
-                before.remove(this);
-                String why = leaks.add(this, stateSince);
-                if (why != null) {
-                    leakCandidate = false;
-                    suspect(why);
-                }
-            }
-        }
-        series.maxConnections(newLimits.maxConnections());
+    @Override
+    public void leakSuspected(long idleNanos) {
+        accounting.leakSuspected(idleNanos);
+    }
+
+    @Override
+    public void underPressure(String why) {
+        accounting.underPressure(why);
     }
 
     // ------------------------------------------------------------------ timers and kills (SessionClosing)
@@ -672,53 +551,6 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     /** Ends the session once (see {@link SessionClosing#close}); {@code reason} null: never admitted. */
     void close(CloseReason reason, ProxyError error) {
         closing.close(reason, error);
-    }
-
-    @Override
-    public void leakSuspected(long idleNanos) {
-        if (phase != Phase.CONNECTED || leakSuspect || leakCandidate) {
-            return;
-        }
-        String why = leaks.add(this, stateSince);
-        if (why != null) {
-            suspect(why);
-        } else {
-            leakCandidate = true;
-            log.debug("idle beyond leakDetectionThreshold; a leak suspect if its client needs more connections");
-        }
-    }
-
-    @Override
-    public void underPressure(String why) {
-        loop.execute(() -> {
-            if (leakCandidate && phase == Phase.CONNECTED) {
-                leakCandidate = false;
-                leaks.remove(this);
-                suspect(why);
-            }
-        });
-    }
-
-    /** Flags this idle session as a leak suspect, once per idle period, with the sign of need that made it one. */
-    private void suspect(String why) {
-        if (leakSuspect) {
-            return;
-        }
-        leakSuspect = true;
-        series.leakSuspectDelta(1);
-        long now = System.nanoTime();
-        // The session, address and client are the line's fields; the message does not repeat them.
-        String idle = Durations.measured(now - stateSince);
-        String age = Durations.measured(now - openedNanos);
-        String last = lastStatement();
-        String statement = last.isEmpty() ? "(none)" : last;
-        log.at(Level.WARN).addKeyValue("reason", "leak_suspect")
-                .addKeyValue("idle", idle)
-                .addKeyValue("age", age)
-                .addKeyValue("lastStatement", statement)
-                .addKeyValue("evidence", why)
-                .log("connection leak suspected: idle for {} (open {}) while {}; last statement: {}",
-                        idle, age, why, statement);
     }
 
     // ------------------------------------------------------------------ relay
@@ -758,7 +590,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         long now = System.nanoTime();
         Instant wallNow = Instant.now();
         return new SessionSnapshot(id, listener.name(), identity.user(), identity.database(), identity.application(),
-                address, state.label(), wallNow.minusNanos(now - stateSince), openedAt, inTransaction, leakSuspect,
+                address, state.label(), wallNow.minusNanos(now - stateSince), openedAt, inTransaction, accounting.leakSuspect(),
                 lastStatement(), bytesIn, bytesOut, key, borrowing.pooled(), borrowing.serverId(), pinReason());
     }
 

@@ -10,7 +10,6 @@ import io.connguard.core.api.SessionState;
 import io.connguard.core.metrics.CloseReason;
 import io.connguard.core.metrics.Outcome;
 import io.connguard.core.session.Session.Phase;
-import io.connguard.core.timers.SessionTimers;
 import io.netty.channel.Channel;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.ScheduledFuture;
@@ -72,7 +71,7 @@ final class SessionAdmission {
         }
         clientCounted = true;
         if (s.lease != null) {
-            s.leaks = s.listener.admission().hold(s.key, s.limits); // between transactions the session holds no ticket
+            s.accounting.watchLeaks(s.listener.admission().hold(s.key, s.limits)); // between transactions the session holds no ticket
         }
         if (s.listener.pools() != null && s.borrowing.choosePool(who)) {
             return;
@@ -86,7 +85,7 @@ final class SessionAdmission {
         boolean early = reservation != null && s.upstream != null;
         Admission.Decision decision = early
                 ? s.listener.admission().request(s.ticket, reservation, true) : s.listener.admission().request(s.ticket);
-        s.leaks = s.ticket.leaks();
+        s.accounting.watchLeaks(s.ticket.leaks());
         switch (decision) {
             case ADMITTED -> {
                 s.series.admission(Outcome.ADMITTED);
@@ -378,14 +377,7 @@ final class SessionAdmission {
         if (s.state != SessionState.UNKNOWN) {
             s.state = SessionState.ACTIVE; // the start-up is a request in flight until the first idle report
         }
-        s.counts = s.series.shard();
-        s.counts.enter(s.state, false);
-        s.timers = new SessionTimers(System::nanoTime,
-                (task, delay) -> {
-                    ScheduledFuture<?> f = s.loop.schedule(task, delay, TimeUnit.NANOSECONDS);
-                    return () -> f.cancel(false);
-                },
-                s, now, s.limits, s.identity.replication());
+        s.accounting.startCounting(now);
         return now;
     }
 

@@ -66,7 +66,7 @@ final class SessionClosing {
             s.requestSlot(); // probation is for a cancel that comes at once; a connection that lingers waits its turn
             return;
         }
-        if (s.phase == Phase.CLOSED || s.authenticated || s.phase == Phase.QUEUED) {
+        if (s.phase == Phase.CLOSED || s.accounting.authenticated() || s.phase == Phase.QUEUED) {
             return;
         }
         Duration timeout = s.listener.config().handshakeTimeout();
@@ -125,9 +125,7 @@ final class SessionClosing {
         s.phase = Phase.CLOSED;
         Session.cancel(handshakeTimer);
         s.admission.stopQueueTimer();
-        if (s.timers != null) {
-            s.timers.stop();
-        }
+        s.accounting.stopTimers();
         if (s.borrowing.pooled()) {
             s.borrowing.giveServerBack(was);
         }
@@ -136,17 +134,7 @@ final class SessionClosing {
         if (s.series != null) {
             s.admission.leaveQueueOnClose(was);
             if (was == Phase.CONNECTING || was == Phase.CONNECTED) {
-                s.counts.leave(s.state, s.inTransaction);
-                if (s.leakSuspect) {
-                    s.series.leakSuspectDelta(-1);
-                }
-                if (s.leakCandidate) {
-                    s.leakCandidate = false;
-                    s.leaks.remove(s);
-                }
-                if (reason != null) {
-                    s.series.closed(reason);
-                }
+                s.accounting.closed(reason);
             }
             s.services.metrics().release(s.series);
         }
