@@ -3,7 +3,6 @@ package io.connguard.core.session;
 import io.connguard.core.admission.Admission;
 import io.connguard.core.admission.Admission.Rejection;
 import io.connguard.core.admission.ClientKey;
-import io.connguard.core.admission.ClientPolicy;
 import io.connguard.core.api.ClientIdentity;
 import io.connguard.core.api.ClientTlsSession;
 import io.connguard.core.api.ListenerInfo;
@@ -16,7 +15,6 @@ import io.connguard.core.config.Limits;
 import io.connguard.core.config.PoolConfig;
 import io.connguard.core.metrics.ClientSeries;
 import io.connguard.core.metrics.CloseReason;
-import io.connguard.core.server.ClientTlsContext;
 import io.connguard.core.pool.Lessee;
 import io.connguard.core.pool.ServerConnection;
 import io.connguard.core.server.Listener;
@@ -27,15 +25,11 @@ import io.netty.buffer.ByteBufAllocator;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.EventLoop;
-import io.netty.handler.ssl.SslHandler;
-import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.Future;
-import io.netty.util.concurrent.Promise;
 import io.netty.util.concurrent.ScheduledFuture;
 import org.slf4j.event.Level;
 
 import java.net.InetSocketAddress;
-import java.nio.channels.ClosedChannelException;
 import java.time.Instant;
 import java.util.List;
 
@@ -69,6 +63,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     final ServerBorrowing borrowing = new ServerBorrowing(this);
     final SessionAdmission admission = new SessionAdmission(this);
     final SessionAccounting accounting = new SessionAccounting(this);
+    final SessionTls tls = new SessionTls(this);
 
     ProtocolSession protocol;
     Phase phase = Phase.HANDSHAKE;
@@ -88,8 +83,6 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     boolean upstreamDirty;
     long bytesIn;
     long bytesOut;
-    boolean clientTlsStarted;
-    boolean clientTlsHandshaking;
 
     Session(Listener listener, ProxyServices services, Channel client) {
         this.id = services.registry().nextId();
@@ -313,95 +306,29 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         }
     }
 
+    // ------------------------------------------------------------------ TLS (SessionTls)
+
     @Override
     public Future<Channel> startUpstreamTls() {
-        if (upstream == null) {
-            return loop.newFailedFuture(new IllegalStateException("no upstream connection yet"));
-        }
-        upstream.flush();
-        return UpstreamConnector.startTls(upstream, listener).addListener(done -> {
-            if (!done.isSuccess()) {
-                upstreamFailed(UpstreamConnector.describeTlsFailure(done.cause(), listener));
-            } else if (phase == Phase.CONNECTED) {
-                upstream.read();
-            }
-        });
+        return tls.startUpstreamTls();
     }
 
     @Override
     public Future<ClientTlsSession> startClientTls(ByteBuf alreadyRead) {
-        ClientTlsContext tls = listener.clientTls();
-        if (phase == Phase.CLOSED || clientTlsStarted || tls == null) {
-            ReferenceCountUtil.release(alreadyRead);
-            String why = clientTlsStarted ? "client TLS started twice"
-                    : "listener " + listener.name() + " does not offer TLS to clients";
-            if (phase != Phase.CLOSED) {
-                log.at(Level.WARN).log("cannot start TLS with the client: {}", why);
-                close(identity == null ? null : CloseReason.PROTOCOL_ERROR, null);
-            }
-            return loop.newFailedFuture(new IllegalStateException(why));
-        }
-        client.flush(); // the protocol's plaintext answer ('S') goes out before the handshake
-        clientTlsStarted = true;
-        clientTlsHandshaking = true;
-        Promise<ClientTlsSession> result = loop.newPromise();
-        SslHandler handler = ClientTlsLeg.start(client, tls, alreadyRead);
-        handler.handshakeFuture().addListener(done -> {
-            clientTlsHandshaking = false;
-            listener.meters().clientTlsHandshake(done.isSuccess());
-            if (done.isSuccess()) {
-                ClientTlsSession agreed = ClientTlsLeg.describe(handler);
-                log.debug("client TLS established: {}", agreed);
-                result.trySuccess(agreed);
-                return;
-            }
-            if (!(phase == Phase.CLOSED && done.cause() instanceof ClosedChannelException)) {
-                // (else the session closed the connection itself, handshakeTimeout or a kill, and said why)
-                log.at(Level.INFO).addKeyValue("reason", "client_tls")
-                        .log("TLS handshake with the client failed: {}", ClientTlsLeg.describeFailure(done.cause()));
-            }
-            close(identity == null ? null : CloseReason.CLIENT, null);
-            result.tryFailure(done.cause());
-        });
-        return result;
+        return tls.startClientTls(alreadyRead);
     }
 
     @Override
     public void clientTlsRefused(ClientIdentity who, String request) {
-        listener.meters().clientTlsRefused();
-        String client = describeForLog(who);
-        if (listener.tlsMismatchLogged().first("tls " + request + " " + client)) {
-            log.at(Level.WARN).addKeyValue("reason", "client_tls_refused").log("client {} asked for TLS ({}) but "
-                    + "listener {} does not offer TLS to clients (clientTls.mode: disable); set clientTls.mode to "
-                    + "allow or require on this listener, or connect without requiring TLS", client, request,
-                    listener.name());
-        }
+        tls.clientTlsRefused(who, request);
     }
 
     @Override
     public void plaintextRefused(ClientIdentity who) {
-        if (phase == Phase.CLOSED) {
-            return;
-        }
-        listener.meters().clientPlaintextRefused();
-        String client = describeForLog(who);
-        if (listener.tlsMismatchLogged().first("plaintext " + client)) {
-            log.at(Level.WARN).addKeyValue("reason", "client_plaintext_refused").log("client {} connected without "
-                    + "TLS but listener {} requires it (clientTls.mode: require); refused", client, listener.name());
-        }
-        close(null, new ProxyError(ProxyError.Kind.TLS_REQUIRED, "connection without TLS refused: connguard listener "
-                + listener.name() + " accepts only TLS connections (clientTls.mode: require)",
-                "Connect with TLS (PostgreSQL sslmode=require, MySQL sslMode=REQUIRED)."));
+        tls.plaintextRefused(who);
     }
 
-    /** The client key for a once-per-client log line, or its address before it is named. */
-    private String describeForLog(ClientIdentity who) {
-        if (who == null) {
-            return "at " + address;
-        }
-        ClientPolicy policy = services.policy();
-        return policy.key(listener.name(), who, address).describe(policy.identity());
-    }
+    // ------------------------------------------------------------------ other SessionContext
 
     @Override
     public Future<Channel> connectAside(InetSocketAddress target, ChannelHandler handler) {

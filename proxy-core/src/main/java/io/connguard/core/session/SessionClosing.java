@@ -147,7 +147,7 @@ final class SessionClosing {
                 ByteBuf refusal = s.borrowing.takeRefusal();
                 if (refusal != null) {
                     packet = refusal;
-                } else if (error != null && s.client.isActive() && !s.clientTlsHandshaking) {
+                } else if (error != null && s.client.isActive() && !s.tls.clientHandshaking()) {
                     packet = s.protocol.clientError(error);
                     if (packet != null) {
                         answer = s.protocol.errorForNextRequest(error);
