@@ -75,6 +75,7 @@ final class ServerBorrowing {
         return false;
     }
 
+    /** The client gave its password: for a login waiting for it, or for the check before admission. */
     void passwordGiven(char[] given) {
         if (s.phase == Phase.CLOSED) {
             java.util.Arrays.fill(given, '\0');
@@ -127,6 +128,7 @@ final class ServerBorrowing {
         pool.checkout(s, s.identity, s.lease.password(), false, s.limits.queueTimeout().toNanos());
     }
 
+    /** The pool lends a server connection (Lessee#lent): the session is CONNECTED on it. */
     void lent(ServerConnection connection) {
         if (s.lease != null && s.phase == Phase.CONNECTED && server == null && s.lease.lent()) {
             lendNow(connection);
@@ -173,6 +175,7 @@ final class ServerBorrowing {
         }
     }
 
+    /** A fresh server login needs the client's password: the protocol asks the client for it. */
     void passwordNeeded(ServerConnection connection) {
         if (s.phase == Phase.CLOSED) {
             return;
@@ -181,6 +184,7 @@ final class ServerBorrowing {
         s.protocol.requestPassword();
     }
 
+    /** The database refused the login; its own error packet goes to the client. */
     void refused(ByteBuf clientError, String reason) {
         loginWaiting = null;
         if (s.phase == Phase.CLOSED) {
@@ -199,6 +203,7 @@ final class ServerBorrowing {
         return refusal;
     }
 
+    /** The pool has no server connection to lend (full, or the database cannot be reached). */
     void unavailable(String reason, boolean poolFull) {
         loginWaiting = null;
         if (s.phase == Phase.CLOSED) {
@@ -212,12 +217,14 @@ final class ServerBorrowing {
                 : new ProxyError(ProxyError.Kind.UPSTREAM_UNAVAILABLE, "connguard " + reason, ""));
     }
 
+    /** The lent server connection closed under the session. */
     void serverClosed() {
         server = null;
         s.upstream = null;
         s.close(CloseReason.UPSTREAM, null);
     }
 
+    /** The protocol pinned the session to its server connection (transaction mode): counted and shown. */
     void pinned(String reason) {
         if (s.series != null) {
             s.series.pinned(reason);

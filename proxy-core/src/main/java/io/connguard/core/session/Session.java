@@ -40,6 +40,23 @@ import java.util.List;
  * backpressure (a side is read only while the other side's outbound buffer is under its high water
  * mark; writes are flushed once per read batch).
  *
+ * <p>This class is the face the protocols ({@link SessionContext}), admission ({@code Grantee}), the pool
+ * ({@link Lessee}), the timers and the admin API see, holds the state the parts share (phase, channels,
+ * identity, key, limits, ticket, series, reported state) and runs the relay itself: channel events from
+ * {@link RelayHandler}, {@link #toClient} / {@link #toUpstream} and the flush per read batch. The rest is
+ * delegated to package-private parts that each own their own state:
+ * <ul>
+ *   <li>{@link SessionAdmission}: identification, the admission ticket, queueing, probation, the early
+ *       upstream and the connect after a grant (and per-transaction admission);
+ *   <li>{@link ServerBorrowing}: pooled listeners: the pool, password checks, borrowing and giving back a
+ *       server connection;
+ *   <li>{@link SessionAccounting}: reported state counts, session timers, leak suspicion, and moving the
+ *       accounting when the identity or the policy changes;
+ *   <li>{@link SessionTls}: TLS on the upstream and client channels and the clientTls.mode refusals;
+ *   <li>{@link SessionClosing}: the handshake timer, kills, the close, the goodbye upstream and the
+ *       answer-linger after a kill.
+ * </ul>
+ *
  * <p>Everything here runs on the client channel's event loop, which the upstream channel shares; only
  * {@link #kill}, {@link #refresh} and the admission grant arrive from elsewhere, and they hop onto the loop.
  */
@@ -65,19 +82,24 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     final SessionAccounting accounting = new SessionAccounting(this);
     final SessionTls tls = new SessionTls(this);
 
+    // The state the parts share; package-private so that they read and write it on this loop like this class.
     ProtocolSession protocol;
     Phase phase = Phase.HANDSHAKE;
+    /** The upstream channel: opened for the session, opened early, or the lent server connection's. */
     Channel upstream;
     ClientIdentity identity;
     ClientKey key;
     Limits limits;
+    /** The admission slot (or the wait for one) until it is given back: on close, or per transaction. */
     Admission.Ticket ticket;
     ClientSeries series;
+    /** What the protocol last reported, since when, and whether inside a transaction. */
     SessionState state = SessionState.ACTIVE;
     long stateSince;
     boolean inTransaction;
     /** Transaction mode: the lease of a server connection per transaction (null in other modes). */
     final TransactionLease lease;
+    /** Relay: inside a read batch (writes are flushed at its end), and the sides written to in it. */
     boolean reading;
     boolean clientDirty;
     boolean upstreamDirty;
@@ -517,8 +539,9 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         long now = System.nanoTime();
         Instant wallNow = Instant.now();
         return new SessionSnapshot(id, listener.name(), identity.user(), identity.database(), identity.application(),
-                address, state.label(), wallNow.minusNanos(now - stateSince), openedAt, inTransaction, accounting.leakSuspect(),
-                lastStatement(), bytesIn, bytesOut, key, borrowing.pooled(), borrowing.serverId(), pinReason());
+                address, state.label(), wallNow.minusNanos(now - stateSince), openedAt, inTransaction,
+                accounting.leakSuspect(), lastStatement(), bytesIn, bytesOut, key, borrowing.pooled(),
+                borrowing.serverId(), pinReason());
     }
 
     String pinReason() {

@@ -95,6 +95,7 @@ final class SessionAccounting {
 
     // ------------------------------------------------------------------ reported state and leaks
 
+    /** The protocol reports the session's state (SessionContext#stateChanged); CONNECTED sessions only. */
     void stateChanged(SessionState reported) {
         if (s.phase != Phase.CONNECTED || s.state == SessionState.UNKNOWN) {
             return;
@@ -148,6 +149,7 @@ final class SessionAccounting {
         }
     }
 
+    /** The leak timer fired: idle past leakDetectionThreshold (SessionTimers.Actions#leakSuspected). */
     void leakSuspected(long idleNanos) {
         if (s.phase != Phase.CONNECTED || leakSuspect || leakCandidate) {
             return;
@@ -161,6 +163,7 @@ final class SessionAccounting {
         }
     }
 
+    /** The client key's leak watch saw a sign that the client needs more connections. Call from any thread. */
     void underPressure(String why) {
         s.loop.execute(() -> {
             if (leakCandidate && s.phase == Phase.CONNECTED) {
@@ -195,6 +198,7 @@ final class SessionAccounting {
 
     // ------------------------------------------------------------------ identity and policy changes
 
+    /** The client named itself anew on a connected session (a MySQL COM_CHANGE_USER, say). */
     void rekey(ClientIdentity who) {
         s.identity = who;
         applyPolicy();
@@ -205,6 +209,7 @@ final class SessionAccounting {
      * Re-reads the client key and the limits in force from the current policy (after a reload, which may
      * have changed {@code clients.identity} as well as limits). Call from any thread.
      */
+    /** Re-reads the client key and limits from the policy in force (after a reload). Call from any thread. */
     void refresh() {
         s.loop.execute(() -> {
             if (s.identity == null || s.phase == Phase.CLOSED) {

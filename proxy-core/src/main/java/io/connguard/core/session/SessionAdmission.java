@@ -56,6 +56,9 @@ final class SessionAdmission {
         this.s = session;
     }
 
+    // ------------------------------------------------------------------ on identification
+
+    /** The client named itself: its key, limits and series, maxClientConnections, then a ticket. */
     void admit(ClientIdentity who) {
         s.identity = who;
         s.closing.cancelHandshakeTimer();
@@ -71,7 +74,8 @@ final class SessionAdmission {
         }
         clientCounted = true;
         if (s.lease != null) {
-            s.accounting.watchLeaks(s.listener.admission().hold(s.key, s.limits)); // between transactions the session holds no ticket
+            // between transactions the session holds no ticket
+            s.accounting.watchLeaks(s.listener.admission().hold(s.key, s.limits));
         }
         if (s.listener.pools() != null && s.borrowing.choosePool(who)) {
             return;
@@ -84,7 +88,8 @@ final class SessionAdmission {
         s.ticket = new Admission.Ticket(s.key, s.limits, s.loop, s);
         boolean early = reservation != null && s.upstream != null;
         Admission.Decision decision = early
-                ? s.listener.admission().request(s.ticket, reservation, true) : s.listener.admission().request(s.ticket);
+                ? s.listener.admission().request(s.ticket, reservation, true)
+                : s.listener.admission().request(s.ticket);
         s.accounting.watchLeaks(s.ticket.leaks());
         switch (decision) {
             case ADMITTED -> {
@@ -99,7 +104,8 @@ final class SessionAdmission {
             case PROBATION -> {
                 s.phase = Phase.PROBATION;
                 s.series.admission(Outcome.PROBATION);
-                s.closing.armHandshakeTimer(); // bounds the probation: then it waits for a slot like any other connection
+                // bounds the probation: then it waits for a slot like any other connection
+                s.closing.armHandshakeTimer();
                 s.log.debug("over its cap: on probation without a client slot");
                 s.protocol.earlyUpstream(EarlyUpstream.PROBATION);
             }
@@ -141,6 +147,7 @@ final class SessionAdmission {
         }
     }
 
+    /** Admission says this wait now counts as queued (Grantee#queued): into the client's queued gauge. */
     void queued() {
         if ((s.phase != Phase.QUEUED && (s.lease == null || !s.lease.queued())) || countedQueued) {
             return;
@@ -150,6 +157,9 @@ final class SessionAdmission {
         s.series.queuedDelta(1);
     }
 
+    // ------------------------------------------------------------------ probation and the early upstream
+
+    /** A session on probation asks for its slot after all (SessionContext#requestSlot). */
     void requestSlot() {
         if (s.phase != Phase.PROBATION) {
             return;
@@ -170,6 +180,7 @@ final class SessionAdmission {
         }
     }
 
+    /** Opens the upstream before the client is identified, on a listener reservation (MySQL); false if not. */
     boolean openUpstreamEarly() {
         if (s.phase != Phase.HANDSHAKE || s.identity != null || s.upstream != null || reservation != null
                 || s.listener.earlyDropsInARow().get() >= MAX_EARLY_DROPS_IN_A_ROW) {
@@ -220,6 +231,9 @@ final class SessionAdmission {
         s.protocol.earlyUpstream(EarlyUpstream.CLOSED);
     }
 
+    // ------------------------------------------------------------------ transaction mode
+
+    /** Transaction mode: the client starts a transaction between leases; admits it for a server connection. */
     void serverWanted() {
         if (s.lease == null || s.phase != Phase.CONNECTED || s.borrowing.lending() || !s.lease.idle()) {
             return;
@@ -251,6 +265,9 @@ final class SessionAdmission {
         }
     }
 
+    // ------------------------------------------------------------------ the grant
+
+    /** Admission granted the slot this session waited for (Grantee#admitted). */
     void admitted() {
         if (s.lease != null && s.lease.queued()) {
             Session.cancel(queueTimer);
@@ -273,6 +290,7 @@ final class SessionAdmission {
         }
     }
 
+    /** Admission refused the slot this session waited for (Grantee#rejected). */
     void rejected(Rejection why) {
         if (s.lease != null && s.lease.queued()) {
             Session.cancel(queueTimer);
@@ -332,6 +350,9 @@ final class SessionAdmission {
         s.close(null, error);
     }
 
+    // ------------------------------------------------------------------ the upstream
+
+    /** Granted: opens the upstream (or asks the pool for a server connection) and goes CONNECTING. */
     private void connect() {
         long now = enterConnecting();
         connectStartedAt = now;
@@ -395,7 +416,8 @@ final class SessionAdmission {
         s.log.at(Level.WARN).addKeyValue("reason", "upstream")
                 .log("cannot connect to upstream {}: {}", s.listener.config().upstream(), why);
         s.close(reason, new ProxyError(ProxyError.Kind.UPSTREAM_UNAVAILABLE,
-                "connguard could not connect to the database server " + s.listener.config().upstream() + ": " + why, ""));
+                "connguard could not connect to the database server " + s.listener.config().upstream() + ": " + why,
+                ""));
     }
 
     // ------------------------------------------------------------------ for the rest of the session

@@ -40,6 +40,7 @@ final class SessionTls {
         return clientTlsHandshaking;
     }
 
+    /** The protocol starts TLS with the server on the upstream channel; a failure closes the session. */
     Future<Channel> startUpstreamTls() {
         if (s.upstream == null) {
             return s.loop.newFailedFuture(new IllegalStateException("no upstream connection yet"));
@@ -54,6 +55,7 @@ final class SessionTls {
         });
     }
 
+    /** The protocol starts TLS with the client, fed the bytes it already read; a failure closes the session. */
     Future<ClientTlsSession> startClientTls(ByteBuf alreadyRead) {
         ClientTlsContext tls = s.listener.clientTls();
         if (s.phase == Phase.CLOSED || clientTlsStarted || tls == null) {
@@ -91,6 +93,7 @@ final class SessionTls {
         return result;
     }
 
+    /** The client asked for TLS on a listener that does not offer it: counted, logged once per client. */
     void clientTlsRefused(ClientIdentity who, String request) {
         s.listener.meters().clientTlsRefused();
         String client = describeForLog(who);
@@ -102,6 +105,7 @@ final class SessionTls {
         }
     }
 
+    /** The client came without TLS to a listener that requires it: counted, logged once, refused. */
     void plaintextRefused(ClientIdentity who) {
         if (s.phase == Phase.CLOSED) {
             return;
