@@ -59,10 +59,12 @@ final class PgSessionTracker {
 
     /** Transaction mode: what a pooler needs beyond the state (null otherwise). */
     private Pooling pooling;
-    /** Transaction mode: reads the text of every Query and Parse (null otherwise). */
+    /** Transaction mode: the text of every Query and Parse is read by a {@link PgStatementClassifier}. */
+    private boolean classifies;
+    /** The server's standard_conforming_strings as the client last saw it: how the texts are lexed. */
+    private boolean standardConformingStrings = true;
+    /** The classifier reading the current Query or Parse, borrowed for it; null between them. */
     private PgStatementClassifier classifier;
-    /** The current client message is a Query or Parse the classifier reads. */
-    private boolean classifying;
     /** Transaction mode: every ParameterStatus is read (name and value), not just application_name. */
     private byte[] parameter;
     private int parameterLength;
@@ -130,12 +132,17 @@ final class PgSessionTracker {
     }
 
     /**
-     * Transaction mode: reads the text of every Query and Parse with {@code classifier} and tells
-     * {@code pooling} what it needs to pin, follow parameters and return server connections.
+     * Transaction mode: reads the text of every Query and Parse with a {@link PgStatementClassifier} and
+     * tells {@code pooling} what it needs to pin, follow parameters and return server connections.
      */
-    void pool(PgStatementClassifier classifier, Pooling pooling) {
-        this.classifier = classifier;
+    void pool(Pooling pooling) {
+        this.classifies = true;
         this.pooling = pooling;
+    }
+
+    /** Transaction mode: the server's standard_conforming_strings changed; later texts are lexed by it. */
+    void standardConformingStrings(boolean on) {
+        standardConformingStrings = on;
     }
 
     /**
@@ -173,6 +180,7 @@ final class PgSessionTracker {
         }
         lastStatus = status;
         if (pooling != null) {
+            parameter = null; // ParameterStatus comes in bursts (start-up, a SET): an idle session keeps none
             pooling.ready(status, readyOwed == 0 && !batchOpen);
         }
         if (readyOwed > 0 || batchOpen) {
@@ -199,8 +207,8 @@ final class PgSessionTracker {
                     readyOwed++;
                     syncsSinceCommand = 0;
                     report(SessionState.ACTIVE);
-                    if (classifier != null) {
-                        classifying = true;
+                    if (classifies) {
+                        classifier = PgStatementClassifier.borrow(standardConformingStrings);
                         classifier.beginQuery();
                         return bodyLength;
                     }
@@ -210,8 +218,8 @@ final class PgSessionTracker {
                     statement.begin(true);
                     batchOpen = true;
                     report(SessionState.ACTIVE);
-                    if (classifier != null) {
-                        classifying = true;
+                    if (classifies) {
+                        classifier = PgStatementClassifier.borrow(standardConformingStrings);
                         classifier.beginParse();
                         return bodyLength;
                     }
@@ -253,17 +261,19 @@ final class PgSessionTracker {
         @Override
         public void onBody(ByteBuf buf, int index, int length) {
             statement.accept(buf, index, length);
-            if (classifying) {
+            if (classifier != null) {
                 classifier.accept(buf, index, length);
             }
         }
 
         @Override
         public void onMessageEnd(byte type) {
-            if (classifying) {
-                classifying = false;
-                classifier.finish();
-                pooling.classified(classifier);
+            if (classifier != null) {
+                PgStatementClassifier done = classifier;
+                classifier = null;
+                done.finish();
+                pooling.classified(done);
+                done.giveBack();
             }
         }
 

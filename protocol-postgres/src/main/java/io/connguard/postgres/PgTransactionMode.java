@@ -55,7 +55,6 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
     private final Consumer<ByteBuf> toClient;
     private final Runnable lent;
     private final Runnable released;
-    private final PgStatementClassifier classifier = new PgStatementClassifier();
     private final PgPreparedStatements prepared;
     /** The client's start-up parameters (case-insensitive names). */
     private final Map<String, String> wanted;
@@ -121,7 +120,7 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
         this.lent = lent;
         this.released = released;
         this.prepared = new PgPreparedStatements(CLIENT_STATEMENTS, context.alloc());
-        tracker.pool(classifier, this);
+        tracker.pool(this);
     }
 
     // ---------------------------------------------------------------- the start-up
@@ -455,7 +454,7 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
             return;
         }
         if (name.equalsIgnoreCase("standard_conforming_strings")) {
-            classifier.standardConformingStrings(!value.equalsIgnoreCase("off"));
+            tracker.standardConformingStrings(!value.equalsIgnoreCase("off"));
         }
         if (server != null) {
             server.parameter(name, value);
