@@ -5,7 +5,6 @@ import io.connguard.core.api.SessionState;
 import io.netty.buffer.ByteBuf;
 
 import java.nio.charset.StandardCharsets;
-import java.util.function.Consumer;
 
 /**
  * Follows one session's transaction state from the message types crossing the proxy and reports it to
@@ -35,8 +34,7 @@ final class PgSessionTracker {
 
     private final SessionContext context;
     private final PgStatementCapture statement;
-    private final Consumer<PgBackendKey> backendKeys;
-    private final Consumer<String> applicationNames;
+    private final Owner owner;
 
     final PgFrameScanner.Sink clientSink = new ClientMessages();
     final PgFrameScanner.Sink serverSink = new ServerMessages();
@@ -69,6 +67,15 @@ final class PgSessionTracker {
     private byte[] parameter;
     private int parameterLength;
     private boolean parameterTooLong;
+
+    /** The session the tracker reports to (an interface, not two lambdas: an idle session keeps fewer objects). */
+    interface Owner {
+        /** A BackendKeyData. */
+        void registerBackendKey(PgBackendKey key);
+
+        /** The server reported application_name (ParameterStatus). */
+        void applicationNameReported(String application);
+    }
 
     /** What a transaction-mode pooler hears from the tracker, in stream order. */
     interface Pooling {
@@ -105,16 +112,13 @@ final class PgSessionTracker {
     private int applicationNameLength;
 
     /**
-     * @param backendKeys      told each BackendKeyData
-     * @param applicationNames told each application_name the server reports (ParameterStatus), which is
-     *                         how a {@code SET application_name} after start-up becomes visible
+     * @param owner told each BackendKeyData and each application_name the server reports (ParameterStatus),
+     *              which is how a {@code SET application_name} after start-up becomes visible
      */
-    PgSessionTracker(SessionContext context, PgStatementCapture statement, Consumer<PgBackendKey> backendKeys,
-                     Consumer<String> applicationNames) {
+    PgSessionTracker(SessionContext context, PgStatementCapture statement, Owner owner) {
         this.context = context;
         this.statement = statement;
-        this.backendKeys = backendKeys;
-        this.applicationNames = applicationNames;
+        this.owner = owner;
     }
 
     /** The first ReadyForQuery has arrived: authentication and start-up are over. */
@@ -393,7 +397,7 @@ final class PgSessionTracker {
                     context.log().debug("BackendKeyData with a key of {} bytes: cancel requests cannot be routed",
                             declaredLength - 4);
                 } else {
-                    backendKeys.accept(key);
+                    owner.registerBackendKey(key);
                 }
             }
         }
@@ -413,7 +417,7 @@ final class PgSessionTracker {
             while (end < length && applicationName[end] != 0) {
                 end++;
             }
-            applicationNames.accept(new String(applicationName, 0, end, StandardCharsets.UTF_8));
+            owner.applicationNameReported(new String(applicationName, 0, end, StandardCharsets.UTF_8));
             applicationName = null; // rare: not worth keeping 64 bytes in every idle session
         }
 
