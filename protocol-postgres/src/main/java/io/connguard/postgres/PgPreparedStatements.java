@@ -67,17 +67,20 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
 
     /** Longest statement or portal name handled; longer names pass untouched (the server decides). */
     static final int MAX_NAME = 1024;
+    private static final byte[] NO_BYTES = new byte[0];
 
     private enum Phase { NAME, BODY, REST, DISCARD }
 
     private final Limits limits;
     private final ByteBufAllocator alloc;
     private final PgMessageCutter cutter;
-    /** Reads named Parse texts for pins; made at the first one (most idle clients never need it). */
-    private PgStatementClassifier classifier;
-    private final Map<Name, PgStatement> statements = new HashMap<>();
-    /** Grows to the longest name probed (at most 2 * MAX_NAME + 2 bytes): an idle client keeps a small one. */
-    private final Name probe = new Name(new byte[32], 0);
+    /** The client's named statements: made at the first one, dropped when the last is gone. */
+    private Map<Name, PgStatement> statements;
+    /**
+     * Grows to the longest name probed (at most 2 * MAX_NAME + 2 bytes); made at the first named statement
+     * a message names ({@link #probe()}): a client of unnamed statements and simple queries keeps none.
+     */
+    private Name probe;
     private long bytes;
 
     private final Consumer<ByteBuf> toServer = buf -> this.output.toServer(buf);
@@ -89,7 +92,8 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
     private int bodyLength;
     private boolean taking;
     private Phase phase;
-    private byte[] prefix = new byte[64];
+    /** The first bytes of the message being taken apart: made at the first such message, then kept. */
+    private byte[] prefix = NO_BYTES;
     private int prefixLength;
     private int nulsSeen;
     private Name parseName;
@@ -122,7 +126,7 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
     }
 
     int count() {
-        return statements.size();
+        return statements == null ? 0 : statements.size();
     }
 
     /** Bytes of the kept names and Parse bodies. */
@@ -132,14 +136,14 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
 
     /** Forgets every statement (DEALLOCATE ALL, DISCARD ALL). */
     void forgetAll() {
-        statements.clear();
+        statements = null;
         bytes = 0;
     }
 
     /** The client's Parse of {@code name} failed on the server (or was skipped after an error): forget it. */
     void parseFailed(Object name, PgStatement statement) {
-        if (name instanceof Name key && statements.get(key) == statement) {
-            statements.remove(key);
+        if (name instanceof Name key && statements != null && statements.get(key) == statement) {
+            forget(key);
             bytes -= key.length + statement.body().length;
         }
     }
@@ -239,7 +243,7 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
                 return length;
             }
             if (prefixLength == prefix.length) {
-                prefix = Arrays.copyOf(prefix, prefix.length * 2);
+                prefix = Arrays.copyOf(prefix, Math.max(64, prefix.length * 2));
             }
             prefix[prefixLength++] = b;
             if (b == 0) {
@@ -302,11 +306,11 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
             phase = Phase.DISCARD;
             return;
         }
-        Name name = probe.set(prefix, nameLength);
+        Name name = probe().set(prefix, nameLength);
         int textLength = bodyLength - prefixLength;
-        if (statements.containsKey(name)) {
+        if (statements != null && statements.containsKey(name)) {
             fail("42P05", "prepared statement \"" + name + "\" already exists");
-        } else if (statements.size() >= limits.maxStatements()) {
+        } else if (count() >= limits.maxStatements()) {
             fail("53400", "connguard keeps at most " + limits.maxStatements()
                     + " prepared statements per client connection; close some first");
         } else if (bytes + nameLength + textLength > limits.maxBytes()) {
@@ -328,6 +332,9 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
         Name name = parseName;
         parseBody = null;
         parseName = null;
+        if (statements == null) {
+            statements = new HashMap<>();
+        }
         statements.put(name, statement);
         bytes += name.length + statement.body().length;
         if (statement.pins() != 0) {
@@ -353,9 +360,10 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
             passPrefix(PgServerStatements.BIND, null);
             return;
         }
-        PgStatement statement = statements.get(probe.set(prefix, portalEnd + 1, nameLength));
+        Name name = probe().set(prefix, portalEnd + 1, nameLength);
+        PgStatement statement = statements == null ? null : statements.get(name);
         if (statement == null) {
-            fail("26000", "prepared statement \"" + probe + "\" does not exist");
+            fail("26000", "prepared statement \"" + name + "\" does not exist");
             phase = Phase.DISCARD;
             return;
         }
@@ -380,9 +388,9 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
             passPrefix(kindOf(type), null);
             return;
         }
-        Name name = probe.set(prefix, 1, prefixLength - 2);
+        Name name = probe().set(prefix, 1, prefixLength - 2);
         if (type == 'C') {
-            PgStatement closed = statements.remove(name);
+            PgStatement closed = forget(name);
             if (closed != null) {
                 bytes -= name.length + closed.body().length;
             }
@@ -390,7 +398,7 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
             server.answerLocally(output);
             return;
         }
-        PgStatement statement = statements.get(name);
+        PgStatement statement = statements == null ? null : statements.get(name);
         if (statement == null) {
             fail("26000", "prepared statement \"" + name + "\" does not exist");
             return;
@@ -447,13 +455,33 @@ final class PgPreparedStatements implements PgMessageCutter.Owner {
     }
 
     private int classify(byte[] body) {
-        if (classifier == null) {
-            classifier = new PgStatementClassifier();
-        }
+        PgStatementClassifier classifier = PgStatementClassifier.borrow(true);
         classifier.beginQuery();
         classifier.accept(Unpooled.wrappedBuffer(body), 0, body.length);
         classifier.finish();
-        return classifier.pinsStarted();
+        int pins = classifier.pinsStarted();
+        classifier.giveBack();
+        return pins;
+    }
+
+    /** The reusable name that probes the map; made at the first named statement. */
+    private Name probe() {
+        if (probe == null) {
+            probe = new Name(new byte[32], 0);
+        }
+        return probe;
+    }
+
+    /** Removes {@code name}'s statement; the map goes when it is empty. Returns the statement or null. */
+    private PgStatement forget(Name name) {
+        if (statements == null) {
+            return null;
+        }
+        PgStatement removed = statements.remove(name);
+        if (statements.isEmpty()) {
+            statements = null;
+        }
+        return removed;
     }
 
     private int indexOfNul(int from) {

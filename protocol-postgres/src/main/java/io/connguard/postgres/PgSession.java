@@ -23,7 +23,7 @@ import java.util.Locale;
  * @see <a href="https://www.postgresql.org/docs/current/protocol-flow.html">Message flow</a>,
  *     <a href="https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SSL">SSL session encryption</a>
  */
-final class PgSession implements ProtocolSession {
+final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTransactionMode.Client {
 
     private enum Phase {
         /** Reading SSLRequest / GSSENCRequest / CancelRequest / StartupMessage. */
@@ -56,7 +56,8 @@ final class PgSession implements ProtocolSession {
 
     private final SessionContext context;
     private final PgCancelRouter router;
-    private final PgStartupParser startupParser;
+    /** Reads the start-up packets and keeps early bytes; dropped when the relay starts (null from then on). */
+    private PgStartupParser startupParser;
     private final PgStatementCapture statement = new PgStatementCapture();
     private final PgSessionTracker tracker;
     private final PgFrameScanner clientScanner;
@@ -93,7 +94,7 @@ final class PgSession implements ProtocolSession {
         this.context = context;
         this.router = router;
         this.startupParser = new PgStartupParser(context.alloc());
-        this.tracker = new PgSessionTracker(context, statement, this::registerBackendKey, this::applicationNameReported);
+        this.tracker = new PgSessionTracker(context, statement, this);
         this.clientScanner = new PgFrameScanner(tracker.clientSink);
         this.serverScanner = new PgFrameScanner(tracker.serverSink);
     }
@@ -132,7 +133,9 @@ final class PgSession implements ProtocolSession {
                 // Packets are checked before the bound, so a bad length is refused as the server refuses it.
                 startupParser.feed(bytes);
                 readStartupPackets();
-                if (!startupParser.withinBound() && phase != Phase.FAILED && phase != Phase.CLOSED) {
+                // The relay may have started meanwhile (a pooled start-up answered at once): no parser then.
+                if (startupParser != null && !startupParser.withinBound() && phase != Phase.FAILED
+                        && phase != Phase.CLOSED) {
                     fail("client sent more than " + PgStartupParser.MAX_EARLY_BYTES
                             + " bytes before the server answered its StartupMessage");
                 }
@@ -403,9 +406,7 @@ final class PgSession implements ProtocolSession {
         }
         server = (PgServerConnection) lent;
         if (context.transactionPooled()) {
-            transactions = new PgTransactionMode(context, tracker, pooled.wanted(),
-                    () -> clientScanner.atBoundary() && serverScanner.atBoundary(), this::transactionToClient,
-                    this::serverLent, this::serverReleased);
+            transactions = new PgTransactionMode(context, tracker, pooled.wanted(), this);
         }
         ByteBuf query = transactions != null ? transactions.startupQuery(server) : pooled.applyQuery(server);
         if (query == null) {
@@ -429,7 +430,7 @@ final class PgSession implements ProtocolSession {
         if (transactions != null) {
             transactions.started(); // may give the server connection back at once
         }
-        ByteBuf early = startupParser.takeRemainder();
+        ByteBuf early = dropStartupParser();
         if (early != null) {
             onClientBytes(early);
         }
@@ -476,21 +477,29 @@ final class PgSession implements ProtocolSession {
         return transactions == null ? null : transactions.pinReason();
     }
 
+    @Override
+    public boolean streamsAtBoundary() {
+        return clientScanner.atBoundary() && serverScanner.atBoundary();
+    }
+
     /** Transaction mode: server bytes (rewritten for the client) on their way to it. */
-    private void transactionToClient(ByteBuf bytes) {
+    @Override
+    public void transactionToClient(ByteBuf bytes) {
         serverScanner.scan(bytes);
         context.toClient(bytes);
     }
 
     /** Transaction mode: cancel requests with the client's key now reach the lent connection's backend. */
-    private void serverLent() {
+    @Override
+    public void serverLent() {
         if (backendKey != null && server != null && server.backendKey() != null) {
             router.register(backendKey, context.listener().upstream(), server.backendKey());
         }
     }
 
     /** Transaction mode: the connection went back; a cancel between transactions reaches nothing. */
-    private void serverReleased() {
+    @Override
+    public void serverReleased() {
         server = null;
         if (backendKey != null) {
             router.registerIdle(backendKey, context.listener().upstream());
@@ -513,6 +522,13 @@ final class PgSession implements ProtocolSession {
         }
     }
 
+    /** The relay starts: the start-up parser is dropped (an idle session keeps none); returns what it held. */
+    private ByteBuf dropStartupParser() {
+        PgStartupParser parser = startupParser;
+        startupParser = null;
+        return parser == null ? null : parser.takeRemainder();
+    }
+
     /** Sends the held StartupMessage, then whatever the client sent early, and relays from then on. */
     private void startRelay() {
         phase = Phase.RELAY;
@@ -520,7 +536,7 @@ final class PgSession implements ProtocolSession {
         ByteBuf message = startup;
         startup = null;
         context.toUpstream(message);
-        ByteBuf early = startupParser.takeRemainder();
+        ByteBuf early = dropStartupParser();
         if (early != null) {
             onClientBytes(early);
         }
@@ -594,14 +610,16 @@ final class PgSession implements ProtocolSession {
      * pgjdbc sends as its first query unless {@code assumeMinServerVersion=9.0}): core re-keys the session
      * when it differs from the name the client is counted under.
      */
-    private void applicationNameReported(String application) {
+    @Override
+    public void applicationNameReported(String application) {
         if (identity != null && !application.equals(identity.application())) {
             identity = new ClientIdentity(identity.user(), identity.database(), application, identity.replication());
             context.identified(identity);
         }
     }
 
-    private void registerBackendKey(PgBackendKey key) {
+    @Override
+    public void registerBackendKey(PgBackendKey key) {
         InetSocketAddress upstream = context.listener().upstream();
         if (backendKey != null) {
             router.remove(backendKey, upstream);
@@ -660,17 +678,19 @@ final class PgSession implements ProtocolSession {
 
     @Override
     public void close() {
-        if (phase == Phase.STARTUP && !endedByCore && startupParser.buffered() > 0) {
+        if (phase == Phase.STARTUP && !endedByCore && startupParser != null && startupParser.buffered() > 0) {
             // The server's words for a connection that ends mid-packet; it sends nothing either.
             context.log().info("incomplete startup packet: the connection ended after {} bytes of it",
                     startupParser.buffered());
         }
-        if (sslRefused && phase == Phase.STARTUP && startupParser.buffered() == 0) {
+        if (sslRefused && phase == Phase.STARTUP && startupParser != null && startupParser.buffered() == 0) {
             // It hung up after the 'N' instead of going on in plaintext: it wanted TLS (sslmode=require).
             context.clientTlsRefused(null, "SSLRequest, answered N");
         }
         phase = Phase.CLOSED;
-        startupParser.release();
+        if (startupParser != null) {
+            startupParser.release();
+        }
         if (pooled != null) {
             pooled.release();
         }

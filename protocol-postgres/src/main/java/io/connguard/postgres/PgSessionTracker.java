@@ -5,7 +5,6 @@ import io.connguard.core.api.SessionState;
 import io.netty.buffer.ByteBuf;
 
 import java.nio.charset.StandardCharsets;
-import java.util.function.Consumer;
 
 /**
  * Follows one session's transaction state from the message types crossing the proxy and reports it to
@@ -35,8 +34,7 @@ final class PgSessionTracker {
 
     private final SessionContext context;
     private final PgStatementCapture statement;
-    private final Consumer<PgBackendKey> backendKeys;
-    private final Consumer<String> applicationNames;
+    private final Owner owner;
 
     final PgFrameScanner.Sink clientSink = new ClientMessages();
     final PgFrameScanner.Sink serverSink = new ServerMessages();
@@ -59,14 +57,25 @@ final class PgSessionTracker {
 
     /** Transaction mode: what a pooler needs beyond the state (null otherwise). */
     private Pooling pooling;
-    /** Transaction mode: reads the text of every Query and Parse (null otherwise). */
+    /** Transaction mode: the text of every Query and Parse is read by a {@link PgStatementClassifier}. */
+    private boolean classifies;
+    /** The server's standard_conforming_strings as the client last saw it: how the texts are lexed. */
+    private boolean standardConformingStrings = true;
+    /** The classifier reading the current Query or Parse, borrowed for it; null between them. */
     private PgStatementClassifier classifier;
-    /** The current client message is a Query or Parse the classifier reads. */
-    private boolean classifying;
     /** Transaction mode: every ParameterStatus is read (name and value), not just application_name. */
     private byte[] parameter;
     private int parameterLength;
     private boolean parameterTooLong;
+
+    /** The session the tracker reports to (an interface, not two lambdas: an idle session keeps fewer objects). */
+    interface Owner {
+        /** A BackendKeyData. */
+        void registerBackendKey(PgBackendKey key);
+
+        /** The server reported application_name (ParameterStatus). */
+        void applicationNameReported(String application);
+    }
 
     /** What a transaction-mode pooler hears from the tracker, in stream order. */
     interface Pooling {
@@ -103,16 +112,13 @@ final class PgSessionTracker {
     private int applicationNameLength;
 
     /**
-     * @param backendKeys      told each BackendKeyData
-     * @param applicationNames told each application_name the server reports (ParameterStatus), which is
-     *                         how a {@code SET application_name} after start-up becomes visible
+     * @param owner told each BackendKeyData and each application_name the server reports (ParameterStatus),
+     *              which is how a {@code SET application_name} after start-up becomes visible
      */
-    PgSessionTracker(SessionContext context, PgStatementCapture statement, Consumer<PgBackendKey> backendKeys,
-                     Consumer<String> applicationNames) {
+    PgSessionTracker(SessionContext context, PgStatementCapture statement, Owner owner) {
         this.context = context;
         this.statement = statement;
-        this.backendKeys = backendKeys;
-        this.applicationNames = applicationNames;
+        this.owner = owner;
     }
 
     /** The first ReadyForQuery has arrived: authentication and start-up are over. */
@@ -130,12 +136,17 @@ final class PgSessionTracker {
     }
 
     /**
-     * Transaction mode: reads the text of every Query and Parse with {@code classifier} and tells
-     * {@code pooling} what it needs to pin, follow parameters and return server connections.
+     * Transaction mode: reads the text of every Query and Parse with a {@link PgStatementClassifier} and
+     * tells {@code pooling} what it needs to pin, follow parameters and return server connections.
      */
-    void pool(PgStatementClassifier classifier, Pooling pooling) {
-        this.classifier = classifier;
+    void pool(Pooling pooling) {
+        this.classifies = true;
         this.pooling = pooling;
+    }
+
+    /** Transaction mode: the server's standard_conforming_strings changed; later texts are lexed by it. */
+    void standardConformingStrings(boolean on) {
+        standardConformingStrings = on;
     }
 
     /**
@@ -173,6 +184,7 @@ final class PgSessionTracker {
         }
         lastStatus = status;
         if (pooling != null) {
+            parameter = null; // ParameterStatus comes in bursts (start-up, a SET): an idle session keeps none
             pooling.ready(status, readyOwed == 0 && !batchOpen);
         }
         if (readyOwed > 0 || batchOpen) {
@@ -199,8 +211,8 @@ final class PgSessionTracker {
                     readyOwed++;
                     syncsSinceCommand = 0;
                     report(SessionState.ACTIVE);
-                    if (classifier != null) {
-                        classifying = true;
+                    if (classifies) {
+                        classifier = PgStatementClassifier.borrow(standardConformingStrings);
                         classifier.beginQuery();
                         return bodyLength;
                     }
@@ -210,8 +222,8 @@ final class PgSessionTracker {
                     statement.begin(true);
                     batchOpen = true;
                     report(SessionState.ACTIVE);
-                    if (classifier != null) {
-                        classifying = true;
+                    if (classifies) {
+                        classifier = PgStatementClassifier.borrow(standardConformingStrings);
                         classifier.beginParse();
                         return bodyLength;
                     }
@@ -253,17 +265,19 @@ final class PgSessionTracker {
         @Override
         public void onBody(ByteBuf buf, int index, int length) {
             statement.accept(buf, index, length);
-            if (classifying) {
+            if (classifier != null) {
                 classifier.accept(buf, index, length);
             }
         }
 
         @Override
         public void onMessageEnd(byte type) {
-            if (classifying) {
-                classifying = false;
-                classifier.finish();
-                pooling.classified(classifier);
+            if (classifier != null) {
+                PgStatementClassifier done = classifier;
+                classifier = null;
+                done.finish();
+                pooling.classified(done);
+                done.giveBack();
             }
         }
 
@@ -383,7 +397,7 @@ final class PgSessionTracker {
                     context.log().debug("BackendKeyData with a key of {} bytes: cancel requests cannot be routed",
                             declaredLength - 4);
                 } else {
-                    backendKeys.accept(key);
+                    owner.registerBackendKey(key);
                 }
             }
         }
@@ -403,7 +417,7 @@ final class PgSessionTracker {
             while (end < length && applicationName[end] != 0) {
                 end++;
             }
-            applicationNames.accept(new String(applicationName, 0, end, StandardCharsets.UTF_8));
+            owner.applicationNameReported(new String(applicationName, 0, end, StandardCharsets.UTF_8));
             applicationName = null; // rare: not worth keeping 64 bytes in every idle session
         }
 

@@ -2,6 +2,7 @@ package io.connguard.postgres;
 
 import io.connguard.core.api.ClientIdentity;
 import io.netty.buffer.ByteBuf;
+import io.netty.util.concurrent.FastThreadLocal;
 
 import java.nio.charset.StandardCharsets;
 import java.util.LinkedHashMap;
@@ -20,6 +21,9 @@ import java.util.Map;
  *     StartupMessage</a>
  */
 record PgStartupMessage(int major, int minor, Map<String, String> parameters) implements PgInitialPacket {
+
+    /** The last identity made on this thread (see {@link #identity()}). */
+    private static final FastThreadLocal<ClientIdentity> LAST_IDENTITY = new FastThreadLocal<>();
 
     PgStartupMessage {
         parameters = Map.copyOf(parameters);
@@ -144,7 +148,17 @@ record PgStartupMessage(int major, int minor, Map<String, String> parameters) im
         return value != null && (value.equals("database") || Boolean.TRUE.equals(parseBool(value)));
     }
 
+    /**
+     * Who the client says it is. Equal to the identity this thread made last (the clients of one application's
+     * pool), it is that one: their sessions share one record and its strings instead of keeping a copy each.
+     */
     ClientIdentity identity() {
-        return new ClientIdentity(user(), database(), applicationName(), replication());
+        ClientIdentity made = new ClientIdentity(user(), database(), applicationName(), replication());
+        ClientIdentity last = LAST_IDENTITY.getIfExists();
+        if (made.equals(last)) {
+            return last;
+        }
+        LAST_IDENTITY.set(made);
+        return made;
     }
 }

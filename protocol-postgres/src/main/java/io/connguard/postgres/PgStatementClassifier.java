@@ -1,6 +1,7 @@
 package io.connguard.postgres;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.util.concurrent.FastThreadLocal;
 
 import static io.connguard.postgres.PgSqlWords.NONE;
 
@@ -10,8 +11,10 @@ import static io.connguard.postgres.PgSqlWords.NONE;
  * parameters that can follow the client instead, and whether the text was too strange to be sure. It is
  * fed the body chunk by chunk as it crosses the proxy ({@link PgSqlLexer}), never aggregated: its memory
  * is a few fixed fields and two 64-byte buffers however long the text. Several statements per message,
- * comments, literals of every kind, case and white space anywhere are understood. One instance serves one
- * session (one event loop) and is reused for every message; reading the outcome allocates nothing.
+ * comments, literals of every kind, case and white space anywhere are understood. An instance reads one
+ * message at a time and is reused for the next; reading the outcome allocates nothing. Sessions
+ * {@link #borrow} one per message from their event loop's spare and {@link #giveBack} it at the message
+ * end, so that an idle session keeps none (a message split across reads keeps its own until its end).
  *
  * <p>Use: {@link #beginQuery()} or {@link #beginParse()}, {@link #accept} for each body chunk,
  * {@link #finish()} at the message end, then the accessors, or {@link #apply}.
@@ -74,6 +77,9 @@ final class PgStatementClassifier implements PgSqlLexer.Tokens {
     private static final int START = -2, ANY = -3;
     private static final int DONE = -1;
 
+    /** Each thread's spare instance: one suffices unless a message is split across reads. */
+    private static final FastThreadLocal<PgStatementClassifier> SPARE = new FastThreadLocal<>();
+
     private final PgSqlLexer lexer = new PgSqlLexer(this);
 
     private int started;
@@ -101,6 +107,28 @@ final class PgStatementClassifier implements PgSqlLexer.Tokens {
     private boolean bodySeen;
     private boolean expectLanguage;
     private boolean otherLanguage;
+
+    /**
+     * This thread's spare classifier, or a new one, set to {@code standardConformingStrings}: it reads one
+     * message, then goes back with {@link #giveBack}.
+     */
+    static PgStatementClassifier borrow(boolean standardConformingStrings) {
+        PgStatementClassifier classifier = SPARE.getIfExists();
+        if (classifier == null) {
+            classifier = new PgStatementClassifier();
+        } else {
+            SPARE.set(null);
+        }
+        classifier.standardConformingStrings(standardConformingStrings);
+        return classifier;
+    }
+
+    /** Done with a borrowed classifier (its outcome was read): it becomes this thread's spare, if it has none. */
+    void giveBack() {
+        if (SPARE.getIfExists() == null) {
+            SPARE.set(this);
+        }
+    }
 
     /** Follows the server's standard_conforming_strings (from ParameterStatus); on by default. */
     void standardConformingStrings(boolean on) {

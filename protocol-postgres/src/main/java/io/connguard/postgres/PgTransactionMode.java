@@ -2,17 +2,18 @@ package io.connguard.postgres;
 
 import io.connguard.core.api.SessionContext;
 import io.netty.buffer.ByteBuf;
+import io.netty.util.concurrent.FastThreadLocal;
 
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
-import java.util.function.BooleanSupplier;
-import java.util.function.Consumer;
 
 /**
  * One PostgreSQL client in transaction mode ({@code pool.mode: transaction}): it holds a server
@@ -48,14 +49,15 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
     private static final int MAX_REPLY = 1 << 20;
     /** What an unreported parameter is set to after a client's RESET or DISCARD: unknown, so it is set again. */
     private static final String UNKNOWN = new String("\0unknown");
+    /**
+     * The start-up target this event loop made last: a client whose start-up parameters are the same (every
+     * client of one application's pool) shares it, map and strings, instead of keeping its own copy.
+     */
+    private static final FastThreadLocal<Target> LAST_STARTUP = new FastThreadLocal<>();
 
     private final SessionContext context;
     private final PgSessionTracker tracker;
-    private final BooleanSupplier streamsAtBoundary;
-    private final Consumer<ByteBuf> toClient;
-    private final Runnable lent;
-    private final Runnable released;
-    private final PgStatementClassifier classifier = new PgStatementClassifier();
+    private final Client client;
     private final PgPreparedStatements prepared;
     /** The client's start-up parameters (case-insensitive names). */
     private final Map<String, String> wanted;
@@ -63,6 +65,23 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
     private Map<String, String> changes;
     /** What this client expects of a connection (start-up parameters, then changes), rebuilt when it changes. */
     private Target target;
+
+    /**
+     * The session of the client (an interface, not four lambdas: an idle client keeps fewer objects).
+     */
+    interface Client {
+        /** Whether both scanned streams stand between messages. */
+        boolean streamsAtBoundary();
+
+        /** Server bytes for the client (scanned and sent by the session). */
+        void transactionToClient(ByteBuf bytes);
+
+        /** A server connection was lent (cancel requests reach it now). */
+        void serverLent();
+
+        /** The server connection went back (cancel requests reach nothing). */
+        void serverReleased();
+    }
 
     /**
      * The parameters a client expects of a server connection. Clients with equal targets (the same start-up
@@ -104,24 +123,24 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
     private boolean resetNeeded;
 
     /**
-     * @param streamsAtBoundary whether both scanned streams stand between messages
-     * @param toClient          server bytes for the client (scanned and sent by the session)
-     * @param lent              a server connection was lent (cancel requests reach it now)
-     * @param released          the server connection went back (cancel requests reach nothing)
+     * @param client the session, told of lends and given the server's bytes for the client
      */
     PgTransactionMode(SessionContext context, PgSessionTracker tracker, Map<String, String> wanted,
-                      BooleanSupplier streamsAtBoundary, Consumer<ByteBuf> toClient, Runnable lent, Runnable released) {
+                      Client client) {
         this.context = context;
         this.tracker = tracker;
-        this.wanted = new TreeMap<>(String.CASE_INSENSITIVE_ORDER);
-        this.wanted.putAll(wanted);
-        this.target = new Target(this.wanted);
-        this.streamsAtBoundary = streamsAtBoundary;
-        this.toClient = toClient;
-        this.lent = lent;
-        this.released = released;
+        Map<String, String> sorted = new TreeMap<>(String.CASE_INSENSITIVE_ORDER);
+        sorted.putAll(wanted);
+        Target last = LAST_STARTUP.getIfExists();
+        if (last == null || !sameEntries(last.values, sorted)) {
+            last = new Target(sorted);
+            LAST_STARTUP.set(last);
+        }
+        this.wanted = last.values; // never changed: later changes go to new maps
+        this.target = last;
+        this.client = client;
         this.prepared = new PgPreparedStatements(CLIENT_STATEMENTS, context.alloc());
-        tracker.pool(classifier, this);
+        tracker.pool(this);
     }
 
     // ---------------------------------------------------------------- the start-up
@@ -138,7 +157,7 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
     /** The client has its start-up answer: what the server reports from now on follows the client. */
     void started() {
         started = true;
-        lent.run();
+        client.serverLent();
         checkRelease();
     }
 
@@ -181,7 +200,7 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
         asked = false;
         server = connection;
         resetNeeded = false;
-        lent.run();
+        client.serverLent();
         ByteBuf query = syncQuery(connection);
         if (query != null) {
             context.toUpstream(query);
@@ -372,14 +391,14 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
         if (server == null || syncReader != null || lost || held != null || pins != 0 || !started) {
             return;
         }
-        if (!tracker.settledIdle() || !streamsAtBoundary.getAsBoolean() || !prepared.atBoundary()
+        if (!tracker.settledIdle() || !client.streamsAtBoundary() || !prepared.atBoundary()
                 || !server.statements().idle() || server.statements().lost()) {
             return;
         }
         PgServerConnection done = server;
         server = null;
         done.parametersTracked();
-        released.run();
+        client.serverReleased();
         boolean reset = resetNeeded;
         resetNeeded = false;
         context.serverIdle(reset);
@@ -394,7 +413,7 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
 
     @Override
     public void toClient(ByteBuf buf) {
-        toClient.accept(buf);
+        client.transactionToClient(buf);
     }
 
     @Override
@@ -455,7 +474,7 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
             return;
         }
         if (name.equalsIgnoreCase("standard_conforming_strings")) {
-            classifier.standardConformingStrings(!value.equalsIgnoreCase("off"));
+            tracker.standardConformingStrings(!value.equalsIgnoreCase("off"));
         }
         if (server != null) {
             server.parameter(name, value);
@@ -558,6 +577,21 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
         String value = body.toString(body.readerIndex(), end - body.readerIndex(), StandardCharsets.UTF_8);
         body.readerIndex(end + 1);
         return value;
+    }
+
+    /** Whether two sorted maps hold the same names, spelt alike, with the same values. */
+    private static boolean sameEntries(Map<String, String> a, Map<String, String> b) {
+        if (a.size() != b.size()) {
+            return false;
+        }
+        Iterator<Map.Entry<String, String>> other = b.entrySet().iterator();
+        for (Map.Entry<String, String> entry : a.entrySet()) {
+            Map.Entry<String, String> that = other.next();
+            if (!entry.getKey().equals(that.getKey()) || !Objects.equals(entry.getValue(), that.getValue())) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static Set<String> caseInsensitive(String... names) {

@@ -227,6 +227,48 @@ class PgStatementClassifierTest {
     }
 
     @Test
+    void aBorrowedClassifierIsTheThreadsSpareAndTakesTheBorrowersSetting() {
+        PgStatementClassifier first = PgStatementClassifier.borrow(false);
+        byte[] sql = cstring("SELECT 'a\\'; LISTEN x; --'");
+        feed(first, sql, false, 5, false);
+        assertThat(describe(first)).as("standard_conforming_strings off").isEqualTo("");
+        first.giveBack();
+
+        PgStatementClassifier again = PgStatementClassifier.borrow(true);
+        assertThat(again).as("the spare is reused").isSameAs(first);
+        feed(again, sql, false, 5, false);
+        assertThat(describe(again)).as("the setting is the new borrower's").isEqualTo("+listen");
+        again.giveBack();
+    }
+
+    @Test
+    void messagesSplitAcrossReadsOfTwoSessionsOnOneThreadKeepTheirOwnClassifiers() {
+        byte[] listen = cstring("LISTEN x; SELECT '");
+        byte[] set = cstring("SET search_path = a");
+        ByteBuf a = Unpooled.wrappedBuffer(listen);
+        ByteBuf b = Unpooled.wrappedBuffer(set);
+
+        PgStatementClassifier first = PgStatementClassifier.borrow(true);
+        first.beginQuery();
+        first.accept(a, 0, 12);                          // session 1's Query ends in a later read
+        PgStatementClassifier second = PgStatementClassifier.borrow(true);
+        assertThat(second).as("the first is still reading").isNotSameAs(first);
+        second.beginQuery();
+        second.accept(b, 0, set.length);
+        second.finish();
+        assertThat(describe(second)).isEqualTo("+set");
+        second.giveBack();                               // becomes the spare
+
+        first.accept(a, 12, listen.length - 12);
+        first.finish();
+        assertThat(describe(first)).as("unterminated literal: unknown").isEqualTo("+listen +unknown");
+        first.giveBack();                                // the thread has a spare: dropped
+        assertThat(PgStatementClassifier.borrow(true)).isSameAs(second);
+        a.release();
+        b.release();
+    }
+
+    @Test
     void oneInstanceServesMessageAfterMessage() {
         PgStatementClassifier classifier = new PgStatementClassifier();
         feed(classifier, cstring("SELECT 'unterminated"), false, 4, false);
