@@ -99,10 +99,15 @@ class FleetIT {
         startReplicas(SHARED_REDIS, "15s", 20, "30s", 6);
         for (Database.Kind kind : List.of(Database.Kind.POSTGRES, Database.Kind.MYSQL)) {
             AtomicInteger most = new AtomicInteger();
+            java.util.concurrent.atomic.AtomicReference<String> atMost = new java.util.concurrent.atomic.AtomicReference<>("");
             AtomicBoolean watching = new AtomicBoolean(true);
             CompletableFuture<Void> watcher = CompletableFuture.runAsync(() -> {
                 while (watching.get()) {
-                    most.accumulateAndGet(serverCount(kind), Math::max);
+                    List<String> rows = serverConnections(kind);
+                    if (rows.size() > most.get()) {
+                        most.set(rows.size());
+                        atMost.set(String.join("\n", rows));
+                    }
                     sleep(20);
                 }
             }, clients);
@@ -121,7 +126,8 @@ class FleetIT {
             watching.set(false);
             watcher.get(10, TimeUnit.SECONDS);
             System.out.printf("FleetIT: %s: at most %d connections at once on the server for 15 offered%n", kind, most.get());
-            assertThat(most.get()).as("%s: the most connections the database saw for the client at once", kind)
+            assertThat(most.get()).as("%s: the most connections the database saw for the client at once:%n%s", kind,
+                            atMost.get())
                     .isLessThanOrEqualTo(6).isGreaterThanOrEqualTo(4);
             double queued = 0;
             for (Replica replica : replicas) {
@@ -191,7 +197,7 @@ class FleetIT {
             open.addAll(held);
             CompletableFuture<Connection> fleetOnly = connectLater(my, c);
             await().atMost(Duration.ofSeconds(60)).until(() -> queued(c) == 1);
-            assertThat(serverCount(my)).isEqualTo(4);
+            assertThat(serverConnections(my)).as("the database's connections of %s", MY_USER).hasSize(4);
 
             redis.stop();
             // Waiting only for the fleet's budget, it is admitted by the local caps once the store is away.
@@ -250,6 +256,9 @@ class FleetIT {
 
     private void startReplicas(int redisPort, String ttl, int localCap, String queueTimeout, int fleetCap)
             throws Exception {
+        // The MySQL client is a user of its own, shared by the tests: the database may still be tearing down
+        // the previous test's connections (slowly when it is busy), and those would be counted here.
+        await().atMost(Duration.ofSeconds(30)).until(() -> serverCount(Database.Kind.MYSQL) == 0);
         Database pg = RealDatabases.postgres();
         Database my = RealDatabases.mysql();
         String yaml = """
@@ -338,6 +347,26 @@ class FleetIT {
                 throw new AssertionError(e);
             }
         }, clients);
+    }
+
+    /**
+     * The database's connections for the test's client, one line each (id, command, state, seconds), asked
+     * of the database itself: what a failed count printed.
+     */
+    private List<String> serverConnections(Database.Kind kind) {
+        Database db = kind == Database.Kind.POSTGRES ? RealDatabases.postgres() : RealDatabases.mysql();
+        String sql = kind == Database.Kind.POSTGRES
+                ? "SELECT pid, state, backend_start::text, client_port FROM pg_stat_activity WHERE application_name = '" + app + "'"
+                : "SELECT ID, COMMAND, STATE, TIME FROM information_schema.PROCESSLIST WHERE USER = '" + MY_USER + "'";
+        List<String> rows = new ArrayList<>();
+        try (Connection c = db.connectDirect(); Statement s = c.createStatement(); ResultSet rs = s.executeQuery(sql)) {
+            while (rs.next()) {
+                rows.add(rs.getString(1) + " " + rs.getString(2) + " " + rs.getString(3) + " " + rs.getString(4));
+            }
+            return rows;
+        } catch (SQLException e) {
+            throw new AssertionError("cannot list " + kind + " connections: " + e, e);
+        }
     }
 
     /** How many connections the database has for the test's client, asked of the database itself. */
