@@ -1,8 +1,11 @@
 package io.connguard.mysql;
 
+import io.connguard.core.api.ClientIdentity;
 import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.ProtocolModule;
 import io.connguard.core.api.ProtocolSession;
+import io.connguard.core.api.ServerConnectionContext;
+import io.connguard.core.api.ServerConnectionProtocol;
 import io.connguard.core.api.SessionContext;
 
 import java.util.Map;
@@ -47,6 +50,25 @@ public final class MySqlModule implements ProtocolModule {
     @Override
     public ProtocolSession newSession(SessionContext context) {
         return new MySqlSession(this, context);
+    }
+
+    /** Session mode; transaction mode is not wired yet. */
+    @Override
+    public java.util.Set<String> poolModes() {
+        return java.util.Set.of("session");
+    }
+
+    @Override
+    public ServerConnectionProtocol newServerConnection(ServerConnectionContext context, ClientIdentity who,
+                                                        char[] password) {
+        return new MySqlServerConnection(context, who, password, null);
+    }
+
+    @Override
+    public ServerConnectionProtocol newServerConnection(ServerConnectionContext context, ClientIdentity who,
+                                                        char[] password, ProtocolSession client) {
+        return new MySqlServerConnection(context, who, password,
+                client instanceof MySqlSession session ? session.loginClient() : null);
     }
 
     long nextConnectionId() {

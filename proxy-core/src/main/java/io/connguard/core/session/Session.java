@@ -868,6 +868,20 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     }
 
     @Override
+    public ProtocolSession protocolSession() {
+        return protocol;
+    }
+
+    @Override
+    public boolean fits(ServerConnection connection) {
+        try {
+            return protocol == null || protocol.serverFits(connection.protocol());
+        } catch (RuntimeException e) {
+            return false;
+        }
+    }
+
+    @Override
     public void passwordNeeded(ServerConnection connection) {
         if (phase == Phase.CLOSED) {
             return;
