@@ -223,6 +223,19 @@ public final class RecordingSessionContext implements SessionContext {
         slotRequests++;
     }
 
+    /** Passwords given with {@link #passwordGiven} (pooled listeners), in order. */
+    public final List<String> passwords = new ArrayList<>();
+
+    @Override
+    public void passwordGiven(char[] password) {
+        passwords.add(new String(password));
+    }
+
+    /** Runs what was handed to {@link #eventLoop()} from other threads (or queued on it) so far. */
+    public void runPendingTasks() {
+        loop.runPendingTasks();
+    }
+
     @Override
     public void close() {
         closed = true;
