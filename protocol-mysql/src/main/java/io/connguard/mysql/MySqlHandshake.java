@@ -462,7 +462,12 @@ final class MySqlHandshake {
      * {@code allowPublicKeyRetrieval=true}), or the key it was given.
      */
     void requestPassword() {
-        if (closed || phase != Phase.AWAIT_ADMISSION) {
+        if (closed || (phase != Phase.AWAIT_ADMISSION && phase != Phase.AWAIT_SERVER)) {
+            return;
+        }
+        if (phase == Phase.AWAIT_ADMISSION && proven()) {
+            phase = Phase.AWAIT_SERVER;
+            context.passwordProven(); // a new server connection for it asks again: then the exchange follows
             return;
         }
         boolean tlsLeg = clientResponseSequence == 2;
@@ -491,6 +496,13 @@ final class MySqlHandshake {
         phase = Phase.PASSWORD;
         passwordStep = PasswordStep.SWITCHED;
         context.toClient(out);
+    }
+
+    /** Whether the client's response to the greeting proves the password its pool last logged in with. */
+    private boolean proven() {
+        MySqlPasswordProof proof = module.proof(MySqlModule.poolKey(context.listener().name(), response.user(),
+                response.database()));
+        return proof != null && proof.proves(response.authPlugin(), response.authData(), greetedWith.scramble());
     }
 
     private void readPassword() {

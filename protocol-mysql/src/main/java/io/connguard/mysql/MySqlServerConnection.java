@@ -71,6 +71,7 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
     private enum Phase { LOGIN, READY, RESET, CLOSED }
 
     private final ServerConnectionContext context;
+    private final MySqlModule module;
     private final ClientIdentity who;
     private final Client client;
     private final MySqlPacketAssembler packets;
@@ -93,7 +94,14 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
     private boolean charsetUnknown;
 
     MySqlServerConnection(ServerConnectionContext context, ClientIdentity who, char[] password, Client client) {
+        this(context, who, password, client, null);
+    }
+
+    /** {@code module} (may be null) learns the passwords its logins are accepted or refused with. */
+    MySqlServerConnection(ServerConnectionContext context, ClientIdentity who, char[] password, Client client,
+                          MySqlModule module) {
         this.context = context;
+        this.module = module;
         this.who = who;
         this.client = client;
         this.password = password == null ? null : utf8(password);
@@ -177,6 +185,9 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
             case DONE -> {
                 capabilities = login.capabilities();
                 threadId = login.threadId();
+                if (module != null) {
+                    module.accepted(poolKey(), password);
+                }
                 wipe();
                 phase = Phase.READY;
                 context.loggedIn(true); // MySQL checks a password for every account, an empty one too
@@ -185,6 +196,9 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
                 int code = login.errorCode();
                 String sqlState = login.sqlState() == null ? "HY000" : login.sqlState();
                 String message = login.errorMessage();
+                if (module != null && code == 1045) {
+                    module.refused(poolKey(), password);
+                }
                 wipe();
                 phase = Phase.CLOSED;
                 if (code >= 2000) {
@@ -336,6 +350,10 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
     }
 
     // ---------------------------------------------------------------- helpers
+
+    private String poolKey() {
+        return MySqlModule.poolKey(context.listener().name(), who.user(), who.database());
+    }
 
     private static void command(ByteBuf out, byte command, String argument) {
         int start = MySqlWire.startPacket(out, 0);

@@ -162,6 +162,48 @@ class MySqlPooledHandshakeTest {
     }
 
     @Test
+    void aClientWhoseResponseProvesThePoolsPasswordIsAdmittedWithoutGivingItUntilANewLoginNeedsIt() {
+        module.accepted(MySqlModule.poolKey("my", "cg_my_pool", "test"), "secret".getBytes(StandardCharsets.UTF_8));
+        Conversation c = new Conversation(module, POOLED);
+        byte[] greeting = c.toClient();
+        byte[] scramble = MySqlGreeting.decode(Unpooled.wrappedBuffer(greeting), 4, greeting.length - 4).scramble();
+        byte[] answer = MySqlAuthPlugins.nativePassword("secret".getBytes(StandardCharsets.UTF_8), scramble);
+        byte[] response = response(CLIENT, 45, "mysql_native_password", new byte[0]);
+        int at = indexOf(response, "cg_my_pool\0".getBytes(StandardCharsets.US_ASCII)) + 11 + 1; // after the user and the length
+        System.arraycopy(answer, 0, response, at, 20);
+        c.client(response);
+        c.session.requestPassword();
+        assertThat(c.context.recording.proven).isEqualTo(1);
+        assertThat(c.toClient()).as("nothing asked of the client").isEmpty();
+        c.session.requestPassword(); // a new server connection needs the password itself
+        byte[] authSwitch = c.toClient();
+        assertThat(Arrays.copyOfRange(authSwitch, 3, 27)).isEqualTo(concatBytes(new byte[] {2, (byte) 0xFE},
+                "caching_sha2_password\0".getBytes(StandardCharsets.US_ASCII)));
+        c.finish();
+
+        Conversation wrong = new Conversation(module, POOLED);
+        wrong.toClient();
+        wrong.client(response(CLIENT, 45, "mysql_native_password", new byte[0]));
+        wrong.session.requestPassword();
+        assertThat(wrong.context.recording.proven).isZero();
+        assertThat(wrong.toClient()[4]).as("the exchange: AuthSwitchRequest").isEqualTo((byte) 0xFE);
+        wrong.finish();
+    }
+
+    private static int indexOf(byte[] haystack, byte[] needle) {
+        outer:
+        for (int i = 0; i + needle.length <= haystack.length; i++) {
+            for (int j = 0; j < needle.length; j++) {
+                if (haystack[i + j] != needle[j]) {
+                    continue outer;
+                }
+            }
+            return i;
+        }
+        return -1;
+    }
+
+    @Test
     void aClientWhoseFramingDiffersDoesNotFitAConnection() {
         Conversation c = new Conversation(module, POOLED);
         c.toClient();

@@ -728,6 +728,17 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         takeTicket();
     }
 
+    @Override
+    public void passwordProven() {
+        if (phase == Phase.CLOSED || !awaitingPassword) {
+            return;
+        }
+        awaitingPassword = false;
+        cancel(handshakeTimer);
+        freshLogin = false;
+        takeTicket();
+    }
+
     // ------------------------------------------------------------------ transaction mode
 
     @Override

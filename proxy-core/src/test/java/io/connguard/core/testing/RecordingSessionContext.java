@@ -231,6 +231,14 @@ public final class RecordingSessionContext implements SessionContext {
         passwords.add(new String(password));
     }
 
+    /** How often {@link #passwordProven} was reported. */
+    public int proven;
+
+    @Override
+    public void passwordProven() {
+        proven++;
+    }
+
     /** Runs what was handed to {@link #eventLoop()} from other threads (or queued on it) so far. */
     public void runPendingTasks() {
         loop.runPendingTasks();
