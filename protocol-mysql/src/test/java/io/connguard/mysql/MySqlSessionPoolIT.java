@@ -276,6 +276,25 @@ class MySqlSessionPoolIT {
     }
 
     @Test
+    void aClientsCapCountsItsServerConnectionsAndTheNextOneWaitsThenIsRefused() throws Exception {
+        try (TestProxy proxy = MySqlIt.proxy("    pool:\n      mode: session\n      size: 4\n", """
+                    maxConnections: 1
+                    queueTimeout: 1s
+                    idleInTransactionTimeout: 0
+                    leakDetectionThreshold: 0
+                """);
+             Connection first = connect(proxy, PASSWORD)) {
+            assertThat(text(first, "SELECT 1")).isEqualTo("1");
+            long started = System.nanoTime();
+            assertThatThrownBy(() -> connect(proxy, PASSWORD).close())
+                    .isInstanceOfSatisfying(SQLException.class, e -> assertThat(e.getErrorCode()).isIn(1040, 1226));
+            assertThat(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started)).as("it waited in the queue")
+                    .isGreaterThanOrEqualTo(900);
+            assertThat(serverThreads()).hasSize(1);
+        }
+    }
+
+    @Test
     void killQueryWithTheGreetingIdReachesTheServerConnectionServingTheClient() throws Exception {
         try (TestProxy proxy = proxy("mode: session\nsize: 3");
              Connection sleeper = connect(proxy, PASSWORD);
