@@ -7,6 +7,7 @@ import io.connguard.core.api.ProxyError;
 import io.connguard.core.api.SessionContext;
 import io.netty.buffer.ByteBuf;
 
+import java.util.Arrays;
 import java.util.function.Consumer;
 
 import static io.connguard.mysql.MySqlCapabilities.CLIENT_MYSQL;
@@ -42,8 +43,13 @@ final class MySqlHandshake {
 
     private enum Phase {
         EARLY_CONNECTING, EARLY_GREETING, AWAIT_GREETING, AWAIT_RESPONSE, AWAIT_ADMISSION, UPSTREAM_GREETING,
-        UPSTREAM_TLS, AUTHENTICATING, DONE
+        UPSTREAM_TLS, AUTHENTICATING, DONE,
+        /** Pooled: connguard asks the client for its password; then it waits for a server connection. */
+        PASSWORD, AWAIT_SERVER, APPLYING
     }
+
+    /** Pooled: where the password exchange with the client stands. */
+    private enum PasswordStep { SWITCHED, FULL_AUTH, KEY_SENT }
 
     private static final int MAX_PACKET = 64 * 1024;
 
@@ -73,6 +79,12 @@ final class MySqlHandshake {
     private final MySqlPasswordExchange passwordExchange;
 
     private boolean closed;
+    /** Pooled listener: the client is authenticated by connguard and gets a pooled server connection. */
+    private final boolean pooled;
+    private MySqlGreeting greetedWith;
+    private PasswordStep passwordStep;
+    private byte[] passwordScramble;
+    private MySqlServerConnection lent;
 
     MySqlHandshake(MySqlModule module, SessionContext context, Consumer<Result> done) {
         this.module = module;
@@ -82,6 +94,7 @@ final class MySqlHandshake {
         this.clientPackets = new MySqlPacketAssembler(context.alloc(), MAX_PACKET);
         this.passwordExchange = new MySqlPasswordExchange(module, context, new ExchangeLegs());
         this.serverPackets = new MySqlPacketAssembler(context.alloc(), MAX_PACKET);
+        this.pooled = context.listener().pooled();
     }
 
     /**
@@ -89,7 +102,7 @@ final class MySqlHandshake {
      * before admission, from the cached greeting (or after probing the server for one) with a minted id.
      */
     void greet() {
-        if (context.openUpstreamEarly()) {
+        if (!pooled && context.openUpstreamEarly()) {
             phase = Phase.EARLY_CONNECTING;
             return;
         }
@@ -112,7 +125,8 @@ final class MySqlHandshake {
     }
 
     private void sendGreeting(MySqlGreeting serverGreeting) {
-        context.toClient(serverGreeting.forClient(givenId, offersTls()).encode(context.alloc(), 0));
+        greetedWith = serverGreeting.forClient(givenId, offersTls());
+        context.toClient(greetedWith.encode(context.alloc(), 0));
         phase = Phase.AWAIT_RESPONSE;
     }
 
@@ -122,7 +136,9 @@ final class MySqlHandshake {
             switch (phase) {
                 case AWAIT_RESPONSE -> readResponse();
                 case AUTHENTICATING -> relayClientPackets();
-                case DONE -> { }
+                case PASSWORD -> readPassword();
+                case DONE, AWAIT_SERVER, APPLYING -> { } // kept: the command phase reads them
+
                 default -> context.violation("the client sent data before the server could answer (" + phase + ")");
             }
         } catch (MalformedPacketException e) {
@@ -143,6 +159,8 @@ final class MySqlHandshake {
                 readServerGreeting();
             } else if (phase == Phase.AUTHENTICATING) {
                 relayServerPackets();
+            } else if (phase == Phase.APPLYING) {
+                readApplied();
             }
         } catch (MalformedPacketException e) {
             context.upstreamFailed("malformed server handshake: " + e.getMessage());
@@ -425,13 +443,274 @@ final class MySqlHandshake {
         }
     }
 
-    private static int okStatus(ByteBuf packet) {
+    /** The status flags of an OK packet (header at index 0). */
+    static int okStatus(ByteBuf packet) {
         int end = packet.writerIndex();
         int i = MySqlWire.HEADER_SIZE + 1;
         for (int field = 0; field < 2 && i < end; field++) {
             i += Math.max(1, MySqlWire.lenencSize(packet.getUnsignedByte(i)));
         }
         return i + 2 <= end ? packet.getUnsignedShortLE(i) : 0;
+    }
+
+    // ---------------------------------------------------------------- pooled listeners
+
+    /**
+     * Asks the client for its password: over a TLS client leg with an AuthSwitchRequest to
+     * mysql_clear_password; over a plaintext one with caching_sha2_password's full authentication, the password
+     * RSA-encrypted with connguard's own key (the client asks for it: Connector/J needs
+     * {@code allowPublicKeyRetrieval=true}), or the key it was given.
+     */
+    void requestPassword() {
+        if (closed || (phase != Phase.AWAIT_ADMISSION && phase != Phase.AWAIT_SERVER)) {
+            return;
+        }
+        if (phase == Phase.AWAIT_ADMISSION && proven()) {
+            phase = Phase.AWAIT_SERVER;
+            context.passwordProven(); // a new server connection for it asks again: then the exchange follows
+            return;
+        }
+        boolean tlsLeg = clientResponseSequence == 2;
+        if (MySqlAuthPlugins.CACHING_SHA2.equals(response.authPlugin())) {
+            // Its response already answers the greeting's scramble with caching_sha2_password (Connector/J 9
+            // keeps that plugin's state across a switch to the same plugin): ask for the full authentication.
+            passwordScramble = greetedWith.scramble();
+            phase = Phase.PASSWORD;
+            passwordStep = PasswordStep.FULL_AUTH;
+            moreData(new byte[] {0x04});
+            return;
+        }
+        String plugin = tlsLeg ? MySqlAuthPlugins.CLEAR : MySqlAuthPlugins.CACHING_SHA2;
+        passwordScramble = new byte[20];
+        java.util.concurrent.ThreadLocalRandom random = java.util.concurrent.ThreadLocalRandom.current();
+        for (int i = 0; i < passwordScramble.length; i++) {
+            passwordScramble[i] = (byte) random.nextInt(0x21, 0x7F);
+        }
+        ByteBuf out = context.alloc().buffer(64);
+        int start = MySqlWire.startPacket(out, nextClientSequence);
+        out.writeByte(MySqlWire.EOF);
+        MySqlWire.writeNulTerminatedString(out, plugin);
+        out.writeBytes(passwordScramble).writeByte(0);
+        MySqlWire.finishPacket(out, start);
+        nextClientSequence = (nextClientSequence + 1) & 0xFF;
+        phase = Phase.PASSWORD;
+        passwordStep = PasswordStep.SWITCHED;
+        context.toClient(out);
+    }
+
+    /** Whether the client's response to the greeting proves the password its pool last logged in with. */
+    private boolean proven() {
+        MySqlPasswordProof proof = module.proof(MySqlModule.poolKey(context.listener().name(), response.user(),
+                response.database()));
+        return proof != null && proof.proves(response.authPlugin(), response.authData(), greetedWith.scramble());
+    }
+
+    private void readPassword() {
+        ByteBuf packet;
+        while (phase == Phase.PASSWORD && (packet = clientPackets.next()) != null) {
+            try {
+                int sequenceId = packet.getUnsignedByte(3);
+                if (sequenceId != nextClientSequence) {
+                    throw new MalformedPacketException("authentication packet with sequence id " + sequenceId
+                            + ", expected " + nextClientSequence);
+                }
+                nextClientSequence = (sequenceId + 1) & 0xFF;
+                int length = packet.readableBytes() - MySqlWire.HEADER_SIZE;
+                byte[] data = new byte[length];
+                packet.getBytes(MySqlWire.HEADER_SIZE, data);
+                packet.setZero(0, packet.capacity());
+                passwordPacket(data);
+            } finally {
+                packet.release();
+            }
+        }
+    }
+
+    /** One answer of the client in the password exchange (its payload; wiped here). */
+    private void passwordPacket(byte[] data) {
+        boolean clear = clientResponseSequence == 2;
+        switch (passwordStep) {
+            case SWITCHED -> {
+                if (clear || data.length == 0) {
+                    give(data); // mysql_clear_password, or caching_sha2_password's empty password
+                    return;
+                }
+                Arrays.fill(data, (byte) 0);
+                passwordStep = PasswordStep.FULL_AUTH;
+                moreData(new byte[] {0x04}); // AuthMoreData: perform full authentication
+            }
+            case FULL_AUTH -> {
+                if (clear || (data.length == 1 && data[0] == 0)) {
+                    give(data);
+                } else if (data.length == 1 && data[0] == 0x02) {
+                    passwordStep = PasswordStep.KEY_SENT;
+                    sendOwnKey();
+                } else {
+                    decrypt(data); // the client had connguard's key already
+                }
+            }
+            case KEY_SENT -> decrypt(data);
+        }
+    }
+
+    /**
+     * Decrypts the client's password off the event loop (RSA blinding reads the system's random source) and
+     * gives it to core back on the loop.
+     */
+    private void decrypt(byte[] blob) {
+        java.util.concurrent.CompletableFuture<java.security.KeyPair> key = module.ownRsaKey();
+        if (!key.isDone()) {
+            throw new MalformedPacketException("an encrypted password before connguard's key was offered");
+        }
+        phase = Phase.AWAIT_SERVER;
+        byte[] scramble = passwordScramble;
+        java.util.concurrent.CompletableFuture.supplyAsync(() -> MySqlRsa.decrypt(blob, scramble, key.join().getPrivate()))
+                .whenComplete((password, failure) -> context.eventLoop().execute(() -> {
+                    if (closed) {
+                        if (password != null) {
+                            Arrays.fill(password, (byte) 0);
+                        }
+                    } else if (password == null) {
+                        context.violation("the client's RSA-encrypted password cannot be read");
+                    } else {
+                        give(password);
+                    }
+                }));
+    }
+
+    private void sendOwnKey() {
+        java.util.concurrent.CompletableFuture<java.security.KeyPair> key = module.ownRsaKey();
+        Runnable send = () -> {
+            moreData(MySqlRsa.pem(key.join().getPublic()).getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+        };
+        if (key.isDone()) {
+            send.run();
+        } else {
+            key.whenComplete((pair, failure) -> context.eventLoop().execute(() -> {
+                if (!closed && phase == Phase.PASSWORD) {
+                    if (pair == null) {
+                        context.upstreamFailed("connguard's RSA key could not be made: " + failure);
+                    } else {
+                        send.run();
+                    }
+                }
+            }));
+        }
+    }
+
+    /** An AuthMoreData packet: its 0x01 marker, then {@code data}; without the marker for whom it must be. */
+    private void moreData(byte[] data) {
+        if (markerlessMoreData()) {
+            toClientPacket(data);
+            return;
+        }
+        byte[] payload = new byte[1 + data.length];
+        payload[0] = 0x01;
+        System.arraycopy(data, 0, payload, 1, data.length);
+        toClientPacket(payload);
+    }
+
+    /**
+     * MySQL Connector/J reads MariaDB's server version "5.5.5-10..." as 5.5.5, older than 5.5.16, whose
+     * AuthMoreData packets had no 0x01 marker, and so takes the marker for data: it gets them without.
+     */
+    private boolean markerlessMoreData() {
+        byte[] attributes = response.attributes();
+        if (!greetedWith.serverVersion().startsWith("5.5.5-") || attributes == null || attributes.length == 0) {
+            return false;
+        }
+        try {
+            return "MySQL Connector/J".equals(MySqlHandshakeResponse.attribute(
+                    io.netty.buffer.Unpooled.wrappedBuffer(attributes), 0, attributes.length, "_client_name"));
+        } catch (MalformedPacketException | IndexOutOfBoundsException e) {
+            return false;
+        }
+    }
+
+    private void toClientPacket(byte[] payload) {
+        ByteBuf out = context.alloc().buffer(MySqlWire.HEADER_SIZE + payload.length);
+        int start = MySqlWire.startPacket(out, nextClientSequence);
+        out.writeBytes(payload);
+        MySqlWire.finishPacket(out, start);
+        nextClientSequence = (nextClientSequence + 1) & 0xFF;
+        context.toClient(out);
+    }
+
+    /** The client's password (UTF-8, perhaps NUL-terminated; wiped here) goes to core. */
+    private void give(byte[] password) {
+        int length = password.length > 0 && password[password.length - 1] == 0 ? password.length - 1 : password.length;
+        java.nio.CharBuffer chars = java.nio.charset.StandardCharsets.UTF_8.decode(java.nio.ByteBuffer.wrap(password, 0, length));
+        char[] given = new char[chars.remaining()];
+        chars.get(given);
+        Arrays.fill(password, (byte) 0);
+        if (chars.hasArray()) {
+            Arrays.fill(chars.array(), '\0');
+        }
+        phase = Phase.AWAIT_SERVER;
+        context.passwordGiven(given);
+    }
+
+    /** The sequence id the client expects next from connguard during the connection phase. */
+    int nextSequenceId() {
+        return nextClientSequence;
+    }
+
+    /** The client's HandshakeResponse41 (pooled: what its server connection's login uses), or null before it. */
+    MySqlHandshakeResponse response() {
+        return response;
+    }
+
+    /**
+     * Pooled: a server connection is lent to the client. Its thread id stands behind the client's id (KILL),
+     * the client's character set is set on it when the connection has another, and the client gets its OK.
+     */
+    void serverLent(MySqlServerConnection server) {
+        if (closed || (phase != Phase.AWAIT_SERVER && phase != Phase.AWAIT_ADMISSION)) {
+            return;
+        }
+        lent = server;
+        register(givenId, server.threadId());
+        capabilities = negotiate(response.capabilities(), greetedWith.capabilities());
+        int wanted = response.charset() & 0xFF;
+        if (server.collation() != wanted) {
+            ByteBuf out = context.alloc().buffer(128);
+            int start = MySqlWire.startPacket(out, 0);
+            out.writeByte(MySqlCommand.COM_QUERY);
+            out.writeCharSequence(MySqlServerConnection.charsetStatement(wanted), java.nio.charset.StandardCharsets.US_ASCII);
+            MySqlWire.finishPacket(out, start);
+            phase = Phase.APPLYING;
+            context.toUpstream(out);
+            return;
+        }
+        finishLend();
+    }
+
+    /** The answer to the character set statement. */
+    private void readApplied() {
+        ByteBuf packet = serverPackets.next();
+        if (packet == null) {
+            return;
+        }
+        try {
+            int first = packet.readableBytes() > MySqlWire.HEADER_SIZE ? packet.getUnsignedByte(MySqlWire.HEADER_SIZE) : -1;
+            // An ERR: a collation id this server does not know; its own login would have fallen back the same way.
+            lent.collation(first == MySqlWire.OK ? response.charset() & 0xFF : -1);
+        } finally {
+            packet.release();
+        }
+        finishLend();
+    }
+
+    private void finishLend() {
+        int status = lent.status();
+        ByteBuf ok = context.alloc().buffer(MySqlWire.HEADER_SIZE + 7);
+        int start = MySqlWire.startPacket(ok, nextClientSequence);
+        ok.writeByte(MySqlWire.OK).writeByte(0).writeByte(0).writeShortLE(status).writeShortLE(0);
+        MySqlWire.finishPacket(ok, start);
+        context.toClient(ok);
+        phase = Phase.DONE;
+        done.accept(new Result(capabilities, response.charset(), status, identity, clientPackets.takeRest(),
+                serverPackets.takeRest()));
     }
 
     ByteBuf clientError(ProxyError error) {

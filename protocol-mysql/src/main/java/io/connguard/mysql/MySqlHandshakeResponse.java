@@ -24,9 +24,11 @@ import static io.connguard.mysql.MySqlCapabilities.CLIENT_SSL;
  * @param capabilities classic flags in the low 32 bits, MariaDB extended capabilities in the high 32
  * @param attributes   the connection attributes' key/value bytes as sent (without their total length)
  * @param sslRequest   the packet was an SSLRequest: the client wants TLS before the rest
+ * @param authData     the auth response to the greeting's scramble, for {@code authPlugin}
  */
 record MySqlHandshakeResponse(long capabilities, long maxPacketSize, int charset, String user, String database,
-                              String authPlugin, byte[] attributes, String programName, boolean sslRequest) {
+                              String authPlugin, byte[] attributes, String programName, boolean sslRequest,
+                              byte[] authData) {
 
     /** The plugin named upstream: unknown to every server, so every account's plugin switches to itself. */
     static final String SWITCH_PLUGIN = "connguard_auth_switch";
@@ -47,22 +49,30 @@ record MySqlHandshakeResponse(long capabilities, long maxPacketSize, int charset
             capabilities |= MySqlWire.readInt4(buf, index + 28, end) << 32;
         }
         if (length == FIXED_PART && (capabilities & CLIENT_SSL) != 0) {
-            return new MySqlHandshakeResponse(capabilities, maxPacket, charset, "", "", "", new byte[0], "", true);
+            return new MySqlHandshakeResponse(capabilities, maxPacket, charset, "", "", "", new byte[0], "", true,
+                    new byte[0]);
         }
         int i = index + FIXED_PART;
         int nul = MySqlWire.nulIndex(buf, i, end);
         String user = buf.toString(i, nul - i, StandardCharsets.UTF_8);
         i = nul + 1;
+        int authStart;
         if ((capabilities & CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA) != 0) {
             long authLength = MySqlWire.readLenencInt(buf, i, end);
             i += MySqlWire.lenencSize(buf.getUnsignedByte(i));
+            authStart = i;
             i += checkedLength(authLength, i, end);
         } else if ((capabilities & CLIENT_SECURE_CONNECTION) != 0) {
             int authLength = MySqlWire.readInt1(buf, i, end);
+            authStart = i + 1;
             i += 1 + checkedLength(authLength, i + 1, end);
         } else {
+            authStart = i;
             i = MySqlWire.nulIndex(buf, i, end) + 1;
         }
+        byte[] authData = new byte[Math.max(0, i - authStart - ((capabilities & (CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+                | CLIENT_SECURE_CONNECTION)) == 0 ? 1 : 0))];
+        buf.getBytes(authStart, authData);
         String database = "";
         if ((capabilities & CLIENT_CONNECT_WITH_DB) != 0 && i < end) {
             nul = MySqlWire.nulIndex(buf, i, end);
@@ -87,7 +97,7 @@ record MySqlHandshakeResponse(long capabilities, long maxPacketSize, int charset
             programName = attribute(buf, i, attributesEnd, "program_name");
         }
         return new MySqlHandshakeResponse(capabilities, maxPacket, charset, user, database, plugin, attributes,
-                programName, false);
+                programName, false, authData);
     }
 
     /** The value of one connection attribute in the key/value pairs between {@code index} and {@code end}. */

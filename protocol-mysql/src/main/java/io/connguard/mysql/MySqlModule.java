@@ -1,8 +1,11 @@
 package io.connguard.mysql;
 
+import io.connguard.core.api.ClientIdentity;
 import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.ProtocolModule;
 import io.connguard.core.api.ProtocolSession;
+import io.connguard.core.api.ServerConnectionContext;
+import io.connguard.core.api.ServerConnectionProtocol;
 import io.connguard.core.api.SessionContext;
 
 import java.util.Map;
@@ -32,6 +35,8 @@ public final class MySqlModule implements ProtocolModule {
     private final Map<String, MySqlThreadIds> threadIds = new ConcurrentHashMap<>();
     private final AtomicLong connectionCounter = new AtomicLong();
     private volatile java.util.concurrent.CompletableFuture<java.security.KeyPair> rsaKey;
+    /** Pooled listeners: per pool, how to check a client's scramble response against the password last accepted. */
+    private final Map<String, MySqlPasswordProof> proofs = new ConcurrentHashMap<>();
 
     @Override
     public String id() {
@@ -47,6 +52,25 @@ public final class MySqlModule implements ProtocolModule {
     @Override
     public ProtocolSession newSession(SessionContext context) {
         return new MySqlSession(this, context);
+    }
+
+    /** Session mode; transaction mode is not wired yet. */
+    @Override
+    public java.util.Set<String> poolModes() {
+        return java.util.Set.of("session");
+    }
+
+    @Override
+    public ServerConnectionProtocol newServerConnection(ServerConnectionContext context, ClientIdentity who,
+                                                        char[] password) {
+        return new MySqlServerConnection(context, who, password, null, this);
+    }
+
+    @Override
+    public ServerConnectionProtocol newServerConnection(ServerConnectionContext context, ClientIdentity who,
+                                                        char[] password, ProtocolSession client) {
+        return new MySqlServerConnection(context, who, password,
+                client instanceof MySqlSession session ? session.loginClient() : null, this);
     }
 
     long nextConnectionId() {
@@ -98,6 +122,29 @@ public final class MySqlModule implements ProtocolModule {
             }
         }
         return key;
+    }
+
+    /** Pooled listeners: the key of the pool of (listener, user, database). */
+    static String poolKey(String listener, String user, String database) {
+        return listener + '\0' + user + '\0' + (database == null ? "" : database);
+    }
+
+    /** The proof of the password a server login of the pool {@code key} was last accepted with, or null. */
+    MySqlPasswordProof proof(String key) {
+        return proofs.get(key);
+    }
+
+    /** A server login of pool {@code key} was accepted with {@code password} (UTF-8). */
+    void accepted(String key, byte[] password) {
+        proofs.put(key, MySqlPasswordProof.of(password));
+    }
+
+    /** A server login of pool {@code key} was refused for {@code password}: its proof is forgotten if it is that one's. */
+    void refused(String key, byte[] password) {
+        MySqlPasswordProof known = proofs.get(key);
+        if (known != null && known.matches(password)) {
+            proofs.remove(key, known);
+        }
     }
 
     /** The thread ids of the listener's live sessions. */

@@ -23,6 +23,7 @@ import java.util.Base64;
 final class MySqlRsa {
 
     private static final String OAEP = "RSA/ECB/OAEPWithSHA-1AndMGF1Padding";
+    private static final String PKCS1 = "RSA/ECB/PKCS1Padding";
 
     private MySqlRsa() {
     }
@@ -69,13 +70,22 @@ final class MySqlRsa {
         }
     }
 
-    /** The NUL-terminated password a client encrypted for {@code key} with {@code scramble}. */
+    /**
+     * The NUL-terminated password a client encrypted for {@code key} with {@code scramble}: OAEP padding, or
+     * PKCS #1 v1.5, which MySQL Connector/J uses for servers older than 8.0.5 (MariaDB's "5.5.5-" version).
+     */
     static byte[] decrypt(byte[] blob, byte[] scramble, PrivateKey key) {
         byte[] mixed = null;
         try {
-            Cipher cipher = Cipher.getInstance(OAEP);
-            cipher.init(Cipher.DECRYPT_MODE, key);
-            mixed = cipher.doFinal(blob);
+            try {
+                Cipher cipher = Cipher.getInstance(OAEP);
+                cipher.init(Cipher.DECRYPT_MODE, key);
+                mixed = cipher.doFinal(blob);
+            } catch (javax.crypto.BadPaddingException notOaep) {
+                Cipher cipher = Cipher.getInstance(PKCS1);
+                cipher.init(Cipher.DECRYPT_MODE, key);
+                mixed = cipher.doFinal(blob);
+            }
             return xor(mixed, scramble);
         } catch (GeneralSecurityException e) {
             throw new MalformedPacketException("the client's RSA-encrypted password cannot be decrypted");

@@ -53,6 +53,8 @@ final class MySqlServerLogin {
     /** Capabilities always asked for when the server has them: what this login itself needs. */
     static final long REQUIRED = CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH
             | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | CLIENT_SESSION_TRACK;
+    /** What the login needs without session tracking (session mode: responses framed as its client negotiated). */
+    static final long REQUIRED_UNTRACKED = REQUIRED & ~CLIENT_SESSION_TRACK;
     static final int MAX_PACKET = 1 << 24;
 
     /** connguard's own refusals (the client library's range, as libmysqlclient reports them). */
@@ -65,6 +67,7 @@ final class MySqlServerLogin {
 
     private Credentials credentials;
     private final long wanted;
+    private final long required;
     private final boolean tls;
     private final ByteBufAllocator alloc;
     private PublicKey serverKey;
@@ -89,8 +92,15 @@ final class MySqlServerLogin {
      *                  TLS; null: asked from the server when needed
      */
     MySqlServerLogin(Credentials credentials, long wanted, boolean tls, PublicKey serverKey, ByteBufAllocator alloc) {
+        this(credentials, wanted, true, tls, serverKey, alloc);
+    }
+
+    /** As above; {@code track}: ask for {@code CLIENT_SESSION_TRACK} even when {@code wanted} has not. */
+    MySqlServerLogin(Credentials credentials, long wanted, boolean track, boolean tls, PublicKey serverKey,
+                     ByteBufAllocator alloc) {
         this.credentials = credentials;
         this.wanted = wanted;
+        this.required = track ? REQUIRED : REQUIRED_UNTRACKED;
         this.tls = tls;
         this.serverKey = serverKey;
         this.alloc = alloc;
@@ -117,6 +127,21 @@ final class MySqlServerLogin {
         }
         state = State.AUTH;
         return respond(2);
+    }
+
+    /**
+     * The capabilities a login asks for {@code wanted} (with {@code required}) from a server that offers
+     * {@code server}, without TLS, schema and connection attributes (they depend on the credentials).
+     */
+    static long capabilitiesFor(long wanted, long required, long server) {
+        long asked = (wanted | required) & ~CLIENT_SSL & ~CLIENT_CONNECT_WITH_DB & ~CLIENT_CONNECT_ATTRS
+                & ~MySqlCapabilities.HIDDEN_FROM_CLIENT;
+        if ((server & CLIENT_MYSQL) != 0) {
+            asked &= 0xFFFFFFFFL;                               // MariaDB extensions only for a MariaDB server
+        } else {
+            asked &= ~CLIENT_MYSQL;
+        }
+        return asked & server;
     }
 
     /**
@@ -215,18 +240,12 @@ final class MySqlServerLogin {
         if ((server & CLIENT_PROTOCOL_41) == 0 || (server & CLIENT_PLUGIN_AUTH) == 0) {
             return fail(CR_UNKNOWN_ERROR, "the server does not speak protocol 4.1 with auth plugins");
         }
-        long asked = (wanted | REQUIRED) & ~CLIENT_SSL & ~CLIENT_CONNECT_WITH_DB & ~CLIENT_CONNECT_ATTRS
-                & ~MySqlCapabilities.HIDDEN_FROM_CLIENT;
+        long asked = capabilitiesFor(wanted, required, server);
         if (credentials.database() != null && !credentials.database().isEmpty()) {
             asked |= CLIENT_CONNECT_WITH_DB;
         }
         if (credentials.attributes().length > 0) {
             asked |= CLIENT_CONNECT_ATTRS;
-        }
-        if ((server & CLIENT_MYSQL) != 0) {
-            asked &= 0xFFFFFFFFL;                               // MariaDB extensions only for a MariaDB server
-        } else {
-            asked &= ~CLIENT_MYSQL;
         }
         capabilities = asked & server;
         plugin = greeting.authPluginName().isEmpty() ? MySqlAuthPlugins.NATIVE : greeting.authPluginName();

@@ -4,6 +4,7 @@ import io.connguard.core.api.ClientIdentity;
 import io.connguard.core.api.EarlyUpstream;
 import io.connguard.core.api.ProtocolSession;
 import io.connguard.core.api.ProxyError;
+import io.connguard.core.api.ServerConnectionProtocol;
 import io.connguard.core.api.SessionContext;
 import io.netty.buffer.ByteBuf;
 
@@ -33,6 +34,8 @@ final class MySqlSession implements ProtocolSession {
     /** Authenticating or running cancels without a slot of its own: commands other than KILL wait for one. */
     private boolean probation;
     private boolean closed;
+    /** Pooled: the client's COM_QUIT was held back (the server connection goes back to the pool). */
+    private boolean quitHeld;
 
     MySqlSession(MySqlModule module, SessionContext context) {
         this.module = module;
@@ -102,6 +105,8 @@ final class MySqlSession implements ProtocolSession {
                 capture, this::rewriteChangeUser, context::toUpstream);
         if (probation) {
             commands.gate(new ProbationGate());
+        } else if (context.listener().pooled()) {
+            commands.gate(new PooledGate());
         }
         tracker.start(capabilities, result.status());
         if (result.serverLeftover() != null) {
@@ -148,6 +153,91 @@ final class MySqlSession implements ProtocolSession {
         }
     }
 
+    /**
+     * Pooled listeners: the client's COM_QUIT ends the session without reaching the server connection, which
+     * goes back to the pool; COM_CHANGE_USER is refused (the connection belongs to the pool of one user).
+     */
+    private final class PooledGate implements MySqlCommandScanner.Gate {
+        private boolean quit;
+
+        @Override
+        public boolean allows(ByteBuf buf, int index, int need) {
+            int command = buf.getUnsignedByte(index + MySqlWire.HEADER_SIZE);
+            quit = command == MySqlCommand.COM_QUIT;
+            return !quit && command != MySqlCommand.COM_CHANGE_USER;
+        }
+
+        @Override
+        public void stopped() {
+            if (quit) {
+                quitHeld = true;
+                context.close();
+            } else {
+                context.violation("COM_CHANGE_USER is not supported on a pooled listener (pool.mode: session): "
+                        + "connect as the other user instead");
+            }
+        }
+
+        @Override
+        public void overflow() {
+            context.violation("bytes sent after COM_QUIT");
+        }
+    }
+
+    // ---------------------------------------------------------------- pooled listeners
+
+    @Override
+    public void requestPassword() {
+        if (!closed) {
+            handshake.requestPassword();
+        }
+    }
+
+    @Override
+    public void onServerLent(ServerConnectionProtocol server) {
+        if (!closed) {
+            handshake.serverLent((MySqlServerConnection) server);
+        }
+    }
+
+    @Override
+    public boolean serverFits(ServerConnectionProtocol server) {
+        MySqlHandshakeResponse response = handshake.response();
+        return response != null && server instanceof MySqlServerConnection mysql && mysql.fits(response.capabilities());
+    }
+
+    @Override
+    public boolean serverReusable() {
+        return tracker != null && !tracker.lost() && tracker.idle()
+                && responses.atBoundary() && commands.atBoundary();
+    }
+
+    /** What a pooled server connection opened for this client logs in with. */
+    MySqlServerConnection.Client loginClient() {
+        return new MySqlServerConnection.Client() {
+            @Override
+            public long capabilities() {
+                return handshake.response().capabilities();
+            }
+
+            @Override
+            public int collation() {
+                return handshake.response().charset();
+            }
+
+            @Override
+            public byte[] attributes() {
+                byte[] attributes = handshake.response().attributes();
+                return attributes == null ? new byte[0] : attributes;
+            }
+
+            @Override
+            public int nextSequenceId() {
+                return handshake.nextSequenceId();
+            }
+        };
+    }
+
     private ByteBuf rewriteChangeUser(ByteBuf buf, int payloadIndex, int payloadLength) {
         try {
             MySqlChangeUser changeUser = MySqlChangeUser.decode(buf, payloadIndex, payloadLength, capabilities);
@@ -191,7 +281,7 @@ final class MySqlSession implements ProtocolSession {
 
     @Override
     public ByteBuf upstreamGoodbye() {
-        if (closed || commands == null || !commands.atBoundary() || tracker.quit()
+        if (closed || context.listener().pooled() || commands == null || !commands.atBoundary() || tracker.quit()
                 || tracker.clientMode() != MySqlCommandTracker.ClientMode.COMMANDS) {
             return null;
         }
@@ -200,7 +290,7 @@ final class MySqlSession implements ProtocolSession {
 
     @Override
     public boolean clientSaidGoodbye() {
-        return tracker != null && tracker.quit();
+        return tracker != null && (tracker.quit() || quitHeld);
     }
 
     @Override

@@ -52,4 +52,14 @@ public interface ProtocolModule {
                                                          char[] password) {
         throw new UnsupportedOperationException(id() + " does not pool server connections");
     }
+
+    /**
+     * As {@link #newServerConnection(ServerConnectionContext, ClientIdentity, char[])}, for the client session
+     * {@code client} (null when the pool opens the connection on its own, for {@code minIdle}): a protocol whose
+     * login depends on what the client negotiated (MySQL capabilities and collation) reads it from there.
+     */
+    default ServerConnectionProtocol newServerConnection(ServerConnectionContext context, ClientIdentity who,
+                                                         char[] password, ProtocolSession client) {
+        return newServerConnection(context, who, password);
+    }
 }

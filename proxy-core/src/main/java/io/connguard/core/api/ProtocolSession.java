@@ -94,6 +94,15 @@ public interface ProtocolSession {
     }
 
     /**
+     * Pooled listeners: whether the idle server connection {@code server} can serve this client (MySQL: it was
+     * logged in with the response framing the client negotiated). The pool lends the first idle connection that
+     * fits, and closes one that does not to make room when it is full.
+     */
+    default boolean serverFits(ServerConnectionProtocol server) {
+        return true;
+    }
+
+    /**
      * Pooled listeners, when the client leaves: whether the lent server connection stands at a clean
      * message boundary with nothing of the client's in flight (core also requires the state idle), so it
      * can be reset and lent again; otherwise core closes it.

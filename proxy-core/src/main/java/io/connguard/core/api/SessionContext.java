@@ -95,6 +95,17 @@ public interface SessionContext {
         throw new UnsupportedOperationException("not a pooled listener");
     }
 
+    /**
+     * Pooled listeners, in place of {@link #passwordGiven} after {@link ProtocolSession#requestPassword()}: the
+     * client proved, without giving it, that it knows the password a server login of its pool was last
+     * accepted with (MySQL: its scramble response checks against the double hash of that password). Core
+     * admits it as it admits a matching password; a new server connection for it asks for the password
+     * itself ({@link ProtocolSession#requestPassword()} again).
+     */
+    default void passwordProven() {
+        throw new UnsupportedOperationException("not a pooled listener");
+    }
+
     // ---------------------------------------------------------------- pooled transaction mode
 
     /**

@@ -11,6 +11,19 @@ public interface Lessee {
     /** The session id, for logs. */
     long id();
 
+    /**
+     * The protocol half of the client session, for the protocol half of a server connection opened for it
+     * (what the client negotiated shapes the login); null when there is none.
+     */
+    default io.connguard.core.api.ProtocolSession protocolSession() {
+        return null;
+    }
+
+    /** Whether the idle server connection {@code connection} can serve this session (see {@link io.connguard.core.api.ProtocolSession#serverFits}). */
+    default boolean fits(ServerConnection connection) {
+        return true;
+    }
+
     /** A logged-in server connection is now this session's, until it gives it back. */
     void lent(ServerConnection connection);
 

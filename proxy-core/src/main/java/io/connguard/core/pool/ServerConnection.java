@@ -53,7 +53,8 @@ public final class ServerConnection implements ServerConnectionContext {
     void open(Channel channel, ClientIdentity who, char[] password) {
         this.channel = channel;
         this.password = password == null ? null : password.clone();
-        this.protocol = pool.listener().module().newServerConnection(this, who, password);
+        this.protocol = pool.listener().module().newServerConnection(this, who, password,
+                lessee == null ? null : lessee.protocolSession());
         state = State.LOGIN;
         channel.read();
         protocol.onConnected();

@@ -108,7 +108,7 @@ public final class ServerPool {
             fresh = false; // asked for a login of its own before the pool knew the database asks no password
         }
         if (!fresh) {
-            ServerConnection c = idle.pollFirst();
+            ServerConnection c = fitting(lessee);
             if (c != null) {
                 clear(password);
                 busy.add(c);
@@ -119,10 +119,12 @@ public final class ServerPool {
             }
         }
         if (size() >= pools.config().size()) {
-            if (!fresh || idle.isEmpty()) {
+            if (idle.isEmpty()) {
                 return false;
             }
-            ServerConnection oldest = idle.pollLast(); // make room for the login that verifies a new password
+            // Idle connections are there but none will do: make room for the login that verifies a new password,
+            // or for a connection that fits this client.
+            ServerConnection oldest = idle.pollLast();
             busy.add(oldest); // counted until its channel has closed; the waiter is served then
             oldest.close();
             return false;
@@ -134,6 +136,18 @@ public final class ServerPool {
         open(lessee, identity, auth.serverPassword(password));
         clear(password);
         return true;
+    }
+
+    /** The most recently used idle connection that can serve {@code lessee}, taken off the idle list; or null. */
+    private ServerConnection fitting(Lessee lessee) {
+        for (Iterator<ServerConnection> it = idle.iterator(); it.hasNext(); ) {
+            ServerConnection c = it.next();
+            if (lessee.fits(c)) {
+                it.remove();
+                return c;
+            }
+        }
+        return null;
     }
 
     private void open(Lessee lessee, ClientIdentity identity, char[] password) {

@@ -107,6 +107,20 @@ final class ServerBorrowing {
         s.admission.takeTicket();
     }
 
+    /**
+     * The client proved, without giving it, the password the pool's server logins already use (MySQL's
+     * scramble answer checked against the verifier a login kept): it is admitted like a verified client.
+     */
+    void passwordProven() {
+        if (s.phase == Phase.CLOSED || !awaitingPassword) {
+            return;
+        }
+        awaitingPassword = false;
+        s.closing.cancelHandshakeTimer();
+        freshLogin = false;
+        s.admission.takeTicket();
+    }
+
     // ------------------------------------------------------------------ borrowing
 
     /** Admitted: asks the pool for a server connection, with the password the client gave (then wiped). */

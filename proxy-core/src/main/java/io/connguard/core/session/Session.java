@@ -402,6 +402,11 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     }
 
     @Override
+    public void passwordProven() {
+        borrowing.passwordProven();
+    }
+
+    @Override
     public boolean transactionPooled() {
         return lease != null;
     }
@@ -428,6 +433,20 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     @Override
     public void lent(ServerConnection connection) {
         borrowing.lent(connection);
+    }
+
+    @Override
+    public ProtocolSession protocolSession() {
+        return protocol;
+    }
+
+    @Override
+    public boolean fits(ServerConnection connection) {
+        try {
+            return protocol == null || protocol.serverFits(connection.protocol());
+        } catch (RuntimeException e) {
+            return false;
+        }
     }
 
     @Override

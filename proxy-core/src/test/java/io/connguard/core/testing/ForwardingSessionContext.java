@@ -129,6 +129,16 @@ public abstract class ForwardingSessionContext implements SessionContext {
     }
 
     @Override
+    public void passwordProven() {
+        recording.passwordProven();
+    }
+
+    @Override
+    public void passwordGiven(char[] password) {
+        recording.passwordGiven(password);
+    }
+
+    @Override
     public void close() {
         recording.close();
     }

@@ -223,6 +223,27 @@ public final class RecordingSessionContext implements SessionContext {
         slotRequests++;
     }
 
+    /** Passwords given with {@link #passwordGiven} (pooled listeners), in order. */
+    public final List<String> passwords = new ArrayList<>();
+
+    @Override
+    public void passwordGiven(char[] password) {
+        passwords.add(new String(password));
+    }
+
+    /** How often {@link #passwordProven} was reported. */
+    public int proven;
+
+    @Override
+    public void passwordProven() {
+        proven++;
+    }
+
+    /** Runs what was handed to {@link #eventLoop()} from other threads (or queued on it) so far. */
+    public void runPendingTasks() {
+        loop.runPendingTasks();
+    }
+
     @Override
     public void close() {
         closed = true;
