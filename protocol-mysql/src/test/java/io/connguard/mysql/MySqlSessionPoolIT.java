@@ -295,6 +295,44 @@ class MySqlSessionPoolIT {
     }
 
     @Test
+    void anIdleInTransactionKillRollsBackAndClosesTheServerConnectionInsteadOfPoolingIt() throws Exception {
+        String table = "cg_my_pool_iit";
+        try (Connection admin = MySqlIt.database().connectDirect(); Statement s = admin.createStatement()) {
+            s.execute("CREATE TABLE IF NOT EXISTS " + table + " (n int) ENGINE=InnoDB");
+            s.execute("DELETE FROM " + table);
+        }
+        try (TestProxy proxy = MySqlIt.proxy("    pool:\n      mode: session\n      size: 2\n", """
+                    maxConnections: 0
+                    queueTimeout: 10s
+                    idleInTransactionTimeout: 1s
+                    leakDetectionThreshold: 0
+                """)) {
+            long thread;
+            try (Connection c = connect(proxy, PASSWORD); Statement s = c.createStatement()) {
+                thread = Long.parseLong(text(c, "SELECT CONNECTION_ID()"));
+                c.setAutoCommit(false);
+                s.executeUpdate("INSERT INTO " + table + " VALUES (1)");
+                await().atMost(20, TimeUnit.SECONDS).until(() -> !serverThreads().contains(thread));
+                assertThatThrownBy(() -> text(c, "SELECT 1")).as("the killed client is told, by error or closed link")
+                        .isInstanceOf(SQLException.class);
+            }
+            try (Connection admin = MySqlIt.database().connectDirect()) {
+                assertThat(text(admin, "SELECT COUNT(*) FROM " + table)).as("the database rolled back").isEqualTo("0");
+            }
+            assertThat(idle(proxy)).as("the killed server connection is not pooled").isZero();
+            assertThat(proxy.scrape().sum("connguard_client_sessions_closed_total", "listener", "my",
+                    "reason", "idle_in_transaction")).isEqualTo(1);
+            try (Connection next = connect(proxy, PASSWORD)) {
+                assertThat(Long.parseLong(text(next, "SELECT CONNECTION_ID()"))).as("a new server thread").isNotEqualTo(thread);
+            }
+        } finally {
+            try (Connection admin = MySqlIt.database().connectDirect(); Statement s = admin.createStatement()) {
+                s.execute("DROP TABLE IF EXISTS " + table);
+            }
+        }
+    }
+
+    @Test
     void killQueryWithTheGreetingIdReachesTheServerConnectionServingTheClient() throws Exception {
         try (TestProxy proxy = proxy("mode: session\nsize: 3");
              Connection sleeper = connect(proxy, PASSWORD);
