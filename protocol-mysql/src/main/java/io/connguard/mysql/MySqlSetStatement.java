@@ -58,6 +58,21 @@ final class MySqlSetStatement {
         return restart;
     }
 
+    /** The variable a SET names: a plain name is read on, anything else makes the statement unreadable. */
+    private void name(int code, int id) {
+        if (code >= MySqlStatementClassifier.ANY_NAME && code != MySqlStatementClassifier.STRING) {
+            target = id;
+            step = S_NAME;
+        } else {
+            unreadable();
+        }
+    }
+
+    private void unreadable() {
+        unknown = "a SET connguard cannot read";
+        step = DONE;
+    }
+
     /** The statement ended at ';' or at the end of the text. */
     void end() {
         switch (step) {
@@ -127,12 +142,8 @@ final class MySqlSetStatement {
                     step = S_STATEMENT;
                 } else if (code == '@') {
                     step = S_AT;
-                } else if (code >= MySqlStatementClassifier.ANY_NAME && code != MySqlStatementClassifier.STRING) {
-                    target = id;
-                    step = S_NAME;
                 } else {
-                    unknown = "a SET connguard cannot read";
-                    step = DONE;
+                    name(code, id);
                 }
             }
             case S_AFTER_SCOPE -> {
@@ -140,12 +151,8 @@ final class MySqlSetStatement {
                 if (keyword == MySqlSqlWords.TRANSACTION) {
                     follows |= !global;
                     step = DONE;
-                } else if (code >= MySqlStatementClassifier.ANY_NAME && code != MySqlStatementClassifier.STRING) {
-                    target = id;
-                    step = S_NAME;
                 } else {
-                    unknown = "a SET connguard cannot read";
-                    step = DONE;
+                    name(code, id);
                 }
             }
             case S_AT -> {
@@ -156,8 +163,7 @@ final class MySqlSetStatement {
                     pins |= MySqlPin.USER_VARIABLE.bit();
                     step = S_VALUE;
                 } else {
-                    unknown = "a SET connguard cannot read";
-                    step = DONE;
+                    unreadable();
                 }
             }
             case S_AT2 -> {
@@ -171,8 +177,7 @@ final class MySqlSetStatement {
                 } else if (code >= MySqlStatementClassifier.ANY_NAME && code != MySqlStatementClassifier.STRING) {
                     step = S_NAME;
                 } else {
-                    unknown = "a SET connguard cannot read";
-                    step = DONE;
+                    unreadable();
                 }
             }
             case S_AT2_SCOPE -> {
