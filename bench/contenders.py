@@ -27,6 +27,14 @@ PG = ("127.0.0.1", 5432)
 MYSQL = ("127.0.0.1", 3306)
 
 
+def port_taken(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def wait_port(port, seconds=30, proc=None):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -45,6 +53,15 @@ def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_jiffies():
+    """(busy, total) clock ticks of all CPUs since boot, from the first line of /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guest is inside user)
+    return total - idle, total
 
 
 def context_switches(pid):
@@ -121,6 +138,12 @@ class _Process(Contender):
     proc = None
 
     def _spawn(self, cmd, workdir, env=None):
+        # A leftover process of an earlier run on one of our ports would answer in place of the one spawned here,
+        # which then exits at once: its CPU and memory would read as a zombie's zeros.
+        for port in (self.pg_port, self.mysql_port):
+            if port is not None and port_taken(port):
+                raise RuntimeError("port %d is taken by another process (a contender left over from an earlier "
+                                   "run?): %s cannot start" % (port, self.name))
         log = open(Path(workdir) / ("%s.log" % self.name), "ab")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir,
                                      start_new_session=True)

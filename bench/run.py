@@ -109,14 +109,18 @@ def throughput(contenders, workloads, rounds, seconds, results, meta):
             for contender in order:
                 if not contender.serves(workload.protocol):
                     continue
-                cpu0, switches0 = contender.cpu(), contender.switches()
+                cpu0, switches0, machine0 = contender.cpu(), contender.switches(), C.machine_jiffies()
                 transactions, tps = workload.run(contender.port(workload.protocol), seconds)
                 cpu, switches = contender.cpu() - cpu0, contender.switches() - switches0
+                machine1 = C.machine_jiffies()
+                busy, total = machine1[0] - machine0[0], machine1[1] - machine0[1]
                 meta["data_points"] += 1
                 if foreign_processes(c.pid for c in contenders if c.pid):
                     meta["disturbed_points"] += 1
                 results.setdefault(workload.key, {}).setdefault(contender.name, []).append(
-                    dict(round=r, tps=tps, transactions=transactions, cpu_seconds=cpu, switches=switches))
+                    dict(round=r, tps=tps, transactions=transactions, cpu_seconds=cpu, switches=switches,
+                         machine_busy=busy / total if total else 0.0,
+                         machine_cpu_seconds=busy / C.CLK_TCK))
                 log("round %d %-28s %-10s %10.0f tps  %6.1f us CPU/tx  %5.2f switches/tx" % (
                     r + 1, workload.key, contender.name, tps,
                     1e6 * cpu / transactions if contender.pid and transactions else 0,
@@ -377,6 +381,30 @@ def report(meta, results, memory, stream, start, workloads, contenders, args):
                 continue
             cells = [w.label] + ["%.1f" % cpu_per_tx(rows[p.name]) if p.name in rows else "–" for p in proxies]
             lines.append("| " + " | ".join(cells) + " |")
+        if any("machine_busy" in row for rows in results.values() for n in rows for row in rows[n]):
+            everyone = ["direct"] + [p.name for p in proxies]
+            labels = {"direct": "direct", **{p.name: p.label for p in proxies}}
+            lines += ["", "### The whole machine per transaction", "",
+                      "CPU time of every process on the machine (the load generator, the database, the proxy, and "
+                      "anything else running) over the run, from /proc/stat, divided by the transactions, in "
+                      "microseconds; in brackets how busy the CPUs were. A proxy whose column grows by more than "
+                      "its own CPU time makes the others work harder; one that leaves the CPUs idle while the "
+                      "direct connection keeps them busy adds latency, not work. Median over the rounds.", ""]
+            head = ["workload"] + [labels[n] for n in everyone]
+            lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            for w in workloads:
+                rows = results.get(w.key)
+                if not rows:
+                    continue
+                cells = [w.label]
+                for n in everyone:
+                    rs = [r for r in rows.get(n, []) if "machine_busy" in r and r["transactions"]]
+                    if not rs:
+                        cells.append("–")
+                        continue
+                    per = statistics.median(1e6 * r["machine_cpu_seconds"] / r["transactions"] for r in rs)
+                    cells.append("%.0f (%.0f%%)" % (per, 100 * statistics.median(r["machine_busy"] for r in rs)))
+                lines.append("| " + " | ".join(cells) + " |")
         if any("switches" in row for rows in results.values() for n in rows for row in rows[n]):
             lines += ["", "### Proxy context switches per transaction", "",
                       "Voluntary and involuntary context switches of all the proxy's threads "

@@ -1,6 +1,7 @@
 package io.connguard.postgres;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.connguard.core.testing.Database;
 import io.connguard.core.testing.RealDatabases;
 import io.connguard.core.testing.TestProxy;
@@ -14,8 +15,12 @@ import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.Properties;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.ThreadLocalRandom;
 
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.fail;
 
 /**
@@ -125,6 +130,45 @@ final class PgIt {
     static String state(TestProxy proxy, String application) {
         JsonNode session = session(proxy, application);
         return session == null ? null : session.get("state").asText();
+    }
+
+    // ---------------------------------------------------------------- pooled listeners
+
+    /** 1 while the backend with process id {@code pid} is alive, else 0. */
+    static long backendAlive(long pid) throws SQLException {
+        try (Connection d = direct()) {
+            return longValue(d, "SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid);
+        }
+    }
+
+    /** The proxy's {@code /pools}. */
+    static JsonNode pools(TestProxy proxy) throws Exception {
+        return new ObjectMapper().readTree(proxy.get("/pools").body());
+    }
+
+    /** Idle server connections of the proxy's first pool (0 before it has one). */
+    static int idle(TestProxy proxy) throws Exception {
+        JsonNode pools = pools(proxy);
+        return pools.isEmpty() ? 0 : pools.get(0).get("serverConnections").get("idle").asInt();
+    }
+
+    /**
+     * Runs {@code SELECT pg_sleep(30)} on {@code s} and cancels it from another thread a second later: the
+     * statement must end with 57014 (query_canceled), well before the sleep would.
+     */
+    static void cancelASleepAfterOneSecond(Statement s) throws Exception {
+        CompletableFuture<Void> cancel = CompletableFuture.runAsync(() -> {
+            try {
+                Thread.sleep(1000);
+                s.cancel();
+            } catch (Exception e) {
+                throw new RuntimeException(e);
+            }
+        });
+        assertThatThrownBy(() -> s.execute("SELECT pg_sleep(30)"))
+                .isInstanceOf(SQLException.class)
+                .satisfies(e -> assertThat(((SQLException) e).getSQLState()).isEqualTo("57014"));
+        cancel.get(10, TimeUnit.SECONDS);
     }
 
     // ---------------------------------------------------------------- what .ci/setup-postgres.sh prepares

@@ -1,7 +1,6 @@
 package io.connguard.postgres;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.connguard.core.testing.LeakGuard;
 import io.connguard.core.testing.TestProxy;
 import org.junit.jupiter.api.BeforeAll;
@@ -18,7 +17,10 @@ import java.util.Properties;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
+import static io.connguard.postgres.PgIt.backendAlive;
 import static io.connguard.postgres.PgIt.execute;
+import static io.connguard.postgres.PgIt.idle;
+import static io.connguard.postgres.PgIt.pools;
 import static io.connguard.postgres.PgIt.longValue;
 import static io.connguard.postgres.PgIt.requireRole;
 import static io.connguard.postgres.PgIt.stringValue;
@@ -189,18 +191,7 @@ class PgSessionPoolIT {
     void cancelReachesTheBackendServingTheClient() throws Exception {
         try (TestProxy proxy = proxy("mode: session\nsize: 2"); Connection c = connect(proxy, unique("cancel"))) {
             try (Statement s = c.createStatement()) {
-                CompletableFuture<Void> cancel = CompletableFuture.runAsync(() -> {
-                    try {
-                        Thread.sleep(1000);
-                        s.cancel();
-                    } catch (Exception e) {
-                        throw new RuntimeException(e);
-                    }
-                });
-                assertThatThrownBy(() -> s.execute("SELECT pg_sleep(30)"))
-                        .isInstanceOf(SQLException.class)
-                        .satisfies(e -> assertThat(((SQLException) e).getSQLState()).isEqualTo("57014"));
-                cancel.get(10, TimeUnit.SECONDS);
+                PgIt.cancelASleepAfterOneSecond(s);
             }
             assertThat(longValue(c, "SELECT 1")).isEqualTo(1);
         }
@@ -360,22 +351,11 @@ class PgSessionPoolIT {
         }
     }
 
-    private static long backendAlive(long pid) throws SQLException {
-        try (Connection d = PgIt.direct()) {
-            return longValue(d, "SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid);
-        }
-    }
 
-    private static int idle(TestProxy proxy) throws Exception {
-        return pools(proxy).get(0).get("serverConnections").get("idle").asInt();
-    }
 
     private static int waiting(TestProxy proxy) throws Exception {
         JsonNode pools = pools(proxy);
         return pools.isEmpty() ? 0 : pools.get(0).get("waiting").asInt();
     }
 
-    private static JsonNode pools(TestProxy proxy) throws Exception {
-        return new ObjectMapper().readTree(proxy.get("/pools").body());
-    }
 }

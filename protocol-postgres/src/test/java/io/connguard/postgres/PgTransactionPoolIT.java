@@ -1,7 +1,6 @@
 package io.connguard.postgres;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import io.connguard.core.testing.LeakGuard;
@@ -29,7 +28,10 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 
 import static io.connguard.postgres.PgIt.direct;
+import static io.connguard.postgres.PgIt.backendAlive;
 import static io.connguard.postgres.PgIt.execute;
+import static io.connguard.postgres.PgIt.idle;
+import static io.connguard.postgres.PgIt.pools;
 import static io.connguard.postgres.PgIt.longValue;
 import static io.connguard.postgres.PgIt.stringValue;
 import static io.connguard.postgres.PgIt.unique;
@@ -488,18 +490,7 @@ class PgTransactionPoolIT {
             try (Statement s = c.createStatement()) {
                 s.cancel(); // between transactions: nothing to cancel, nothing breaks
                 assertThat(longValue(c, "SELECT 5")).isEqualTo(5);
-                CompletableFuture<Void> cancel = CompletableFuture.runAsync(() -> {
-                    try {
-                        Thread.sleep(1000);
-                        s.cancel();
-                    } catch (Exception e) {
-                        throw new RuntimeException(e);
-                    }
-                });
-                assertThatThrownBy(() -> s.execute("SELECT pg_sleep(30)"))
-                        .isInstanceOf(SQLException.class)
-                        .satisfies(e -> assertThat(((SQLException) e).getSQLState()).isEqualTo("57014"));
-                cancel.get(10, TimeUnit.SECONDS);
+                PgIt.cancelASleepAfterOneSecond(s);
             }
             assertThat(longValue(c, "SELECT 1")).isEqualTo(1);
         }
@@ -673,11 +664,6 @@ class PgTransactionPoolIT {
         }
     }
 
-    private static long backendAlive(long pid) throws SQLException {
-        try (Connection d = direct()) {
-            return longValue(d, "SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid);
-        }
-    }
 
     private static int active(TestProxy proxy) throws Exception {
         JsonNode pools = pools(proxy);
@@ -688,12 +674,5 @@ class PgTransactionPoolIT {
         return n;
     }
 
-    private static int idle(TestProxy proxy) throws Exception {
-        JsonNode pools = pools(proxy);
-        return pools.isEmpty() ? 0 : pools.get(0).get("serverConnections").get("idle").asInt();
-    }
 
-    private static JsonNode pools(TestProxy proxy) throws Exception {
-        return new ObjectMapper().readTree(proxy.get("/pools").body());
-    }
 }

@@ -354,7 +354,11 @@ public final class Admission {
     }
 
     private Entry entry(ClientKey key, Limits limits) {
-        Entry entry = entries.computeIfAbsent(key, k -> new Entry(k, limits, new LeakWatch(clock)));
+        Entry entry = entries.get(key); // no capturing lambda on the common path, where the entry exists
+        if (entry == null) {
+            entry = new Entry(key, limits, new LeakWatch(clock));
+            entries.put(key, entry);
+        }
         entry.limits = limits;
         return entry;
     }
@@ -396,11 +400,12 @@ public final class Admission {
      * Returns true when it released a held slot.
      */
     public boolean release(Ticket ticket) {
-        After after = new After();
+        After after = null;
         boolean held = false;
         synchronized (lock) {
             switch (ticket.state) {
                 case WAITING -> {
+                    after = new After();
                     unqueue(ticket);
                     ticket.state = State.RELEASED;
                     endProbation(ticket);
@@ -409,6 +414,7 @@ public final class Admission {
                 }
                 case LEASING -> {
                     // The lease, if granted, is given back when the store's answer arrives.
+                    after = new After();
                     unadmit(ticket);
                     ticket.state = State.RELEASED;
                     removeIfUnused(ticket.entry);
@@ -419,8 +425,13 @@ public final class Admission {
                     ticket.state = State.RELEASED;
                     removeIfUnused(ticket.entry);
                     held = true;
-                    after.release(ticket);
-                    dispatch(after);
+                    // Nothing to do outside the lock in the common case (a pooled session's transaction ends,
+                    // no fleet lease, nobody queued): no After allocated per transaction.
+                    if (ticket.leaseId != null || !queue.isEmpty()) {
+                        after = new After();
+                        after.release(ticket);
+                        dispatch(after);
+                    }
                 }
                 default -> {
                     ticket.state = State.RELEASED;

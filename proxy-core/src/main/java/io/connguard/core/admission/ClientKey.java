@@ -19,6 +19,26 @@ public record ClientKey(String listener, String user, String database, String ap
                 fields.contains(IdentityField.ADDRESS) ? address : "");
     }
 
+    // Written out rather than generated: admission looks a key up at every transaction of a pooled session, and
+    // the generated methods go through method handles without checking identity first.
+    @Override
+    public boolean equals(Object o) {
+        if (this == o) {
+            return true;
+        }
+        return o instanceof ClientKey k && listener.equals(k.listener) && user.equals(k.user)
+                && database.equals(k.database) && application.equals(k.application) && address.equals(k.address);
+    }
+
+    @Override
+    public int hashCode() {
+        int h = listener.hashCode();
+        h = 31 * h + user.hashCode();
+        h = 31 * h + database.hashCode();
+        h = 31 * h + application.hashCode();
+        return 31 * h + address.hashCode();
+    }
+
     /** How messages and logs name the client: {@code user=app database=orders application=web}. */
     public String describe(List<IdentityField> fields) {
         StringBuilder out = new StringBuilder();

@@ -7,6 +7,7 @@ import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
 
 import java.time.Duration;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 
 /**
@@ -40,14 +41,15 @@ final class PoolMeters {
     }
 
     void waited(long nanos) {
-        wait.record(Duration.ofNanos(nanos));
+        wait.record(nanos, TimeUnit.NANOSECONDS);
     }
 
+    /** Ordered, not volatile, writes: a scrape may see them a moment late, and a checkout pays no fence. */
     void publish(int active, int idle, int pinned, int waiting) {
-        counts.set(ACTIVE, active);
-        counts.set(IDLE, idle);
-        counts.set(PINNED, pinned);
-        counts.set(WAITING, waiting);
+        counts.lazySet(ACTIVE, active);
+        counts.lazySet(IDLE, idle);
+        counts.lazySet(PINNED, pinned);
+        counts.lazySet(WAITING, waiting);
     }
 
     int get(int index) {

@@ -43,6 +43,8 @@ public final class ServerConnection implements ServerConnectionContext {
     private boolean reading;
     /** Transaction mode: why its lessee is pinned to it (reasons, comma-separated), or null. */
     private String pinned;
+    /** Where this connection is in its pool's {@link BusyConnections}, or -1 when it is not there. */
+    int busyIndex = -1;
 
     ServerConnection(long id, ServerPool pool, long openedNanos) {
         this.id = id;

@@ -13,8 +13,6 @@ import io.netty.util.concurrent.ScheduledFuture;
 import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.Iterator;
-import java.util.LinkedHashSet;
-import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -37,7 +35,7 @@ public final class ServerPool {
     private final EventLoop loop;
     private final PoolAuth auth;
     private final ArrayDeque<ServerConnection> idle = new ArrayDeque<>();
-    private final Set<ServerConnection> busy = new LinkedHashSet<>();
+    private final BusyConnections busy = new BusyConnections();
     private final ArrayDeque<Waiter> waiters = new ArrayDeque<>();
     private final PoolMeters meters;
     private ScheduledFuture<?> reaper;
@@ -80,7 +78,8 @@ public final class ServerPool {
                 clear(w.password());
             }
         }
-        for (ServerConnection c : busy) {
+        for (int i = 0; i < busy.size(); i++) {
+            ServerConnection c = busy.get(i);
             if (c.state() == ServerConnection.State.LOGIN && c.lessee() == lessee) {
                 c.openedFor(null);
             }
@@ -196,12 +195,7 @@ public final class ServerPool {
 
     /** Publishes the counts the gauges and {@code /pools} read. */
     void publish() {
-        int pinned = 0;
-        for (ServerConnection c : busy) {
-            if (c.pinned()) {
-                pinned++;
-            }
-        }
+        int pinned = busy.pinned();
         meters.publish(busy.size() - pinned, idle.size(), pinned, waiters.size());
     }
 
@@ -270,6 +264,7 @@ public final class ServerPool {
         boolean old = expired(c, System.nanoTime());
         if (c.pinned()) {
             c.pinned(null);
+            busy.pinChanged(c, true);
             countPins();
         }
         c.giveBack(reusable && !old, reset && pools.config().reset() == PoolConfig.Reset.AUTO);
@@ -282,7 +277,9 @@ public final class ServerPool {
      */
     public void pinned(ServerConnection c, String reasons) {
         if (!java.util.Objects.equals(c.pinReason(), reasons)) {
+            boolean was = c.pinned();
             c.pinned(reasons);
+            busy.pinChanged(c, was);
             countPins();
             publish();
         }
@@ -291,7 +288,8 @@ public final class ServerPool {
     /** Recounts the pinned connections by reason for {@code /pools} (only when a pin comes or goes). */
     private void countPins() {
         java.util.Map<String, Integer> counts = new java.util.TreeMap<>();
-        for (ServerConnection c : busy) {
+        for (int i = 0; i < busy.size(); i++) {
+            ServerConnection c = busy.get(i);
             if (c.pinned()) {
                 for (String reason : c.pinReason().split(",")) {
                     counts.merge(reason, 1, Integer::sum);
@@ -405,7 +403,8 @@ public final class ServerPool {
 
     private int opening() {
         int n = 0;
-        for (ServerConnection c : busy) {
+        for (int i = 0; i < busy.size(); i++) {
+            ServerConnection c = busy.get(i);
             if (c.state() == ServerConnection.State.CONNECTING || c.state() == ServerConnection.State.LOGIN) {
                 n++;
             }
