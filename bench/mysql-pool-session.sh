@@ -5,8 +5,9 @@
 # gives the rate and, for a proxy, its CPU time (user + system, from /proc/<pid>/stat) per connection.
 # CG_JAVA_OPTS adds JVM options (a JFR recording, say); HAProxy is skipped when it is not installed. Needs the built jar, sysbench and a
 # MariaDB / MySQL on 127.0.0.1:3306 with an account USER / PASSWORD (default: the one MySqlSessionPoolIT
-# creates, cg_my_pool) that may use database DB (default test). The pooled clients give connguard their
-# password with caching_sha2_password's RSA exchange (plaintext leg).
+# creates, cg_my_pool) that may use database DB (default test). A pooled client whose login a new server
+# connection needs gives connguard its password with caching_sha2_password's RSA exchange (plaintext leg);
+# the others are admitted by their answer to connguard's scramble.
 # Ports 26542-26544 and 29643 are below the ephemeral range so a busy machine does not hold them.
 set -euo pipefail
 ROUNDS=${ROUNDS:-3}
