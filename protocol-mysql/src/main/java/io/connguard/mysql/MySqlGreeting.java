@@ -87,6 +87,30 @@ record MySqlGreeting(String serverVersion, long connectionId, long capabilities,
     }
 
     /**
+     * Whether this server's COM_RESET_CONNECTION sets the character set variables back to the login's
+     * collation, so a pooled connection's reset need not set them again: MariaDB 10.5 and later do (MDEV-18281;
+     * checked on 10.11). MySQL sets them to the global values, as for other session variables.
+     */
+    boolean resetRestoresLoginCharset() {
+        if (!isMariaDb()) {
+            return false;
+        }
+        String version = serverVersion.startsWith("5.5.5-") ? serverVersion.substring(6) : serverVersion;
+        int dot = version.indexOf('.');
+        int end = dot + 1;
+        while (end < version.length() && Character.isDigit(version.charAt(end))) {
+            end++;
+        }
+        try {
+            int major = Integer.parseInt(version.substring(0, dot));
+            int minor = Integer.parseInt(version.substring(dot + 1, end));
+            return major > 10 || (major == 10 && minor >= 5);
+        } catch (NumberFormatException | StringIndexOutOfBoundsException e) {
+            return false; // a version connguard cannot read: set them
+        }
+    }
+
+    /**
      * The greeting the proxy sends its client: the server's, with its own id and scramble, minus what it
      * hides; CLIENT_SSL is offered when connguard terminates TLS from clients itself.
      */

@@ -149,7 +149,8 @@ public final class MySqlModule implements ProtocolModule {
 
     /** The thread ids of the listener's live sessions. */
     MySqlThreadIds threadIds(ListenerInfo listener) {
-        return threadIds.computeIfAbsent(listener.name(), name -> new MySqlThreadIds());
+        MySqlThreadIds ids = threadIds.get(listener.name()); // every session asks: the lock-free read first
+        return ids != null ? ids : threadIds.computeIfAbsent(listener.name(), name -> new MySqlThreadIds());
     }
 
     /** Whether {@code id} is in the range connguard mints ids from. */

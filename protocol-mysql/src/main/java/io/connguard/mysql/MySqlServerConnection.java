@@ -92,6 +92,10 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
     private int resultPacket = -1;
     private boolean schemaIsNone;
     private boolean charsetUnknown;
+    /** The server's reset sets the login's character set again (MariaDB 10.5+): the reset need not. */
+    private boolean resetKeepsCharset;
+    /** The value of {@code resetAnswers} at which the charset statement's answer comes; 0: not sent. */
+    private int charsetAnswer;
 
     MySqlServerConnection(ServerConnectionContext context, ClientIdentity who, char[] password, Client client) {
         this(context, who, password, client, null);
@@ -160,7 +164,9 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
             if (login == null) {
                 int length = packet.readableBytes() - MySqlWire.HEADER_SIZE;
                 if (length > 0 && packet.getUnsignedByte(MySqlWire.HEADER_SIZE) != MySqlWire.ERR) {
-                    serverCapabilities = MySqlGreeting.decode(packet, MySqlWire.HEADER_SIZE, length).capabilities();
+                    MySqlGreeting greeting = MySqlGreeting.decode(packet, MySqlWire.HEADER_SIZE, length);
+                    serverCapabilities = greeting.capabilities();
+                    resetKeepsCharset = greeting.resetRestoresLoginCharset();
                 }
                 long wanted = client == null ? WITHOUT_CLIENT : client.capabilities();
                 byte[] attributes = client == null ? new byte[0] : client.attributes();
@@ -233,7 +239,13 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
         phase = Phase.RESET;
         ByteBuf out = context.alloc().buffer(128);
         command(out, COM_RESET_CONNECTION, null);
-        command(out, (byte) MySqlCommand.COM_QUERY, charsetStatement(loginCollation));
+        resetAnswers = 2;
+        charsetAnswer = 0;
+        if (!resetKeepsCharset) {
+            command(out, (byte) MySqlCommand.COM_QUERY, charsetStatement(loginCollation));
+            charsetAnswer = 2;
+            resetAnswers = 3;
+        }
         String schema = who.database() == null ? "" : who.database();
         schemaIsNone = schema.isEmpty();
         if (schemaIsNone) {
@@ -241,7 +253,6 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
         } else {
             command(out, COM_INIT_DB, schema);
         }
-        resetAnswers = 3;
         resultPacket = -1;
         charsetUnknown = false;
         context.toServer(out);
@@ -250,7 +261,7 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
     private void resetPacket(ByteBuf packet) {
         try {
             int first = packet.readableBytes() > MySqlWire.HEADER_SIZE ? packet.getUnsignedByte(MySqlWire.HEADER_SIZE) : -1;
-            if (resetAnswers == 2 && first == MySqlWire.ERR) {
+            if (resetAnswers == charsetAnswer && first == MySqlWire.ERR) {
                 charsetUnknown = true; // a collation id this server does not know: its login fell back to the default
                 answered();
                 return;

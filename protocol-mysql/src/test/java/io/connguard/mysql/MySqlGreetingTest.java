@@ -78,6 +78,21 @@ class MySqlGreetingTest {
     }
 
     @Test
+    void onlyMariaDb105AndLaterPutTheLoginsCharacterSetBackOnReset() {
+        assertThat(greeting("5.5.5-10.11.6-MariaDB-0+deb12u1", false).resetRestoresLoginCharset()).isTrue();
+        assertThat(greeting("5.5.5-10.5.23-MariaDB", false).resetRestoresLoginCharset()).isTrue();
+        assertThat(greeting("11.4.2-MariaDB", false).resetRestoresLoginCharset()).isTrue();
+        assertThat(greeting("5.5.5-10.4.34-MariaDB", false).resetRestoresLoginCharset()).isFalse();
+        assertThat(greeting("8.0.36", true).resetRestoresLoginCharset()).as("MySQL: back to the globals").isFalse();
+        assertThat(greeting("odd", false).resetRestoresLoginCharset()).as("unreadable: set it").isFalse();
+    }
+
+    private static MySqlGreeting greeting(String version, boolean mysql) {
+        return new MySqlGreeting(version, 1, mysql ? MySqlCapabilities.CLIENT_MYSQL : 0, 45, 2, "mysql_native_password",
+                new byte[20]);
+    }
+
+    @Test
     void notAGreeting() {
         byte[] error = packet(0, payload(0xFF, 0x69, 0x04, "Host is blocked"));
         assertThatThrownBy(() -> decode(error)).isInstanceOf(MalformedPacketException.class);

@@ -6,6 +6,9 @@ import io.connguard.core.api.ServerConnectionContext;
 import io.connguard.core.api.SessionLog;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.ByteBufUtil;
+import io.netty.buffer.Unpooled;
+import io.netty.buffer.UnpooledByteBufAllocator;
 import io.netty.channel.EventLoop;
 import io.netty.channel.embedded.EmbeddedChannel;
 import org.junit.jupiter.api.AfterEach;
@@ -24,7 +27,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 /**
  * The MySQL half of a pooled server connection, byte by byte: its login waits for the client's password and
  * is framed as the client negotiated, a refusal reaches the client in sequence, the reset between clients is
- * one pipelined write whose answers it counts (and the schema check of a pool without a database), and which
+ * one pipelined write whose answers it counts (without the character set statement on MariaDB 10.5+, whose own reset puts it back) (and the schema check of a pool without a database), and which
  * clients a connection fits.
  */
 class MySqlServerConnectionTest {
@@ -159,9 +162,14 @@ class MySqlServerConnectionTest {
         c.onServerBytes(context.wrap(bytes));
     }
 
-    /** Logs {@code c} in: greeting, password from the client, OK. */
+    /** Logs {@code c} in to MariaDB 10.11: greeting, password from the client, OK. */
     private void login(MySqlServerConnection c) {
-        server(c, Conversation.serverGreetingPacket(4711));
+        login(c, Conversation.serverGreetingPacket(4711));
+    }
+
+    /** Logs {@code c} in to a server that greets with {@code greeting}. */
+    private void login(MySqlServerConnection c, byte[] greeting) {
+        server(c, greeting);
         c.password("secret".toCharArray());
         context.takeToServer();
         server(c, Packets.ok(2, 0x0002));
@@ -224,10 +232,38 @@ class MySqlServerConnectionTest {
         unknownDb.close();
     }
 
+    /** The captured MariaDB 10.11 greeting as a MySQL 8.0 server sends it (CLIENT_MYSQL, version 8.0.36). */
+    private static byte[] mysqlGreeting() {
+        byte[] mariadb = Conversation.serverGreetingPacket(4711);
+        MySqlGreeting g = MySqlGreeting.decode(Unpooled.wrappedBuffer(mariadb), 4, mariadb.length - 4);
+        ByteBuf out = new MySqlGreeting("8.0.36", 4711, g.capabilities() | MySqlCapabilities.CLIENT_MYSQL, g.charset(),
+                g.status(), g.authPluginName(), g.scramble()).encode(UnpooledByteBufAllocator.DEFAULT, 0);
+        byte[] bytes = ByteBufUtil.getBytes(out);
+        out.release();
+        return bytes;
+    }
+
     @Test
-    void theResetIsOnePipelinedWriteWhoseThreeAnswersItCounts() {
+    void onMariaDbTheResetIsTwoPipelinedCommandsItsOwnResetPutsTheLoginsCharacterSetBack() {
         MySqlServerConnection c = connection("test", CLIENT, 33);
         login(c);
+        c.reset(true);
+        assertThat(context.takeToServer()).isEqualTo(concat(
+                packet(0, payload(0x1F)),
+                packet(0, payload(0x02, "test"))));
+        server(c, Packets.ok(1, 0x0002));
+        assertThat(context.reports).isEmpty();
+        server(c, Packets.ok(1, 0x0000));
+        assertThat(context.reports).containsExactly("resetDone");
+        assertThat(c.status()).as("the last OK's status, autocommit off").isZero();
+        assertThat(c.collation()).isEqualTo(33);
+        c.close();
+    }
+
+    @Test
+    void onMySqlTheResetIsOnePipelinedWriteWhoseThreeAnswersItCounts() {
+        MySqlServerConnection c = connection("test", CLIENT, 33);
+        login(c, mysqlGreeting());
         c.reset(true);
         String set = MySqlServerConnection.charsetStatement(33);
         assertThat(context.takeToServer()).isEqualTo(concat(
@@ -246,7 +282,7 @@ class MySqlServerConnectionTest {
     @Test
     void aCollationTheServerDoesNotKnowLeavesTheCharacterSetUnknownButTheConnectionUsable() {
         MySqlServerConnection c = connection("test", CLIENT, 255);
-        login(c);
+        login(c, mysqlGreeting());
         c.reset(true);
         context.takeToServer();
         server(c, concat(Packets.ok(1, 0x0002), packet(1, payload(0xFF, 0x73, 0x04, "#HY000", "Unknown collation: '255'")),
@@ -261,7 +297,7 @@ class MySqlServerConnectionTest {
         byte[] columnCount = packet(1, payload(1));
         byte[] column = packet(2, payload(3, "def", 0, 0, 0, 10, "DATABASE()", 0, 0x0C, 0x21, 0, 0, 1, 0, 0, 0xFD, 0, 0, 0x27, 0, 0));
         MySqlServerConnection none = connection("", CLIENT, 45);
-        login(none);
+        login(none, mysqlGreeting());
         none.reset(true);
         assertThat(context.takeToServer()).endsWith(packet(0, payload(0x03, "SELECT DATABASE()")));
         server(none, concat(Packets.ok(1, 2), Packets.ok(1, 2), columnCount, column, packet(3, payload(0xFB)),
@@ -278,13 +314,23 @@ class MySqlServerConnectionTest {
 
         MySqlServerConnection withEof = connection("", CLIENT & ~MySqlCapabilities.CLIENT_DEPRECATE_EOF, 45);
         context.reports.clear();
-        login(withEof);
+        login(withEof, mysqlGreeting());
         withEof.reset(true);
         context.takeToServer();
         server(withEof, concat(Packets.ok(1, 2), Packets.ok(1, 2), columnCount, column, Packets.eof(3, 2),
                 packet(4, payload(0xFB)), Packets.eof(5, 0x0002)));
         assertThat(context.reports).containsExactly("resetDone");
         withEof.close();
+
+        MySqlServerConnection mariaDb = connection("", CLIENT, 45);
+        context.reports.clear();
+        login(mariaDb);
+        mariaDb.reset(true);
+        assertThat(context.takeToServer()).as("no character set statement").isEqualTo(concat(
+                packet(0, payload(0x1F)), packet(0, payload(0x03, "SELECT DATABASE()"))));
+        server(mariaDb, concat(Packets.ok(1, 2), columnCount, column, packet(3, payload(0xFB)), Packets.okEof(4, 0x0002)));
+        assertThat(context.reports).containsExactly("resetDone");
+        mariaDb.close();
     }
 
     @Test

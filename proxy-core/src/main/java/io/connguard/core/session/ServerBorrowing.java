@@ -112,7 +112,15 @@ final class ServerBorrowing {
      * scramble answer checked against the verifier a login kept): it is admitted like a verified client.
      */
     void passwordProven() {
-        if (s.phase == Phase.CLOSED || !awaitingPassword) {
+        if (s.phase == Phase.CLOSED) {
+            return;
+        }
+        if (!awaitingPassword) {
+            if (loginWaiting != null) {
+                // A login asked for it: a client that queued before the pool knew a password is served by a
+                // fresh login. A proof cannot log in; asked again, the protocol asks the client itself.
+                s.protocol.requestPassword();
+            }
             return;
         }
         awaitingPassword = false;
