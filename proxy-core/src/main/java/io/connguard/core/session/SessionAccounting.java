@@ -10,11 +10,10 @@ import io.connguard.core.metrics.ClientSeries;
 import io.connguard.core.metrics.CloseReason;
 import io.connguard.core.session.Session.Phase;
 import io.connguard.core.timers.LeakWatch;
+import io.connguard.core.timers.LoopDeadlines;
 import io.connguard.core.timers.SessionTimers;
-import io.netty.util.concurrent.ScheduledFuture;
 import org.slf4j.event.Level;
 
-import java.util.concurrent.TimeUnit;
 
 /**
  * What an admitted {@link Session} is counted and watched for: the state the protocol reports (its client's
@@ -63,12 +62,8 @@ final class SessionAccounting {
     void startCounting(long now) {
         counts = s.series.shard();
         counts.enter(s.state, false);
-        timers = new SessionTimers(System::nanoTime,
-                (task, delay) -> {
-                    ScheduledFuture<?> f = s.loop.schedule(task, delay, TimeUnit.NANOSECONDS);
-                    return () -> f.cancel(false);
-                },
-                s, now, s.limits, s.identity.replication());
+        timers = new SessionTimers(System::nanoTime, LoopDeadlines.of(s.loop), s, now, s.limits,
+                s.identity.replication());
     }
 
     /** The session closes: its timers stop. */
@@ -230,8 +225,9 @@ final class SessionAccounting {
      */
     private void applyPolicy() {
         ClientPolicy policy = s.services.policy();
-        ClientKey newKey = policy.key(s.listener.name(), s.identity, s.address);
-        Limits newLimits = policy.limits(s.listener.name(), s.identity, s.address);
+        String address = s.address();
+        ClientKey newKey = policy.key(s.listener.name(), s.identity, address);
+        Limits newLimits = policy.limits(s.listener.name(), s.identity, address);
         s.limits = newLimits;
         if (timers != null) {
             timers.limits(newLimits, System.nanoTime());

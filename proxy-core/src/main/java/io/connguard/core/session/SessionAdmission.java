@@ -63,8 +63,9 @@ final class SessionAdmission {
         s.identity = who;
         s.closing.cancelHandshakeTimer();
         ClientPolicy policy = s.services.policy();
-        s.key = policy.key(s.listener.name(), who, s.address);
-        s.limits = policy.limits(s.listener.name(), who, s.address);
+        String address = s.address();
+        s.key = policy.key(s.listener.name(), who, address);
+        s.limits = policy.limits(s.listener.name(), who, address);
         s.series = s.services.metrics().acquire(s.key);
         s.series.maxConnections(s.limits.maxConnections());
         if (!s.listener.clientConnections().open(s.key, s.limits.maxClientConnections())) {

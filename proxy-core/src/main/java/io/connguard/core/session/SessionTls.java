@@ -124,9 +124,9 @@ final class SessionTls {
     /** The client key for a once-per-client log line, or its address before it is named. */
     private String describeForLog(ClientIdentity who) {
         if (who == null) {
-            return "at " + s.address;
+            return "at " + s.address();
         }
         ClientPolicy policy = s.services.policy();
-        return policy.key(s.listener.name(), who, s.address).describe(policy.identity());
+        return policy.key(s.listener.name(), who, s.address()).describe(policy.identity());
     }
 }

@@ -4,12 +4,14 @@ import io.connguard.core.server.Listener;
 import io.connguard.core.server.UpstreamTlsContext;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.PooledByteBufAllocator;
+import io.netty.channel.AdaptiveRecvByteBufAllocator;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.ConnectTimeoutException;
 import io.netty.channel.EventLoop;
+import io.netty.channel.RecvByteBufAllocator;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.util.concurrent.Future;
@@ -29,6 +31,12 @@ public final class UpstreamConnector {
 
     /** Per-channel outbound buffering before the other side stops being read (backpressure). */
     static final WriteBufferWaterMark WATER_MARK = new WriteBufferWaterMark(32 * 1024, 64 * 1024);
+    /**
+     * The read-size policy of every client and upstream channel: Netty's default, one instance shared (its
+     * settings never change; each channel's {@code newHandle()} keeps the per-channel guess) instead of one
+     * made per channel, 32 bytes of every idle connection.
+     */
+    public static final RecvByteBufAllocator READ_SIZES = new AdaptiveRecvByteBufAllocator();
 
     private UpstreamConnector() {
     }
@@ -74,6 +82,7 @@ public final class UpstreamConnector {
                     .option(ChannelOption.SO_KEEPALIVE, true)
                     .option(ChannelOption.WRITE_BUFFER_WATER_MARK, WATER_MARK)
                     .option(ChannelOption.ALLOCATOR, PooledByteBufAllocator.DEFAULT)
+                    .option(ChannelOption.RCVBUF_ALLOCATOR, READ_SIZES)
                     .handler(handler);
             ChannelFuture connected = bootstrap.connect((InetSocketAddress) resolved.getNow());
             services.channels().add(connected.channel());

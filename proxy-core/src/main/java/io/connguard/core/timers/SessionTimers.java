@@ -18,14 +18,19 @@ import java.util.function.LongSupplier;
  */
 public final class SessionTimers {
 
-    /** Runs a task after a delay on the session's event loop. */
+    /**
+     * Calls {@link #fire()} of session timers at their deadline (on their clock), on the session's event loop.
+     * {@link LoopDeadlines} does it for every session of a loop with one scheduled task.
+     */
     public interface Scheduler {
-        Cancellable schedule(Runnable task, long delayNanos);
-    }
+        /**
+         * Fire {@code timers} at {@code deadline} (also {@link SessionTimers#scheduledAt()}), which may be
+         * earlier than the one pending for them, if any: it replaces it.
+         */
+        void schedule(SessionTimers timers, long deadline);
 
-    /** A scheduled task that can be withdrawn. */
-    public interface Cancellable {
-        void cancel();
+        /** {@code timers} have nothing pending any more (nothing happens if they had not). */
+        void cancel(SessionTimers timers);
     }
 
     /** What the session does when a timer is due. */
@@ -56,8 +61,10 @@ public final class SessionTimers {
     private long stateSince;
     private boolean leakFlagged;
     private boolean stopped;
+    /** The deadline of the pending check, {@code NEVER} when none is pending. */
     private long scheduledAt = NEVER;
-    private Cancellable pending;
+    /** This session's place in its loop's {@link LoopDeadlines} (-1: none); kept here so that moving costs nothing. */
+    int heapIndex = -1;
 
     /**
      * @param openedAt when the session opened, on {@code clock}
@@ -82,13 +89,13 @@ public final class SessionTimers {
         state = newState;
         stateSince = now;
         leakFlagged = false;
-        arm(now);
+        arm();
     }
 
     /** The limits changed (reload): deadlines follow the new values at once. */
     public void limits(Limits newLimits, long now) {
         use(newLimits);
-        arm(now);
+        arm();
     }
 
     private void use(Limits limits) {
@@ -100,11 +107,10 @@ public final class SessionTimers {
 
     public void stop() {
         stopped = true;
-        if (pending != null) {
-            pending.cancel();
-            pending = null;
+        if (scheduledAt != NEVER) {
+            scheduledAt = NEVER;
+            scheduler.cancel(this);
         }
-        scheduledAt = NEVER;
     }
 
     /** The deadline of the next check, or {@link Long#MAX_VALUE} when none is due; for tests. */
@@ -125,20 +131,22 @@ public final class SessionTimers {
         return end == NEVER ? NEVER : Math.max(end, stateSince);
     }
 
-    private void arm(long now) {
+    private void arm() {
         long next = nextDeadline();
         if (next >= scheduledAt) {
             return;
         }
-        if (pending != null) {
-            pending.cancel();
-        }
         scheduledAt = next;
-        pending = scheduler.schedule(this::fire, Math.max(0, next - now));
+        scheduler.schedule(this, next);
     }
 
-    private void fire() {
-        pending = null;
+    /** The deadline of the pending check, {@link Long#MAX_VALUE} when none is pending. */
+    long scheduledAt() {
+        return scheduledAt;
+    }
+
+    /** The scheduler's call at {@link #scheduledAt()}: checks what is due, acts, and re-arms. */
+    void fire() {
         scheduledAt = NEVER;
         if (stopped || exempt) {
             return;
@@ -170,7 +178,7 @@ public final class SessionTimers {
             }
         }
         if (!stopped) {
-            arm(now);
+            arm();
         }
     }
 
