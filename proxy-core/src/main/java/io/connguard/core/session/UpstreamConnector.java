@@ -4,7 +4,6 @@ import io.connguard.core.server.Listener;
 import io.connguard.core.server.UpstreamTlsContext;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.PooledByteBufAllocator;
-import io.netty.channel.AdaptiveRecvByteBufAllocator;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandler;
@@ -32,11 +31,11 @@ public final class UpstreamConnector {
     /** Per-channel outbound buffering before the other side stops being read (backpressure). */
     static final WriteBufferWaterMark WATER_MARK = new WriteBufferWaterMark(32 * 1024, 64 * 1024);
     /**
-     * The read-size policy of every client and upstream channel: Netty's default, one instance shared (its
-     * settings never change; each channel's {@code newHandle()} keeps the per-channel guess) instead of one
-     * made per channel, 32 bytes of every idle connection.
+     * The read-size policy of every client and upstream channel: Netty's adaptive guess, one instance shared
+     * and 48 bytes of state per channel (see {@link ReadSizes}); 16 messages per read as Netty gives a socket
+     * channel by default (it only matters with auto-read on).
      */
-    public static final RecvByteBufAllocator READ_SIZES = new AdaptiveRecvByteBufAllocator();
+    public static final RecvByteBufAllocator READ_SIZES = new ReadSizes(16);
 
     private UpstreamConnector() {
     }

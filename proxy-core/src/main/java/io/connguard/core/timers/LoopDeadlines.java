@@ -106,7 +106,7 @@ public final class LoopDeadlines implements SessionTimers.Scheduler, Runnable {
         for (int n = size; n > 0 && size > 0 && heap[0].scheduledAt() <= now; n--) {
             SessionTimers due = heap[0];
             cancel(due);
-            due.fire();
+            due.fire(now);
         }
         taskAt = NEVER;
         if (size > 0) {

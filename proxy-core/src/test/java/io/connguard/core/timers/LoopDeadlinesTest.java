@@ -45,7 +45,7 @@ class LoopDeadlinesTest {
     }
 
     private SessionTimers session(String name, long idleInTransactionSeconds) {
-        SessionTimers timers = new SessionTimers(() -> now, deadlines, new SessionTimers.Actions() {
+        SessionTimers timers = new SessionTimers(deadlines, new SessionTimers.Actions() {
             @Override
             public void expired(Expiry expiry) {
                 fired.add(name);

@@ -41,7 +41,7 @@ class SessionTimersTest {
             while (!tasks.isEmpty() && tasks.peek().scheduledAt() <= until) {
                 SessionTimers t = tasks.poll();
                 now = Math.max(now, t.scheduledAt());
-                t.fire();
+                t.fire(now);
             }
             now = until;
         }
@@ -70,7 +70,7 @@ class SessionTimersTest {
     private final Recorder actions = new Recorder();
 
     private SessionTimers timers(Limits limits) {
-        return new SessionTimers(() -> time.now, time, actions, time.now, limits, false);
+        return new SessionTimers(time, actions, time.now, limits, false);
     }
 
     @Test
@@ -166,7 +166,7 @@ class SessionTimersTest {
 
     @Test
     void exemptSessionsAndUnknownStateAreNeverKilled() {
-        SessionTimers replication = new SessionTimers(() -> time.now, time, actions, time.now, limits(1, 1, 1, 1), true);
+        SessionTimers replication = new SessionTimers(time, actions, time.now, limits(1, 1, 1, 1), true);
         replication.state(SessionState.IDLE, time.now);
         SessionTimers lost = timers(limits(1, 1, 1, 1));
         lost.state(SessionState.UNKNOWN, time.now);
