@@ -70,8 +70,9 @@ EXPOSE 9633
 # header out of a direct buffer allocates nothing. PerfDisableSharedMem keeps the JVM from writing
 # /tmp/hsperfdata_*. Netty extracts its native epoll library to java.io.tmpdir (and, for a listener
 # with clientTls, BoringSSL's, 3 MB): mount a writable emptyDir at /tmp (the Helm chart does) or
-# connguard falls back to Java NIO and the JDK's TLS. Extra JVM flags go into
-# the JDK_JAVA_OPTIONS environment variable.
+# connguard falls back to Java NIO and the JDK's TLS. Extra JVM flags: the Helm chart's sidecar.jvmOptions,
+# which it puts after these on the container's command so that they override them; the chart repeats these
+# flags (connguard.imageJvmFlags in helm/connguard/templates/_sidecar.tpl; a test keeps the two equal).
 ENTRYPOINT ["java", \
             "-XX:MinRAMPercentage=25", \
             "-XX:MaxRAMPercentage=25", \

@@ -32,6 +32,23 @@ nothing, so both lines can stay. "connguard.sidecar" is the container itself, fo
   # A native sidecar: starts before, and stops after, the application's containers.
   restartPolicy: Always
   {{- end }}
+  {{- with .Values.sidecar.jvmOptions }}
+  # The image's own command with these flags after its flags: for a flag given twice the JVM takes the last,
+  # so the user's win (JDK_JAVA_OPTIONS would come first and lose). The image's flags are repeated here
+  # (connguard.imageJvmFlags); a test holds them equal to the Dockerfile's ENTRYPOINT.
+  command:
+    - java
+    {{- range (include "connguard.imageJvmFlags" $ | splitList "\n") }}
+    - {{ . | quote }}
+    {{- end }}
+    {{- range (splitList " " .) }}
+    {{- if . }}
+    - {{ . | quote }}
+    {{- end }}
+    {{- end }}
+    - -jar
+    - /opt/connguard/connguard.jar
+  {{- end }}
   env:
     - name: CONNGUARD_CONFIG
       value: /etc/connguard/connguard.yaml
@@ -50,10 +67,6 @@ nothing, so both lines can stay. "connguard.sidecar" is the container itself, fo
           name: {{ .name }}
           key: {{ .key | default "password" }}
     {{- end }}
-    {{- end }}
-    {{- with .Values.sidecar.jvmOptions }}
-    - name: JDK_JAVA_OPTIONS
-      value: {{ . | quote }}
     {{- end }}
     {{- with .Values.sidecar.env }}
     {{- toYaml . | nindent 4 }}
@@ -181,4 +194,23 @@ connguard.io/instance: {{ include "connguard.fullname" . }}
 {{- if .Values.rollOnConfigChange -}}
 checksum/connguard-config: {{ include "connguard.config" . | sha256sum }}
 {{- end -}}
+{{- end -}}
+
+{{/*
+The JVM flags of the image's ENTRYPOINT (the Dockerfile), one a line, for the command the sidecar gets when
+sidecar.jvmOptions adds flags of its own after them. Keep equal to the Dockerfile (ChartOptionsTest checks).
+*/}}
+{{- define "connguard.imageJvmFlags" -}}
+-XX:MinRAMPercentage=25
+-XX:MaxRAMPercentage=25
+-XX:MaxMetaspaceSize=32m
+-XX:ReservedCodeCacheSize=24m
+-XX:+UseSerialGC
+-Xmn4m
+-XX:TrimNativeHeapInterval=1000
+-Dsun.misc.unsafe.memory.access=allow
+-XX:+ExitOnOutOfMemoryError
+-XX:+PerfDisableSharedMem
+--enable-native-access=ALL-UNNAMED
+-Djava.io.tmpdir=/tmp
 {{- end -}}

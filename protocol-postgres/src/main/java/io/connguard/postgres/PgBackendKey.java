@@ -18,11 +18,23 @@ final class PgBackendKey {
     static final int MAX_SECRET_LENGTH = 256;
 
     private final int processId;
+    /**
+     * A 4-byte secret (protocol 3.0, and what connguard mints) is kept in {@link #shortSecret}, {@code secret} null:
+     * the array was 24 bytes of every session, whose key the cancel routes keep.
+     */
+    private final int shortSecret;
     private final byte[] secret;
 
     private PgBackendKey(int processId, byte[] secret) {
         this.processId = processId;
-        this.secret = secret;
+        if (secret.length == MIN_SECRET_LENGTH) {
+            this.shortSecret = (secret[0] & 0xFF) << 24 | (secret[1] & 0xFF) << 16 | (secret[2] & 0xFF) << 8
+                    | secret[3] & 0xFF;
+            this.secret = null;
+        } else {
+            this.shortSecret = 0;
+            this.secret = secret;
+        }
     }
 
     /** Reads a process id and the secret that follows it, {@code length} bytes in all; null if out of range. */
@@ -48,9 +60,10 @@ final class PgBackendKey {
 
     /** A CancelRequest for this backend. */
     ByteBuf cancelRequest(io.netty.buffer.ByteBufAllocator alloc) {
-        int length = 12 + secret.length;
-        return alloc.buffer(length).writeInt(length).writeInt(80877102) // CancelRequest code
-                .writeInt(processId).writeBytes(secret);
+        int length = 12 + secretLength();
+        ByteBuf request = alloc.buffer(length).writeInt(length).writeInt(80877102) // CancelRequest code
+                .writeInt(processId);
+        return secret == null ? request.writeInt(shortSecret) : request.writeBytes(secret);
     }
 
     int processId() {
@@ -58,17 +71,18 @@ final class PgBackendKey {
     }
 
     int secretLength() {
-        return secret.length;
+        return secret == null ? MIN_SECRET_LENGTH : secret.length;
     }
 
     @Override
     public boolean equals(Object other) {
-        return other instanceof PgBackendKey key && key.processId == processId && Arrays.equals(key.secret, secret);
+        return other instanceof PgBackendKey key && key.processId == processId && key.shortSecret == shortSecret
+                && Arrays.equals(key.secret, secret);
     }
 
     @Override
     public int hashCode() {
-        return 31 * processId + Arrays.hashCode(secret);
+        return 31 * (31 * processId + shortSecret) + Arrays.hashCode(secret);
     }
 
     @Override

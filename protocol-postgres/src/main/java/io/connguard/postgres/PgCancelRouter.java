@@ -32,6 +32,11 @@ final class PgCancelRouter {
     }
 
     private final ConcurrentMap<PgBackendKey, Route> routes = new ConcurrentHashMap<>();
+    /**
+     * The route of every idle transaction-mode client of an upstream is the same: one shared per upstream
+     * (a listener's) instead of one per idle client, made again at the end of each of its transactions.
+     */
+    private final ConcurrentMap<InetSocketAddress, Route> idleRoutes = new ConcurrentHashMap<>();
 
     void register(PgBackendKey key, InetSocketAddress upstream) {
         routes.put(key, new Route(upstream, null));
@@ -47,7 +52,7 @@ final class PgCancelRouter {
      * reaches nothing (the server would find no query of it to cancel either).
      */
     void registerIdle(PgBackendKey key, InetSocketAddress upstream) {
-        routes.put(key, new Route(upstream, null, true));
+        routes.put(key, idleRoutes.computeIfAbsent(upstream, to -> new Route(to, null, true)));
     }
 
     void remove(PgBackendKey key, InetSocketAddress upstream) {

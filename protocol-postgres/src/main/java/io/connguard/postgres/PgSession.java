@@ -58,10 +58,9 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
     private final PgCancelRouter router;
     /** Reads the start-up packets and keeps early bytes; dropped when the relay starts (null from then on). */
     private PgStartupParser startupParser;
-    private final PgStatementCapture statement = new PgStatementCapture();
     private final PgSessionTracker tracker;
-    private final PgFrameScanner clientScanner;
-    private final PgFrameScanner serverScanner;
+    // The two directions' scanners are the tracker's (tracker.clientScanner, tracker.serverScanner): not
+    // repeated here, nor the statement capture, which the tracker holds too (8 bytes of every session).
 
     private Phase phase = Phase.STARTUP;
     private boolean sslAnswered;
@@ -94,9 +93,7 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
         this.context = context;
         this.router = router;
         this.startupParser = new PgStartupParser(context.alloc());
-        this.tracker = new PgSessionTracker(context, statement, this);
-        this.clientScanner = new PgFrameScanner(tracker.clientSink);
-        this.serverScanner = new PgFrameScanner(tracker.serverSink);
+        this.tracker = new PgSessionTracker(context, new PgStatementCapture(), this);
     }
 
     // ---------------------------------------------------------------- client → server
@@ -108,7 +105,7 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
                 if (watchSaslChoice) {
                     checkSaslChoice(bytes);
                 }
-                clientScanner.scan(bytes);
+                tracker.clientScanner.scan(bytes);
                 if (transactions != null) {
                     transactionBytes(bytes);
                 } else if (server != null && tracker.terminated()) {
@@ -425,7 +422,7 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
         if (transactions != null) {
             pooled = null; // its parameters live on in PgTransactionMode: an idle client keeps less
         }
-        serverScanner.scan(answer); // the tracker sees the login complete, idle, and the minted key
+        tracker.serverScanner.scan(answer); // the tracker sees the login complete, idle, and the minted key
         context.toClient(answer);
         if (transactions != null) {
             transactions.started(); // may give the server connection back at once
@@ -457,8 +454,8 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
 
     @Override
     public boolean serverReusable() {
-        return phase == Phase.RELAY && server != null && !terminateLeaked && clientScanner.atBoundary()
-                && serverScanner.atBoundary() && !tracker.lost()
+        return phase == Phase.RELAY && server != null && !terminateLeaked && tracker.clientScanner.atBoundary()
+                && tracker.serverScanner.atBoundary() && !tracker.lost()
                 && (transactions == null || transactions.reusable());
     }
 
@@ -479,13 +476,13 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
 
     @Override
     public boolean streamsAtBoundary() {
-        return clientScanner.atBoundary() && serverScanner.atBoundary();
+        return tracker.clientScanner.atBoundary() && tracker.serverScanner.atBoundary();
     }
 
     /** Transaction mode: server bytes (rewritten for the client) on their way to it. */
     @Override
     public void transactionToClient(ByteBuf bytes) {
-        serverScanner.scan(bytes);
+        tracker.serverScanner.scan(bytes);
         context.toClient(bytes);
     }
 
@@ -554,7 +551,7 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
                     }
                     return;
                 }
-                serverScanner.scan(bytes);
+                tracker.serverScanner.scan(bytes);
                 context.toClient(bytes);
             }
             case UPSTREAM_SSL_REQUEST -> answerToSslRequest(bytes);
@@ -649,7 +646,7 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
             case APPLYING -> true;
             // Mid-handshake the client can read neither plaintext nor (yet) TLS records.
             case CLIENT_TLS -> false;
-            case RELAY -> serverScanner.atBoundary();
+            case RELAY -> tracker.serverScanner.atBoundary();
             // Before its StartupMessage a client is never told anything (the server's start-up timeout and
             // shutdown just close); a cancel connection is never answered; a TLS client cannot read plaintext.
             case STARTUP, CANCEL, CLOSED -> false;
@@ -660,7 +657,7 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
     @Override
     public ByteBuf upstreamGoodbye() {
         // Before the first ReadyForQuery the server is authenticating: a closed socket is its goodbye.
-        if (phase != Phase.RELAY || !tracker.authenticated() || tracker.terminated() || !clientScanner.atBoundary()) {
+        if (phase != Phase.RELAY || !tracker.authenticated() || tracker.terminated() || !tracker.clientScanner.atBoundary()) {
             return null;
         }
         return context.alloc().buffer(5).writeByte('X').writeInt(4);
@@ -673,7 +670,7 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
 
     @Override
     public String lastStatement() {
-        return statement.fingerprint();
+        return tracker.statement().fingerprint();
     }
 
     @Override

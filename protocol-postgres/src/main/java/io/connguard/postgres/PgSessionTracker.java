@@ -36,8 +36,14 @@ final class PgSessionTracker {
     private final PgStatementCapture statement;
     private final Owner owner;
 
-    final PgFrameScanner.Sink clientSink = new ClientMessages();
-    final PgFrameScanner.Sink serverSink = new ServerMessages();
+    /** The statement capture the client's queries go to (for the views' last statement). */
+    PgStatementCapture statement() {
+        return statement;
+    }
+
+    /** The scanners of the two directions, each its own sink. */
+    final PgFrameScanner clientScanner = new ClientMessages();
+    final PgFrameScanner serverScanner = new ServerMessages();
 
     /** ReadyForQuery messages the server still owes. */
     private int readyOwed = 1;
@@ -201,7 +207,7 @@ final class PgSessionTracker {
     }
 
     /** Client → server messages. https://www.postgresql.org/docs/current/protocol-message-formats.html */
-    private final class ClientMessages implements PgFrameScanner.Sink {
+    private final class ClientMessages extends PgFrameScanner {
 
         @Override
         public int onMessageStart(byte type, int bodyLength) {
@@ -288,7 +294,7 @@ final class PgSessionTracker {
     }
 
     /** Server → client messages. https://www.postgresql.org/docs/current/protocol-message-formats.html */
-    private final class ServerMessages implements PgFrameScanner.Sink {
+    private final class ServerMessages extends PgFrameScanner {
 
         @Override
         public int onMessageStart(byte type, int length) {

@@ -58,7 +58,11 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
     private final SessionContext context;
     private final PgSessionTracker tracker;
     private final Client client;
-    private final PgPreparedStatements prepared;
+    /**
+     * The client's statement rewriter: taken from the event loop's spares when bytes flow, given back when a
+     * transaction ends and it holds nothing of the client (null then), so that an idle client keeps none.
+     */
+    private PgPreparedStatements prepared;
     /** The client's start-up parameters (case-insensitive names). */
     private final Map<String, String> wanted;
     /** Reported parameters the server told the client after its start-up (its SETs): they follow it. */
@@ -139,7 +143,6 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
         this.wanted = last.values; // never changed: later changes go to new maps
         this.target = last;
         this.client = client;
-        this.prepared = new PgPreparedStatements(CLIENT_STATEMENTS, context.alloc());
         tracker.pool(this);
     }
 
@@ -185,7 +188,14 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
     }
 
     private void forward(ByteBuf bytes) {
-        prepared.clientBytes(bytes, server.statements(), this);
+        rewriter().clientBytes(bytes, server.statements(), this);
+    }
+
+    private PgPreparedStatements rewriter() {
+        if (prepared == null) {
+            prepared = PgPreparedStatements.take(CLIENT_STATEMENTS, context.alloc());
+        }
+        return prepared;
     }
 
     /** Core should stop reading the client: enough is held until a server connection is lent. */
@@ -382,7 +392,7 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
             serverBytesWhileSyncing(bytes);
             return;
         }
-        server.statements().serverBytes(bytes, prepared, this);
+        server.statements().serverBytes(bytes, rewriter(), this);
         checkRelease();
     }
 
@@ -391,9 +401,13 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
         if (server == null || syncReader != null || lost || held != null || pins != 0 || !started) {
             return;
         }
-        if (!tracker.settledIdle() || !client.streamsAtBoundary() || !prepared.atBoundary()
+        if (!tracker.settledIdle() || !client.streamsAtBoundary() || prepared != null && !prepared.atBoundary()
                 || !server.statements().idle() || server.statements().lost()) {
             return;
+        }
+        if (prepared != null && prepared.holdsNothing()) {
+            prepared.giveBack();
+            prepared = null;
         }
         PgServerConnection done = server;
         server = null;
@@ -541,7 +555,7 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
 
     /** When the client leaves: whether the lent connection can serve another client (after a reset). */
     boolean reusable() {
-        return server != null && !lost && syncReader == null && prepared.atBoundary()
+        return server != null && !lost && syncReader == null && (prepared == null || prepared.atBoundary())
                 && server.statements().idle() && !server.statements().lost();
     }
 

@@ -63,7 +63,7 @@ class PgFrameScannerTest {
 
     private static List<String> scan(byte[] stream, int... cuts) {
         Transcript transcript = new Transcript();
-        PgFrameScanner scanner = new PgFrameScanner(transcript);
+        PgFrameScanner scanner = PgFrameScanner.to(transcript);
         int from = 0;
         for (int cut : cuts) {
             scanChunk(scanner, stream, from, cut);
@@ -115,7 +115,7 @@ class PgFrameScannerTest {
     void aMessageLongerThanAnyBufferStreamsThroughWithoutBeingCollected() {
         long gib = 1L << 30;
         Transcript transcript = new Transcript();
-        PgFrameScanner scanner = new PgFrameScanner(transcript);
+        PgFrameScanner scanner = PgFrameScanner.to(transcript);
         ByteBuf header = Unpooled.wrappedBuffer(concat(new byte[] {'D'}, int32((int) (gib + 4))));
         scanner.scan(header);
         ByteBuf chunk = Unpooled.buffer(1 << 20).writeZero(1 << 20);
@@ -138,7 +138,7 @@ class PgFrameScannerTest {
 
     @Test
     void aNegativeLengthIsUnframeableToo() {
-        PgFrameScanner scanner = new PgFrameScanner(new Transcript());
+        PgFrameScanner scanner = PgFrameScanner.to(new Transcript());
         scanner.scan(Unpooled.wrappedBuffer(new byte[] {'D', (byte) 0x80, 0, 0, 0}));
         assertThat(scanner.unframeable()).isTrue();
         assertThat(scanner.atBoundary()).isFalse();
@@ -151,7 +151,7 @@ class PgFrameScannerTest {
             byte[] garbage = new byte[random.nextInt(200)];
             random.nextBytes(garbage);
             Transcript transcript = new Transcript();
-            PgFrameScanner scanner = new PgFrameScanner(transcript);
+            PgFrameScanner scanner = PgFrameScanner.to(transcript);
             int at = 0;
             while (at < garbage.length) {
                 int n = 1 + random.nextInt(garbage.length - at);

@@ -76,10 +76,10 @@ class PgFuzzTest {
         byte[] stream = reads.stream().reduce(new byte[0], PgMessages::concat);
 
         Transcript whole = new Transcript(wanted);
-        PgFrameScanner wholeScanner = new PgFrameScanner(whole);
+        PgFrameScanner wholeScanner = PgFrameScanner.to(whole);
         scanPadded(wholeScanner, stream);
         Transcript split = new Transcript(wanted);
-        PgFrameScanner splitScanner = new PgFrameScanner(split);
+        PgFrameScanner splitScanner = PgFrameScanner.to(split);
         reads.forEach(read -> scanPadded(splitScanner, read));
 
         assertThat(split.events).as("the same messages however the stream is cut").isEqualTo(whole.events);

@@ -277,7 +277,7 @@ class PgPreparedStatementsClientsIT {
             private final OutputStream out;
             private final PgPreparedStatements statements = new PgPreparedStatements(
                     new PgPreparedStatements.Limits(100, 1 << 20), ALLOC);
-            private final PgFrameScanner toClientScanner = new PgFrameScanner(this);
+            private final PgFrameScanner toClientScanner = PgFrameScanner.to(this);
             private int server = -1;
             private byte status = 'I';
             private boolean closed;

@@ -16,6 +16,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -66,6 +68,24 @@ class ChartOptionsTest {
                 """)).contains("+ preStopSleepSeconds = 30s");
         assertThat(HelmChart.render("terminationGracePeriodSeconds: 26").pod().getTerminationGracePeriodSeconds())
                 .isEqualTo(26L);
+    }
+
+    /**
+     * sidecar.jvmOptions: the image's java command with the user's flags after the image's own (the JVM takes a
+     * flag's last value: they win), the image's flags equal to the Dockerfile's ENTRYPOINT; without them the
+     * container keeps the image's ENTRYPOINT.
+     */
+    @Test
+    void jvmOptionsComeAfterTheImagesFlags() throws Exception {
+        Container sidecar = HelmChart.render(
+                "sidecar: { jvmOptions: \" -XX:MaxRAMPercentage=40  -Dio.netty.leakDetection.level=simple\" }").sidecar();
+        List<String> entrypoint = DockerfileLintTest.entrypoint();
+        int jar = entrypoint.indexOf("-jar");
+        List<String> expected = new ArrayList<>(entrypoint.subList(0, jar));
+        expected.addAll(List.of("-XX:MaxRAMPercentage=40", "-Dio.netty.leakDetection.level=simple"));
+        expected.addAll(entrypoint.subList(jar, entrypoint.size()));
+        assertThat(sidecar.getCommand()).containsExactlyElementsOf(expected);
+        assertThat(HelmChart.render("").sidecar().getCommand()).as("the image's ENTRYPOINT").isNullOrEmpty();
     }
 
     @Test
@@ -184,8 +204,8 @@ class ChartOptionsTest {
                   tmpSizeLimit: 8Mi
                 extraVolumes: [ { name: db-ca, secret: { secretName: orders-db-ca } } ]
                 """.formatted(ca));
-        assertThat(r.sidecarEnvironment()).containsEntry("JDK_JAVA_OPTIONS", "-XX:MaxRAMPercentage=60")
-                .containsEntry("REGION", "eu");
+        assertThat(r.sidecar().getCommand()).contains("-XX:MaxRAMPercentage=60");
+        assertThat(r.sidecarEnvironment()).containsEntry("REGION", "eu").doesNotContainKey("JDK_JAVA_OPTIONS");
         assertThat(r.sidecar().getVolumeMounts()).anySatisfy(m -> assertThat(m.getMountPath()).isEqualTo("/etc/connguard-ca"));
         assertThat(r.pod().getVolumes()).filteredOn(v -> v.getSecret() != null)
                 .singleElement().satisfies(v -> assertThat(v.getSecret().getSecretName()).isEqualTo("orders-db-ca"));

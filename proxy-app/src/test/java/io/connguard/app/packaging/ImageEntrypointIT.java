@@ -78,13 +78,41 @@ class ImageEntrypointIT {
         }
     }
 
+    /**
+     * The chart's {@code sidecar.jvmOptions} change a flag the image sets: the chart's command puts them after
+     * the image's flags, and the JVM takes a flag's last value. Through JDK_JAVA_OPTIONS (what the chart did
+     * before) the same flags came first and changed nothing, which is why the chart no longer uses it.
+     */
+    @Test
+    void theChartsJvmOptionsOverrideTheImagesFlags() throws Exception {
+        String options = "-XX:MinRAMPercentage=40 -XX:MaxRAMPercentage=40";
+        List<String> command = HelmChart.render("sidecar: { jvmOptions: \"" + options + "\" }").sidecar().getCommand();
+        Path java = Path.of(System.getProperty("java.home"), "bin", "java");
+        long heap = finalFlags(java, 256, command.subList(1, command.indexOf("-jar")), Map.of()).get("MaxHeapSize");
+        assertThat(heap).as("40%% of 256 MiB").isBetween(100L << 20, 104L << 20);
+
+        List<String> entrypoint = DockerfileLintTest.entrypoint();
+        long before = finalFlags(java, 256, entrypoint.subList(1, entrypoint.indexOf("-jar")),
+                Map.of("JDK_JAVA_OPTIONS", options)).get("MaxHeapSize");
+        assertThat(before).as("JDK_JAVA_OPTIONS come before the image's 25%%").isEqualTo(64L << 20);
+    }
+
     /** The entrypoint's JVM flags, with -XX:MaxRAM for the container limit, as -XX:+PrintFlagsFinal prints them. */
     private static Map<String, Long> finalFlags(Path java, long limitMib) throws Exception {
         List<String> entrypoint = DockerfileLintTest.entrypoint();
+        return finalFlags(java, limitMib, entrypoint.subList(1, entrypoint.indexOf("-jar")), Map.of());
+    }
+
+    /** {@code jvmFlags} with -XX:MaxRAM for the container limit, as -XX:+PrintFlagsFinal prints them. */
+    private static Map<String, Long> finalFlags(Path java, long limitMib, List<String> jvmFlags,
+                                                Map<String, String> environment) throws Exception {
         List<String> command = new ArrayList<>(List.of(java.toString(), "-XX:MaxRAM=" + limitMib + "m"));
-        command.addAll(entrypoint.subList(1, entrypoint.indexOf("-jar")));
+        command.addAll(jvmFlags);
         command.addAll(List.of("-XX:+PrintFlagsFinal", "-version"));
-        Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
+        ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true);
+        builder.environment().remove("JDK_JAVA_OPTIONS");
+        builder.environment().putAll(environment);
+        Process process = builder.start();
         String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertThat(process.waitFor(60, TimeUnit.SECONDS)).isTrue();
         assertThat(process.exitValue()).as("%s: %s", command, output).isZero();

@@ -180,6 +180,7 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
                 .childOption(ChannelOption.SO_KEEPALIVE, true)
                 .childOption(ChannelOption.ALLOCATOR, PooledByteBufAllocator.DEFAULT)
                 .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, SessionAcceptor.WATER_MARK)
+                .childOption(ChannelOption.RCVBUF_ALLOCATOR, SessionAcceptor.READ_SIZES)
                 .childHandler(new SessionAcceptor(listener, this));
         try {
             Channel channel = bootstrap.bind(lc.listen().resolved()).syncUninterruptibly().channel();

@@ -67,7 +67,7 @@ final class ServerBorrowing {
         pool = s.listener.pools().pool(who);
         if (pool.auth().askClient()) {
             awaitingPassword = true;
-            s.closing.armHandshakeTimer();
+            s.closing().armHandshakeTimer();
             s.protocol.requestPassword();
             return true;
         }
@@ -93,11 +93,11 @@ final class ServerBorrowing {
             return;
         }
         awaitingPassword = false;
-        s.closing.cancelHandshakeTimer();
+        s.cancelHandshakeTimer();
         PoolAuth.Verdict verdict = pool.auth().check(given);
         if (verdict == PoolAuth.Verdict.REJECTED) {
             java.util.Arrays.fill(given, '\0');
-            s.log.at(Level.INFO).addKeyValue("reason", "authentication").log("password refused (auth.usersFile)");
+            s.log().at(Level.INFO).addKeyValue("reason", "authentication").log("password refused (auth.usersFile)");
             s.close(null, new ProxyError(ProxyError.Kind.AUTHENTICATION_FAILED,
                     "password authentication failed for user \"" + s.identity.user() + "\"", ""));
             return;
@@ -124,7 +124,7 @@ final class ServerBorrowing {
             return;
         }
         awaitingPassword = false;
-        s.closing.cancelHandshakeTimer();
+        s.cancelHandshakeTimer();
         freshLogin = false;
         s.admission.takeTicket();
     }
@@ -163,11 +163,11 @@ final class ServerBorrowing {
         server = connection;
         s.upstream = connection.channel();
         s.phase = Phase.CONNECTED;
-        s.closing.armHandshakeTimer();
+        s.closing().armHandshakeTimer();
         try {
             s.protocol.onServerLent(connection.protocol());
         } catch (RuntimeException e) {
-            s.log.at(Level.WARN).setCause(e).log("protocol failed to take the server connection");
+            s.log().at(Level.WARN).setCause(e).log("protocol failed to take the server connection");
             s.close(CloseReason.PROTOCOL_ERROR, null);
             return;
         }
@@ -184,7 +184,7 @@ final class ServerBorrowing {
         try {
             s.protocol.onServerLent(connection.protocol());
         } catch (RuntimeException e) {
-            s.log.at(Level.WARN).setCause(e).log("protocol failed to take the server connection");
+            s.log().at(Level.WARN).setCause(e).log("protocol failed to take the server connection");
             s.close(CloseReason.PROTOCOL_ERROR, null);
             return;
         }
@@ -214,7 +214,7 @@ final class ServerBorrowing {
             return;
         }
         serverRefusal = clientError;
-        s.log.at(Level.INFO).addKeyValue("reason", "authentication").log("the database refused the login: {}", reason);
+        s.log().at(Level.INFO).addKeyValue("reason", "authentication").log("the database refused the login: {}", reason);
         s.close(CloseReason.UPSTREAM, new ProxyError(ProxyError.Kind.AUTHENTICATION_FAILED, reason, ""));
     }
 
@@ -231,7 +231,7 @@ final class ServerBorrowing {
         if (s.phase == Phase.CLOSED) {
             return;
         }
-        s.log.at(poolFull ? Level.INFO : Level.WARN).addKeyValue("reason", poolFull ? "pool_full" : "upstream")
+        s.log().at(poolFull ? Level.INFO : Level.WARN).addKeyValue("reason", poolFull ? "pool_full" : "upstream")
                 .log("no server connection: {}", reason);
         s.close(CloseReason.UPSTREAM, poolFull
                 ? new ProxyError(ProxyError.Kind.TOO_MANY_CONNECTIONS, "too many connections for client "
@@ -316,7 +316,7 @@ final class ServerBorrowing {
         ServerConnection c = server;
         server = null;
         s.upstream = null;
-        s.log.debug("server connection {} given back ({})", c.id(), reusable ? "reusable" : "closed: state "
+        s.debug("server connection {} given back ({})", c.id(), reusable ? "reusable" : "closed: state "
                 + s.state.label());
         if (s.lease != null) {
             boolean reset;

@@ -9,7 +9,6 @@ import io.connguard.core.api.ListenerInfo;
 import io.connguard.core.api.ProtocolSession;
 import io.connguard.core.api.ProxyError;
 import io.connguard.core.api.SessionContext;
-import io.connguard.core.api.SessionLog;
 import io.connguard.core.api.SessionState;
 import io.connguard.core.config.Limits;
 import io.connguard.core.config.PoolConfig;
@@ -70,17 +69,19 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     final Listener listener;
     final ProxyServices services;
     final Channel client;
-    final EventLoop loop;
-    final InetSocketAddress clientAddress;
-    final String address;
+    // The address as text and the wall-clock opening time are derived when asked for (log lines, views,
+    // admission): kept, they were ~80 bytes of every idle session.
     final long openedNanos = System.nanoTime();
-    private final Instant openedAt = Instant.now();
-    final SessionLogger log = new SessionLogger(this);
-    final SessionClosing closing = new SessionClosing(this);
+    /**
+     * Made at start-up for the handshake timer and let go once the timer is cancelled with nothing else
+     * pending (see {@link #cancelHandshakeTimer}); made again when the session closes. Use {@link #closing()}.
+     */
+    private SessionClosing closing;
     final ServerBorrowing borrowing = new ServerBorrowing(this);
     final SessionAdmission admission = new SessionAdmission(this);
     final SessionAccounting accounting = new SessionAccounting(this);
-    final SessionTls tls = new SessionTls(this);
+    /** Made at the first TLS step or refusal: most sessions of most listeners never take one. */
+    SessionTls tls;
 
     // The state the parts share; package-private so that they read and write it on this loop like this class.
     ProtocolSession protocol;
@@ -111,10 +112,6 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         this.listener = listener;
         this.services = services;
         this.client = client;
-        this.loop = client.eventLoop();
-        this.clientAddress = (InetSocketAddress) client.remoteAddress();
-        this.address = clientAddress == null || clientAddress.getAddress() == null
-                ? "" : clientAddress.getAddress().getHostAddress();
         this.lease = listener.pools() != null && listener.config().pool().mode() == PoolConfig.Mode.TRANSACTION
                 ? new TransactionLease() : null;
     }
@@ -124,7 +121,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
     void start() {
         services.registry().add(this);
         protocol = listener.module().newSession(this);
-        closing.armHandshakeTimer();
+        closing().armHandshakeTimer();
         client.read();
     }
 
@@ -136,7 +133,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         if (phase == Phase.CLOSED) {
             bytes.release();
             if (fromClient) {
-                closing.answerNextRequest();
+                closing().answerNextRequest();
             }
             return;
         }
@@ -149,7 +146,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
                 protocol.onUpstreamBytes(bytes);
             }
         } catch (RuntimeException e) {
-            log.at(Level.WARN).setCause(e).log("protocol tracker failed; closing the session");
+            log().at(Level.WARN).setCause(e).log("protocol tracker failed; closing the session");
             close(CloseReason.PROTOCOL_ERROR, null);
         }
     }
@@ -161,7 +158,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             borrowing.releaseServer(lease.takeReset());
         }
         if (phase == Phase.CLOSED) {
-            if (fromClient && closing.answering()) {
+            if (fromClient && closing().answering()) {
                 client.read();
             } else if (!fromClient && upstream != null && upstream.isActive()) {
                 upstream.read(); // waiting for the server to close after our goodbye
@@ -199,7 +196,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         if (!clientSide) {
             listener.meters().upstreamClosed();
         } else {
-            closing.dropAnswer();
+            closing().dropAnswer();
         }
         close(clientSide ? CloseReason.CLIENT : CloseReason.UPSTREAM, null);
     }
@@ -208,10 +205,10 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         if (cause instanceof OutOfMemoryError) {
             // A buffer the capped direct memory could not give (a full heap exits the JVM before this): this
             // session ends, the others keep theirs.
-            log.at(Level.WARN).addKeyValue("reason", "out_of_memory")
+            log().at(Level.WARN).addKeyValue("reason", "out_of_memory")
                     .log("out of buffer memory, closing the session: {}", cause.getMessage());
         } else {
-            log.debug("{} connection failed: {}", clientSide ? "client" : "upstream", cause.toString());
+            debug("{} connection failed: {}", clientSide ? "client" : "upstream", cause.toString());
         }
         close(clientSide ? CloseReason.CLIENT : CloseReason.UPSTREAM, null);
     }
@@ -230,7 +227,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
 
     @Override
     public InetSocketAddress clientAddress() {
-        return clientAddress;
+        return (InetSocketAddress) client.remoteAddress(); // Netty keeps it: not repeated in every session
     }
 
     @Override
@@ -240,12 +237,16 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
 
     @Override
     public EventLoop eventLoop() {
-        return loop;
+        return loop();
     }
 
+    /**
+     * Made for each use (log lines are rare, and it holds nothing but the session): kept, it was 16 bytes of
+     * every idle session.
+     */
     @Override
-    public SessionLog log() {
-        return log;
+    public SessionLogger log() {
+        return new SessionLogger(this);
     }
 
     @Override
@@ -271,7 +272,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             return;
         }
         listener.meters().lostSync();
-        log.at(Level.WARN).addKeyValue("reason", reason)
+        log().at(Level.WARN).addKeyValue("reason", reason)
                 .log("protocol tracker lost sync; relaying on without enforcing limits: {}", reason);
         if (phase == Phase.CONNECTED) {
             stateChanged(SessionState.UNKNOWN);
@@ -282,7 +283,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
 
     @Override
     public void violation(String reason) {
-        log.at(Level.INFO).addKeyValue("reason", "protocol_error").log("protocol violation: {}", reason);
+        log().at(Level.INFO).addKeyValue("reason", "protocol_error").log("protocol violation: {}", reason);
         close(CloseReason.PROTOCOL_ERROR, new ProxyError(ProxyError.Kind.PROTOCOL_VIOLATION,
                 "protocol violation: " + reason, ""));
     }
@@ -293,7 +294,7 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
             return;
         }
         listener.meters().connectError();
-        log.at(Level.WARN).addKeyValue("reason", "upstream").log("cannot use upstream {}: {}",
+        log().at(Level.WARN).addKeyValue("reason", "upstream").log("cannot use upstream {}: {}",
                 listener.config().upstream(), reason);
         close(CloseReason.UPSTREAM, new ProxyError(ProxyError.Kind.UPSTREAM_UNAVAILABLE,
                 "connguard could not use the database server " + listener.config().upstream() + ": " + reason, ""));
@@ -332,29 +333,41 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
 
     @Override
     public Future<Channel> startUpstreamTls() {
-        return tls.startUpstreamTls();
+        return tls().startUpstreamTls();
     }
 
     @Override
     public Future<ClientTlsSession> startClientTls(ByteBuf alreadyRead) {
-        return tls.startClientTls(alreadyRead);
+        return tls().startClientTls(alreadyRead);
     }
 
     @Override
     public void clientTlsRefused(ClientIdentity who, String request) {
-        tls.clientTlsRefused(who, request);
+        tls().clientTlsRefused(who, request);
     }
 
     @Override
     public void plaintextRefused(ClientIdentity who) {
-        tls.plaintextRefused(who);
+        tls().plaintextRefused(who);
+    }
+
+    /** The client channel's event loop, which the session's upstream shares (Netty keeps it: not repeated here). */
+    EventLoop loop() {
+        return client.eventLoop();
+    }
+
+    SessionTls tls() {
+        if (tls == null) {
+            tls = new SessionTls(this);
+        }
+        return tls;
     }
 
     // ------------------------------------------------------------------ other SessionContext
 
     @Override
     public Future<Channel> connectAside(InetSocketAddress target, ChannelHandler handler) {
-        return UpstreamConnector.connectAside(loop, target, handler, listener, services);
+        return UpstreamConnector.connectAside(loop(), target, handler, listener, services);
     }
 
     @Override
@@ -508,17 +521,38 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
 
     @Override
     public void expired(SessionTimers.Expiry expiry) {
-        closing.expired(expiry);
+        closing().expired(expiry);
     }
 
     /** Ends the session as the admin API or a drain asks (reason ADMIN or SHUTDOWN). Call from any thread. */
     public void kill(CloseReason reason) {
-        closing.kill(reason);
+        loop().execute(() -> closing().kill(reason));
     }
 
     /** Ends the session once (see {@link SessionClosing#close}); {@code reason} null: never admitted. */
     void close(CloseReason reason, ProxyError error) {
-        closing.close(reason, error);
+        closing().close(reason, error);
+    }
+
+    /** A DEBUG line about this session; with DEBUG off (per transaction on pooled listeners) no logger is made. */
+    void debug(String message, Object... args) {
+        if (SessionLogger.debugEnabled()) {
+            debug(message, args);
+        }
+    }
+
+    SessionClosing closing() {
+        if (closing == null) {
+            closing = new SessionClosing(this);
+        }
+        return closing;
+    }
+
+    /** Stops the handshake timer; the closing part, then holding nothing, is let go until the session closes. */
+    void cancelHandshakeTimer() {
+        if (closing != null && closing.cancelHandshakeTimer()) {
+            closing = null;
+        }
     }
 
     // ------------------------------------------------------------------ relay
@@ -558,8 +592,8 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         long now = System.nanoTime();
         Instant wallNow = Instant.now();
         return new SessionSnapshot(id, listener.name(), identity.user(), identity.database(), identity.application(),
-                address, state.label(), wallNow.minusNanos(now - stateSince), openedAt, inTransaction,
-                accounting.leakSuspect(), lastStatement(), bytesIn, bytesOut, key, borrowing.pooled(),
+                address(), state.label(), wallNow.minusNanos(now - stateSince), wallNow.minusNanos(now - openedNanos),
+                inTransaction, accounting.leakSuspect(), lastStatement(), bytesIn, bytesOut, key, borrowing.pooled(),
                 borrowing.serverId(), pinReason());
     }
 
@@ -591,8 +625,11 @@ public final class Session implements SessionContext, SessionTimers.Actions, Adm
         return upstream == null ? List.of(client) : List.of(client, upstream);
     }
 
+    /** The client's IP address as text ("" when unknown), made at each call: log lines, admission, views. */
     String address() {
-        return address;
+        InetSocketAddress clientAddress = clientAddress();
+        return clientAddress == null || clientAddress.getAddress() == null
+                ? "" : clientAddress.getAddress().getHostAddress();
     }
 
     ClientIdentity identity() {

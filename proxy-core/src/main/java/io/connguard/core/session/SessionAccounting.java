@@ -10,11 +10,10 @@ import io.connguard.core.metrics.ClientSeries;
 import io.connguard.core.metrics.CloseReason;
 import io.connguard.core.session.Session.Phase;
 import io.connguard.core.timers.LeakWatch;
+import io.connguard.core.timers.LoopDeadlines;
 import io.connguard.core.timers.SessionTimers;
-import io.netty.util.concurrent.ScheduledFuture;
 import org.slf4j.event.Level;
 
-import java.util.concurrent.TimeUnit;
 
 /**
  * What an admitted {@link Session} is counted and watched for: the state the protocol reports (its client's
@@ -63,12 +62,7 @@ final class SessionAccounting {
     void startCounting(long now) {
         counts = s.series.shard();
         counts.enter(s.state, false);
-        timers = new SessionTimers(System::nanoTime,
-                (task, delay) -> {
-                    ScheduledFuture<?> f = s.loop.schedule(task, delay, TimeUnit.NANOSECONDS);
-                    return () -> f.cancel(false);
-                },
-                s, now, s.limits, s.identity.replication());
+        timers = new SessionTimers(LoopDeadlines.of(s.loop()), s, now, s.limits, s.identity.replication());
     }
 
     /** The session closes: its timers stop. */
@@ -104,7 +98,7 @@ final class SessionAccounting {
         if (!authenticated && reported != SessionState.ACTIVE) {
             authenticated = true;
             s.listener.earlyDropsInARow().set(0); // the server saw a successful login: its host error count is reset
-            s.closing.cancelHandshakeTimer();
+            s.cancelHandshakeTimer();
         }
         boolean tx = switch (reported) {
             case IDLE -> false;
@@ -120,7 +114,7 @@ final class SessionAccounting {
         if (reported == SessionState.ACTIVE && leakSuspect) {
             leakSuspect = false;
             s.series.leakSuspectDelta(-1);
-            s.log.debug("leak suspect in use again");
+            s.debug("leak suspect in use again");
         }
         if (reported == SessionState.ACTIVE && leakCandidate) {
             leakCandidate = false;
@@ -159,13 +153,13 @@ final class SessionAccounting {
             suspect(why);
         } else {
             leakCandidate = true;
-            s.log.debug("idle beyond leakDetectionThreshold; a leak suspect if its client needs more connections");
+            s.debug("idle beyond leakDetectionThreshold; a leak suspect if its client needs more connections");
         }
     }
 
     /** The client key's leak watch saw a sign that the client needs more connections. Call from any thread. */
     void underPressure(String why) {
-        s.loop.execute(() -> {
+        s.loop().execute(() -> {
             if (leakCandidate && s.phase == Phase.CONNECTED) {
                 leakCandidate = false;
                 leaks.remove(s);
@@ -187,7 +181,7 @@ final class SessionAccounting {
         String age = Durations.measured(now - s.openedNanos);
         String last = s.lastStatement();
         String statement = last.isEmpty() ? "(none)" : last;
-        s.log.at(Level.WARN).addKeyValue("reason", "leak_suspect")
+        s.log().at(Level.WARN).addKeyValue("reason", "leak_suspect")
                 .addKeyValue("idle", idle)
                 .addKeyValue("age", age)
                 .addKeyValue("lastStatement", statement)
@@ -202,7 +196,7 @@ final class SessionAccounting {
     void rekey(ClientIdentity who) {
         s.identity = who;
         applyPolicy();
-        s.log.info("client identity changed; accounting moved to the new client");
+        s.log().info("client identity changed; accounting moved to the new client");
     }
 
     /**
@@ -211,14 +205,14 @@ final class SessionAccounting {
      */
     /** Re-reads the client key and limits from the policy in force (after a reload). Call from any thread. */
     void refresh() {
-        s.loop.execute(() -> {
+        s.loop().execute(() -> {
             if (s.identity == null || s.phase == Phase.CLOSED) {
                 return;
             }
             ClientKey before = s.key;
             applyPolicy();
             if (!s.key.equals(before)) {
-                s.log.info("client key changed with the reloaded clients.identity; accounting moved to the new client");
+                s.log().info("client key changed with the reloaded clients.identity; accounting moved to the new client");
             }
         });
     }
@@ -230,8 +224,9 @@ final class SessionAccounting {
      */
     private void applyPolicy() {
         ClientPolicy policy = s.services.policy();
-        ClientKey newKey = policy.key(s.listener.name(), s.identity, s.address);
-        Limits newLimits = policy.limits(s.listener.name(), s.identity, s.address);
+        String address = s.address();
+        ClientKey newKey = policy.key(s.listener.name(), s.identity, address);
+        Limits newLimits = policy.limits(s.listener.name(), s.identity, address);
         s.limits = newLimits;
         if (timers != null) {
             timers.limits(newLimits, System.nanoTime());

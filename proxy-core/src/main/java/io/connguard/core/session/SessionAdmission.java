@@ -61,10 +61,11 @@ final class SessionAdmission {
     /** The client named itself: its key, limits and series, maxClientConnections, then a ticket. */
     void admit(ClientIdentity who) {
         s.identity = who;
-        s.closing.cancelHandshakeTimer();
+        s.cancelHandshakeTimer();
         ClientPolicy policy = s.services.policy();
-        s.key = policy.key(s.listener.name(), who, s.address);
-        s.limits = policy.limits(s.listener.name(), who, s.address);
+        String address = s.address();
+        s.key = policy.key(s.listener.name(), who, address);
+        s.limits = policy.limits(s.listener.name(), who, address);
         s.series = s.services.metrics().acquire(s.key);
         s.series.maxConnections(s.limits.maxConnections());
         if (!s.listener.clientConnections().open(s.key, s.limits.maxClientConnections())) {
@@ -85,7 +86,7 @@ final class SessionAdmission {
 
     /** Takes an admission ticket: a slot now, a place in the queue, or a rejection. */
     void takeTicket() {
-        s.ticket = new Admission.Ticket(s.key, s.limits, s.loop, s);
+        s.ticket = new Admission.Ticket(s.key, s.limits, s.loop(), s);
         boolean early = reservation != null && s.upstream != null;
         Admission.Decision decision = early
                 ? s.listener.admission().request(s.ticket, reservation, true)
@@ -105,8 +106,8 @@ final class SessionAdmission {
                 s.phase = Phase.PROBATION;
                 s.series.admission(Outcome.PROBATION);
                 // bounds the probation: then it waits for a slot like any other connection
-                s.closing.armHandshakeTimer();
-                s.log.debug("over its cap: on probation without a client slot");
+                s.closing().armHandshakeTimer();
+                s.debug("over its cap: on probation without a client slot");
                 s.protocol.earlyUpstream(EarlyUpstream.PROBATION);
             }
             case QUEUED -> {
@@ -114,7 +115,7 @@ final class SessionAdmission {
                     dropEarlyUpstream();
                 }
                 wait(true);
-                s.log.debug("queued for a slot");
+                s.debug("queued for a slot");
             }
             case PENDING -> {
                 if (early) {
@@ -143,7 +144,7 @@ final class SessionAdmission {
             queued();
         }
         if (queued || !s.limits.queueTimeout().isZero()) {
-            queueTimer = s.loop.schedule(this::queueExpired, s.limits.queueTimeout().toNanos(), TimeUnit.NANOSECONDS);
+            queueTimer = s.loop().schedule(this::queueExpired, s.limits.queueTimeout().toNanos(), TimeUnit.NANOSECONDS);
         }
     }
 
@@ -164,7 +165,7 @@ final class SessionAdmission {
         if (s.phase != Phase.PROBATION) {
             return;
         }
-        s.closing.cancelHandshakeTimer();
+        s.cancelHandshakeTimer();
         switch (s.listener.admission().requestAfterProbation(s.ticket)) {
             case ADMITTED -> {
                 s.series.admission(Outcome.ADMITTED);
@@ -173,7 +174,7 @@ final class SessionAdmission {
             }
             case QUEUED -> {
                 wait(true);
-                s.log.debug("queued for a slot after probation");
+                s.debug("queued for a slot after probation");
             }
             case REJECTED -> reject(s.ticket.rejection());
             case PROBATION, PENDING -> throw new IllegalStateException("not an answer after probation");
@@ -211,7 +212,7 @@ final class SessionAdmission {
             try {
                 s.protocol.onUpstreamConnected();
             } catch (RuntimeException e) {
-                s.log.at(Level.WARN).setCause(e).log("protocol failed to open the upstream session");
+                s.log().at(Level.WARN).setCause(e).log("protocol failed to open the upstream session");
                 s.close(CloseReason.PROTOCOL_ERROR, null);
             }
         });
@@ -239,7 +240,7 @@ final class SessionAdmission {
             return;
         }
         s.lease.admission();
-        s.ticket = new Admission.Ticket(s.key, s.limits, s.loop, s);
+        s.ticket = new Admission.Ticket(s.key, s.limits, s.loop(), s);
         Admission.Decision decision = s.listener.admission().request(s.ticket);
         switch (decision) {
             case ADMITTED -> {
@@ -253,7 +254,7 @@ final class SessionAdmission {
                     queued();
                 }
                 if (decision == Admission.Decision.QUEUED || !s.limits.queueTimeout().isZero()) {
-                    queueTimer = s.loop.schedule(this::queueExpired, s.limits.queueTimeout().toNanos(),
+                    queueTimer = s.loop().schedule(this::queueExpired, s.limits.queueTimeout().toNanos(),
                             TimeUnit.NANOSECONDS);
                 }
             }
@@ -345,7 +346,7 @@ final class SessionAdmission {
         s.series.admission(outcome);
         s.listener.meters().rejected(outcome);
         ProxyError error = Messages.rejection(why, s);
-        s.log.at(Level.INFO).addKeyValue("reason", why.name().toLowerCase(java.util.Locale.ROOT))
+        s.log().at(Level.INFO).addKeyValue("reason", why.name().toLowerCase(java.util.Locale.ROOT))
                 .log("connection rejected: {}", Messages.why(why, s.limits));
         s.close(null, error);
     }
@@ -369,7 +370,7 @@ final class SessionAdmission {
                     // Closed while connecting: end this connection as any other, and only then give the slot back
                     // (releaseSlotWhenUpstreamCloses is waiting for it), so the database never sees cap + 1.
                     s.upstream = channel;
-                    s.closing.sayGoodbye(null, false);
+                    s.closing().sayGoodbye(null, false);
                 }
                 return;
             }
@@ -379,12 +380,12 @@ final class SessionAdmission {
             }
             s.upstream = channel;
             s.phase = Phase.CONNECTED;
-            s.closing.armHandshakeTimer();
+            s.closing().armHandshakeTimer();
             s.upstream.read();
             try {
                 s.protocol.onUpstreamConnected();
             } catch (RuntimeException e) {
-                s.log.at(Level.WARN).setCause(e).log("protocol failed to open the upstream session");
+                s.log().at(Level.WARN).setCause(e).log("protocol failed to open the upstream session");
                 s.close(CloseReason.PROTOCOL_ERROR, null);
             }
         });
@@ -404,16 +405,16 @@ final class SessionAdmission {
 
     /** Admitted on the upstream it already has (opened early, or authenticated on probation). */
     private void adoptUpstream() {
-        s.closing.cancelHandshakeTimer();
+        s.cancelHandshakeTimer();
         enterConnecting();
         s.phase = Phase.CONNECTED;
-        s.closing.armHandshakeTimer();
+        s.closing().armHandshakeTimer();
     }
 
     private void connectFailed(Throwable cause, CloseReason reason) {
         s.listener.meters().connectError();
         String why = UpstreamConnector.describeConnectFailure(cause);
-        s.log.at(Level.WARN).addKeyValue("reason", "upstream")
+        s.log().at(Level.WARN).addKeyValue("reason", "upstream")
                 .log("cannot connect to upstream {}: {}", s.listener.config().upstream(), why);
         s.close(reason, new ProxyError(ProxyError.Kind.UPSTREAM_UNAVAILABLE,
                 "connguard could not connect to the database server " + s.listener.config().upstream() + ": " + why,

@@ -25,7 +25,7 @@ import java.util.concurrent.TimeUnit;
  * answers its next request with the error.
  *
  * <p>Owns the handshake timer and the pending answer; everything else it reads and settles is the
- * session's. Runs on the session's event loop, except {@link #kill}, which hops onto it.
+ * session's. Runs on the session's event loop ({@link Session#kill} hops onto it).
  */
 final class SessionClosing {
 
@@ -52,13 +52,14 @@ final class SessionClosing {
         if (timeout == 0) {
             return; // handshakeTimeout: 0 turns the timer off, as 0 does for every timer
         }
-        handshakeTimer = s.loop.schedule(this::handshakeExpired, timeout, TimeUnit.NANOSECONDS);
+        handshakeTimer = s.loop().schedule(this::handshakeExpired, timeout, TimeUnit.NANOSECONDS);
     }
 
-    /** Stops the handshake timer (and lets it go: it is not kept by every idle session). */
-    void cancelHandshakeTimer() {
+    /** Stops the handshake timer; true when this holds nothing any more (no answer pending either). */
+    boolean cancelHandshakeTimer() {
         Session.cancel(handshakeTimer);
         handshakeTimer = null;
+        return pendingAnswer == null;
     }
 
     private void handshakeExpired() {
@@ -70,7 +71,7 @@ final class SessionClosing {
             return;
         }
         Duration timeout = s.listener.config().handshakeTimeout();
-        s.log.at(Level.INFO).addKeyValue("reason", "handshake_timeout")
+        s.log().at(Level.INFO).addKeyValue("reason", "handshake_timeout")
                 .log("handshake not finished within handshakeTimeout {}", Messages.duration(timeout));
         close(s.identity == null ? null : CloseReason.CLIENT, new ProxyError(ProxyError.Kind.PROTOCOL_VIOLATION,
                 "handshake not completed within the proxy's handshakeTimeout", "connguard: listener "
@@ -87,27 +88,25 @@ final class SessionClosing {
             case LIFETIME -> CloseReason.LIFETIME;
         };
         ProxyError error = Messages.expiry(expiry, s);
-        s.log.at(Level.WARN).addKeyValue("reason", reason.tag()).addKeyValue("lastStatement", s.lastStatement())
+        s.log().at(Level.WARN).addKeyValue("reason", reason.tag()).addKeyValue("lastStatement", s.lastStatement())
                 .log("session killed: {}", Messages.why(expiry, s.limits));
         close(reason, error);
     }
 
-    /** Ends the session as the admin API or a drain asks (reason ADMIN or SHUTDOWN). Call from any thread. */
+    /** Ends the session as the admin API or a drain asks (reason ADMIN or SHUTDOWN); on the event loop. */
     void kill(CloseReason reason) {
-        s.loop.execute(() -> {
-            if (s.phase == Phase.CLOSED) {
-                return;
-            }
-            ProxyError error = reason == CloseReason.SHUTDOWN
-                    ? new ProxyError(ProxyError.Kind.SHUTDOWN, "terminating connection due to administrator command",
-                    "connguard is shutting down and its drainTimeout has passed")
-                    : new ProxyError(ProxyError.Kind.ADMIN_KILL, "terminating connection due to administrator command",
-                    "connguard: session " + s.id + " was killed through the admin API");
-            s.log.at(Level.INFO).addKeyValue("reason", reason.tag()).addKeyValue("lastStatement", s.lastStatement())
-                    .log("session killed: {}", reason == CloseReason.SHUTDOWN ? "drainTimeout passed"
-                            : "killed through the admin API");
-            close(s.identity == null ? null : reason, error);
-        });
+        if (s.phase == Phase.CLOSED) {
+            return;
+        }
+        ProxyError error = reason == CloseReason.SHUTDOWN
+                ? new ProxyError(ProxyError.Kind.SHUTDOWN, "terminating connection due to administrator command",
+                "connguard is shutting down and its drainTimeout has passed")
+                : new ProxyError(ProxyError.Kind.ADMIN_KILL, "terminating connection due to administrator command",
+                "connguard: session " + s.id + " was killed through the admin API");
+        s.log().at(Level.INFO).addKeyValue("reason", reason.tag()).addKeyValue("lastStatement", s.lastStatement())
+                .log("session killed: {}", reason == CloseReason.SHUTDOWN ? "drainTimeout passed"
+                        : "killed through the admin API");
+        close(s.identity == null ? null : reason, error);
     }
 
     // ------------------------------------------------------------------ closing
@@ -147,7 +146,7 @@ final class SessionClosing {
                 ByteBuf refusal = s.borrowing.takeRefusal();
                 if (refusal != null) {
                     packet = refusal;
-                } else if (error != null && s.client.isActive() && !s.tls.clientHandshaking()) {
+                } else if (error != null && s.client.isActive() && (s.tls == null || !s.tls.clientHandshaking())) {
                     packet = s.protocol.clientError(error);
                     if (packet != null) {
                         answer = s.protocol.errorForNextRequest(error);
@@ -158,12 +157,12 @@ final class SessionClosing {
                     clientSaidGoodbye = goodbye == null && s.protocol.clientSaidGoodbye();
                 }
             } catch (RuntimeException e) {
-                s.log.at(Level.WARN).setCause(e).log("protocol failed to write its closing packets");
+                s.log().at(Level.WARN).setCause(e).log("protocol failed to write its closing packets");
             }
             try {
                 s.protocol.close();
             } catch (RuntimeException e) {
-                s.log.at(Level.WARN).setCause(e).log("protocol failed to release its buffers");
+                s.log().at(Level.WARN).setCause(e).log("protocol failed to release its buffers");
             }
         }
         if (answer != null) {
@@ -176,7 +175,7 @@ final class SessionClosing {
         }
         s.services.registry().remove(s);
         if (reason == CloseReason.CLIENT || reason == CloseReason.UPSTREAM) {
-            s.log.debug("session closed by the {}", reason.tag());
+            s.debug("session closed by the {}", reason.tag());
         }
     }
 
@@ -237,7 +236,7 @@ final class SessionClosing {
             });
         }
         channel.read();
-        s.loop.schedule(() -> channel.close(), GOODBYE_WAIT_MILLIS, TimeUnit.MILLISECONDS);
+        s.loop().schedule(() -> channel.close(), GOODBYE_WAIT_MILLIS, TimeUnit.MILLISECONDS);
     }
 
     // ------------------------------------------------------------------ the answer to the next request
@@ -250,7 +249,7 @@ final class SessionClosing {
         pendingAnswer = answer;
         s.client.writeAndFlush(packet);
         s.client.read();
-        s.loop.schedule(() -> {
+        s.loop().schedule(() -> {
             if (pendingAnswer != null) {
                 pendingAnswer.release();
                 pendingAnswer = null;
@@ -291,7 +290,7 @@ final class SessionClosing {
         ChannelFuture written = channel.writeAndFlush(last != null ? last : Unpooled.EMPTY_BUFFER);
         written.addListener(ChannelFutureListener.CLOSE);
         if (!written.isDone()) {
-            s.loop.schedule(() -> channel.close(), CLOSE_LINGER_SECONDS, TimeUnit.SECONDS);
+            s.loop().schedule(() -> channel.close(), CLOSE_LINGER_SECONDS, TimeUnit.SECONDS);
         }
     }
 }

@@ -54,6 +54,10 @@ final class SessionLogger implements SessionLog {
         return event;
     }
 
+    static boolean debugEnabled() {
+        return LOG.isDebugEnabled();
+    }
+
     boolean enabled(Level level) {
         return LOG.isEnabledForLevel(level);
     }

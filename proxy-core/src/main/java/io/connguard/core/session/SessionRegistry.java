@@ -8,6 +8,7 @@ import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
@@ -19,22 +20,32 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class SessionRegistry {
 
     private final AtomicLong ids = new AtomicLong();
-    private final Map<Long, Session> sessions = new ConcurrentHashMap<>();
+    /**
+     * A set rather than a map by id: a boxed id was 24 bytes of every session, and looking one up by id is
+     * the admin API's rare kill, for which a scan is quick enough.
+     */
+    private final Set<Session> sessions = ConcurrentHashMap.newKeySet();
 
     long nextId() {
         return ids.incrementAndGet();
     }
 
     void add(Session session) {
-        sessions.put(session.id(), session);
+        sessions.add(session);
     }
 
     void remove(Session session) {
-        sessions.remove(session.id(), session);
+        sessions.remove(session);
     }
 
+    /** The open session with this id, or null. */
     public Session get(long id) {
-        return sessions.get(id);
+        for (Session session : sessions) {
+            if (session.id() == id) {
+                return session;
+            }
+        }
+        return null;
     }
 
     /** Sessions open now, including those still in their handshake. */
@@ -43,13 +54,13 @@ public final class SessionRegistry {
     }
 
     public Collection<Session> all() {
-        return sessions.values();
+        return sessions;
     }
 
     /** Snapshots of the admitted sessions, ordered by id. */
     public CompletableFuture<List<SessionSnapshot>> snapshot() {
         Map<EventExecutor, List<Session>> byLoop = new HashMap<>();
-        for (Session session : sessions.values()) {
+        for (Session session : sessions) {
             byLoop.computeIfAbsent(session.eventLoop(), loop -> new ArrayList<>()).add(session);
         }
         List<CompletableFuture<List<SessionSnapshot>>> parts = new ArrayList<>();

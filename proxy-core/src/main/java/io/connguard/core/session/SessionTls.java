@@ -43,7 +43,7 @@ final class SessionTls {
     /** The protocol starts TLS with the server on the upstream channel; a failure closes the session. */
     Future<Channel> startUpstreamTls() {
         if (s.upstream == null) {
-            return s.loop.newFailedFuture(new IllegalStateException("no upstream connection yet"));
+            return s.loop().newFailedFuture(new IllegalStateException("no upstream connection yet"));
         }
         s.upstream.flush();
         return UpstreamConnector.startTls(s.upstream, s.listener).addListener(done -> {
@@ -63,28 +63,28 @@ final class SessionTls {
             String why = clientTlsStarted ? "client TLS started twice"
                     : "listener " + s.listener.name() + " does not offer TLS to clients";
             if (s.phase != Phase.CLOSED) {
-                s.log.at(Level.WARN).log("cannot start TLS with the client: {}", why);
+                s.log().at(Level.WARN).log("cannot start TLS with the client: {}", why);
                 s.close(s.identity == null ? null : CloseReason.PROTOCOL_ERROR, null);
             }
-            return s.loop.newFailedFuture(new IllegalStateException(why));
+            return s.loop().newFailedFuture(new IllegalStateException(why));
         }
         s.client.flush(); // the protocol's plaintext answer ('S') goes out before the handshake
         clientTlsStarted = true;
         clientTlsHandshaking = true;
-        Promise<ClientTlsSession> result = s.loop.newPromise();
+        Promise<ClientTlsSession> result = s.loop().newPromise();
         SslHandler handler = ClientTlsLeg.start(s.client, tls, alreadyRead);
         handler.handshakeFuture().addListener(done -> {
             clientTlsHandshaking = false;
             s.listener.meters().clientTlsHandshake(done.isSuccess());
             if (done.isSuccess()) {
                 ClientTlsSession agreed = ClientTlsLeg.describe(handler);
-                s.log.debug("client TLS established: {}", agreed);
+                s.debug("client TLS established: {}", agreed);
                 result.trySuccess(agreed);
                 return;
             }
             if (!(s.phase == Phase.CLOSED && done.cause() instanceof ClosedChannelException)) {
                 // (else the session closed the connection itself, handshakeTimeout or a kill, and said why)
-                s.log.at(Level.INFO).addKeyValue("reason", "client_tls")
+                s.log().at(Level.INFO).addKeyValue("reason", "client_tls")
                         .log("TLS handshake with the client failed: {}", ClientTlsLeg.describeFailure(done.cause()));
             }
             s.close(s.identity == null ? null : CloseReason.CLIENT, null);
@@ -98,7 +98,7 @@ final class SessionTls {
         s.listener.meters().clientTlsRefused();
         String client = describeForLog(who);
         if (s.listener.tlsMismatchLogged().first("tls " + request + " " + client)) {
-            s.log.at(Level.WARN).addKeyValue("reason", "client_tls_refused").log("client {} asked for TLS ({}) but "
+            s.log().at(Level.WARN).addKeyValue("reason", "client_tls_refused").log("client {} asked for TLS ({}) but "
                     + "listener {} does not offer TLS to clients (clientTls.mode: disable); set clientTls.mode to "
                     + "allow or require on this listener, or connect without requiring TLS", client, request,
                     s.listener.name());
@@ -113,7 +113,7 @@ final class SessionTls {
         s.listener.meters().clientPlaintextRefused();
         String client = describeForLog(who);
         if (s.listener.tlsMismatchLogged().first("plaintext " + client)) {
-            s.log.at(Level.WARN).addKeyValue("reason", "client_plaintext_refused").log("client {} connected without "
+            s.log().at(Level.WARN).addKeyValue("reason", "client_plaintext_refused").log("client {} connected without "
                     + "TLS but listener {} requires it (clientTls.mode: require); refused", client, s.listener.name());
         }
         s.close(null, new ProxyError(ProxyError.Kind.TLS_REQUIRED, "connection without TLS refused: connguard listener "
@@ -124,9 +124,9 @@ final class SessionTls {
     /** The client key for a once-per-client log line, or its address before it is named. */
     private String describeForLog(ClientIdentity who) {
         if (who == null) {
-            return "at " + s.address;
+            return "at " + s.address();
         }
         ClientPolicy policy = s.services.policy();
-        return policy.key(s.listener.name(), who, s.address).describe(policy.identity());
+        return policy.key(s.listener.name(), who, s.address()).describe(policy.identity());
     }
 }

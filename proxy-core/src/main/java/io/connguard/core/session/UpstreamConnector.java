@@ -10,6 +10,7 @@ import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.ConnectTimeoutException;
 import io.netty.channel.EventLoop;
+import io.netty.channel.RecvByteBufAllocator;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.util.concurrent.Future;
@@ -29,6 +30,12 @@ public final class UpstreamConnector {
 
     /** Per-channel outbound buffering before the other side stops being read (backpressure). */
     static final WriteBufferWaterMark WATER_MARK = new WriteBufferWaterMark(32 * 1024, 64 * 1024);
+    /**
+     * The read-size policy of every client and upstream channel: Netty's adaptive guess, one instance shared
+     * and 48 bytes of state per channel (see {@link ReadSizes}); 16 messages per read as Netty gives a socket
+     * channel by default (it only matters with auto-read on).
+     */
+    public static final RecvByteBufAllocator READ_SIZES = new ReadSizes(16);
 
     private UpstreamConnector() {
     }
@@ -74,6 +81,7 @@ public final class UpstreamConnector {
                     .option(ChannelOption.SO_KEEPALIVE, true)
                     .option(ChannelOption.WRITE_BUFFER_WATER_MARK, WATER_MARK)
                     .option(ChannelOption.ALLOCATOR, PooledByteBufAllocator.DEFAULT)
+                    .option(ChannelOption.RCVBUF_ALLOCATOR, READ_SIZES)
                     .handler(handler);
             ChannelFuture connected = bootstrap.connect((InetSocketAddress) resolved.getNow());
             services.channels().add(connected.channel());

@@ -20,40 +20,28 @@ class SessionTimersTest {
     /** A clock and a scheduler the test advances by hand. */
     private static final class FakeTime implements SessionTimers.Scheduler {
         long now;
-        final PriorityQueue<Task> tasks = new PriorityQueue<>((a, b) -> Long.compare(a.at, b.at));
+        final PriorityQueue<SessionTimers> tasks = new PriorityQueue<>((a, b) -> Long.compare(a.scheduledAt(), b.scheduledAt()));
         int scheduled;
 
-        final class Task implements SessionTimers.Cancellable {
-            final long at;
-            final Runnable run;
-            boolean cancelled;
-
-            Task(long at, Runnable run) {
-                this.at = at;
-                this.run = run;
-            }
-
-            @Override
-            public void cancel() {
-                cancelled = true;
-                tasks.remove(this);
-            }
+        @Override
+        public void schedule(SessionTimers timers, long deadline) {
+            scheduled++;
+            assertThat(deadline).isEqualTo(timers.scheduledAt());
+            tasks.remove(timers);
+            tasks.add(timers);
         }
 
         @Override
-        public SessionTimers.Cancellable schedule(Runnable task, long delayNanos) {
-            scheduled++;
-            Task t = new Task(now + delayNanos, task);
-            tasks.add(t);
-            return t;
+        public void cancel(SessionTimers timers) {
+            tasks.remove(timers);
         }
 
         void advance(long nanos) {
             long until = now + nanos;
-            while (!tasks.isEmpty() && tasks.peek().at <= until) {
-                Task t = tasks.poll();
-                now = t.at;
-                t.run.run();
+            while (!tasks.isEmpty() && tasks.peek().scheduledAt() <= until) {
+                SessionTimers t = tasks.poll();
+                now = Math.max(now, t.scheduledAt());
+                t.fire(now);
             }
             now = until;
         }
@@ -82,7 +70,7 @@ class SessionTimersTest {
     private final Recorder actions = new Recorder();
 
     private SessionTimers timers(Limits limits) {
-        return new SessionTimers(() -> time.now, time, actions, time.now, limits, false);
+        return new SessionTimers(time, actions, time.now, limits, false);
     }
 
     @Test
@@ -178,7 +166,7 @@ class SessionTimersTest {
 
     @Test
     void exemptSessionsAndUnknownStateAreNeverKilled() {
-        SessionTimers replication = new SessionTimers(() -> time.now, time, actions, time.now, limits(1, 1, 1, 1), true);
+        SessionTimers replication = new SessionTimers(time, actions, time.now, limits(1, 1, 1, 1), true);
         replication.state(SessionState.IDLE, time.now);
         SessionTimers lost = timers(limits(1, 1, 1, 1));
         lost.state(SessionState.UNKNOWN, time.now);
