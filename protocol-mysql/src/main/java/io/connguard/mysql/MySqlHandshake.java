@@ -465,7 +465,9 @@ final class MySqlHandshake {
         if (closed || (phase != Phase.AWAIT_ADMISSION && phase != Phase.AWAIT_SERVER)) {
             return;
         }
-        if (phase == Phase.AWAIT_ADMISSION && proven()) {
+        // Transaction mode opens server connections after the handshake, when the client can no longer be
+        // asked: it always gives its password, which core keeps for the connection's life.
+        if (phase == Phase.AWAIT_ADMISSION && !context.transactionPooled() && proven()) {
             phase = Phase.AWAIT_SERVER;
             context.passwordProven(); // a new server connection for it asks again: then the exchange follows
             return;
@@ -648,6 +650,16 @@ final class MySqlHandshake {
         }
         phase = Phase.AWAIT_SERVER;
         context.passwordGiven(given);
+    }
+
+    /** Transaction mode: a KILL of the client's id reaches thread {@code real} while it serves the client. */
+    void threadLent(long real) {
+        register(givenId, real);
+    }
+
+    /** Transaction mode: the client holds no server thread; a KILL of its id reaches none. */
+    void threadReturned() {
+        unregister();
     }
 
     /** The sequence id the client expects next from connguard during the connection phase. */

@@ -54,10 +54,10 @@ public final class MySqlModule implements ProtocolModule {
         return new MySqlSession(this, context);
     }
 
-    /** Session mode; transaction mode is not wired yet. */
+    /** Session and transaction mode. */
     @Override
     public java.util.Set<String> poolModes() {
-        return java.util.Set.of("session");
+        return java.util.Set.of("session", "transaction");
     }
 
     @Override

@@ -434,6 +434,10 @@ public final class ServerPool {
         return auth;
     }
 
+    PoolConfig poolConfig() {
+        return pools.config();
+    }
+
     Listener listener() {
         return pools.listener();
     }
