@@ -51,6 +51,9 @@ public final class MySqlModule implements ProtocolModule {
 
     @Override
     public ProtocolSession newSession(SessionContext context) {
+        if (context.listener().pooled()) {
+            ownRsaKey(); // made ahead of the first password exchange, which a server login may be waiting on
+        }
         return new MySqlSession(this, context);
     }
 

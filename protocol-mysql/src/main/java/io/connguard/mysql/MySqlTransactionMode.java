@@ -5,7 +5,6 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.Unpooled;
 
-import java.nio.charset.StandardCharsets;
 
 /**
  * One MySQL client in transaction mode ({@code pool.mode: transaction}): it holds a server connection only
@@ -31,14 +30,13 @@ import java.nio.charset.StandardCharsets;
  *     ({@link SessionContext#serverIdle}), without a reset unless a pin was held.</li>
  * </ul>
  */
-final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlCommandScanner.TextListener,
-        MySqlCommandTracker.Pooling, MySqlPacketScanner.BodySink {
+final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlCommandTracker.Pooling,
+        MySqlPacketScanner.BodySink {
 
     /** Client bytes held while no server connection is lent, beyond which the client is not read. */
     static final int HOLD_LIMIT = 64 * 1024;
     /** Prepared statements kept per client connection: how many, and their text bytes. */
     static final MySqlPreparedStatements.Limits CLIENT_STATEMENTS = new MySqlPreparedStatements.Limits(2000, 8L << 20);
-    private static final int COM_INIT_DB = 0x02;
     private static final int COM_RESET_CONNECTION = 0x1F;
     private static final int MAX_INJECTED_PACKET = 1 << 20;
 
@@ -55,26 +53,18 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
     /** What the client changed of its session since it was fresh. */
     private final MySqlSessionState state;
     private final MySqlPreparedStatements prepared;
-    private final MySqlStatementClassifier classifier = new MySqlStatementClassifier();
+    private final MySqlPins pins;
 
     private MySqlServerConnection server;
     private boolean started;
     private boolean asked;
     private boolean lost;
-    /** {@link MySqlPin} bits held now. */
-    private int pins;
-    /** A pin was held during this lend: the connection is reset before another client gets it. */
-    private boolean resetNeeded;
-    /** The classifier read a command whose response has not ended yet. */
-    private boolean classifying;
 
     /** Answers of connguard's own commands still to swallow, and which they are. */
     private int swallow;
     private Injection injection = Injection.NONE;
     private MySqlPacketAssembler swallowed;
-    private boolean replayCharset;
-    private MySqlSessionState.Replay replay;
-    private boolean replayLastInsertId;
+    private MySqlStateReplay replay;
     /** The ERR of a failed replay or injected prepare, answered to the next command. */
     private ByteBuf pendingError;
     /** The injected prepare of a SEND_LONG_DATA failed: the command is dropped (its EXECUTE gets the error). */
@@ -104,7 +94,8 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
         this.state = new MySqlSessionState(database);
         this.prepared = new MySqlPreparedStatements(CLIENT_STATEMENTS, context.alloc());
         tracker.pooling(this);
-        commands.textListener(this);
+        this.pins = new MySqlPins(context);
+        commands.textListener(pins);
         commands.gate(this);
     }
 
@@ -114,58 +105,37 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
     void started(MySqlServerConnection first, int status) {
         server = first;
         started = true;
-        followStatus(status);
+        pins.followStatus(status, state.ansiQuotes());
         checkRelease();
     }
 
-    /** A server connection was lent for the client's next command. */
+    /** A server connection was lent for the client's next command: the client's state is replayed first. */
     void lent(MySqlServerConnection connection) {
         server = connection;
         asked = false;
-        resetNeeded = false;
+        pins.lendStarted();
         handshake.threadLent(connection.threadId());
-        MySqlSessionState held = connection.state();
         ByteBuf out = context.alloc().buffer(256);
         for (int id : connection.statements().takeCloses()) {
             out.writeBytes(closePacket(id));
         }
-        int answers = 0;
-        replayCharset = connection.collation() != collation || held.loginVariablesChanged();
-        if (replayCharset) {
-            held.forgetLoginVariables(); // set below as a login with the client's collation sets them
-            command(out, MySqlCommand.COM_QUERY, MySqlServerConnection.charsetStatement(collation));
-            answers++;
-        }
-        replay = MySqlSessionState.replay(state, held);
-        if (replay.schemaCannotBeUnset()) {
+        try {
+            replay = MySqlStateReplay.write(out, state, connection, collation);
+        } catch (IllegalStateException e) {
             out.release();
-            lose("the server connection has a schema selected and the client none, which MySQL cannot unselect");
+            lose(e.getMessage());
             return;
-        }
-        if (replay.setStatement() != null) {
-            command(out, MySqlCommand.COM_QUERY, replay.setStatement());
-            answers++;
-        }
-        if (replay.schema() != null) {
-            command(out, COM_INIT_DB, replay.schema());
-            answers++;
-        }
-        String lastInsertId = MySqlSessionState.replayLastInsertId(state, held);
-        replayLastInsertId = lastInsertId != null;
-        if (replayLastInsertId) {
-            command(out, MySqlCommand.COM_QUERY, lastInsertId);
-            answers++;
         }
         if (out.isReadable()) {
             context.toUpstream(out);
         } else {
             out.release();
         }
-        if (answers == 0) {
+        if (replay == null) {
             resume();
             return;
         }
-        swallow = answers;
+        swallow = 1;
         injection = Injection.REPLAY;
     }
 
@@ -177,7 +147,7 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
 
     /** Gives the connection back when the client has nothing in flight, no transaction and no pin. */
     void checkRelease() {
-        if (server == null || !started || swallow > 0 || lost || pins != 0 || tracker.lost()) {
+        if (server == null || !started || swallow > 0 || lost || pins.any() || tracker.lost()) {
             return;
         }
         if (!tracker.idle() || tracker.inTransaction() || !responses.atBoundary() || !commands.atBoundary()
@@ -190,8 +160,7 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
             context.toUpstream(closePacket(id));
         }
         handshake.threadReturned();
-        boolean reset = resetNeeded;
-        resetNeeded = false;
+        boolean reset = pins.heldThisLend();
         context.transactionServed();
         context.serverIdle(reset);
     }
@@ -255,7 +224,7 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
             return true;
         }
         switch (command) {
-            case COM_RESET_CONNECTION -> addPins(MySqlPin.UNKNOWN.bit()); // it turns tracking off on the connection
+            case COM_RESET_CONNECTION -> pins.add(MySqlPin.UNKNOWN.bit()); // it turns tracking off on the connection
             case MySqlPreparedStatements.COM_STMT_PREPARE -> routePrepare(buf, payload, need, length);
             case MySqlPreparedStatements.COM_STMT_EXECUTE, MySqlPreparedStatements.COM_STMT_SEND_LONG_DATA,
                  MySqlPreparedStatements.COM_STMT_RESET, MySqlPreparedStatements.COM_STMT_FETCH,
@@ -355,33 +324,6 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
         return commands.heldBackBytes() >= HOLD_LIMIT;
     }
 
-    // ---------------------------------------------------------------- the classifier
-
-    @Override
-    public void textStart() {
-        if (classifying) {                                      // pipelined: the earlier command's ends do not count
-            classifying = false;
-            pins = classifier.apply(pins, false);
-        }
-        classifier.begin();
-    }
-
-    @Override
-    public void text(ByteBuf buf, int index, int length) {
-        classifier.accept(buf, index, length);
-    }
-
-    @Override
-    public void textEnd() {
-        classifier.finish();
-        if (classifier.unknown()) {
-            context.log().debug("statement text connguard cannot be sure of pins the client: {}",
-                    classifier.unknownReason());
-        }
-        addPins(classifier.pinsStarted());
-        classifying = true;
-    }
-
     // ---------------------------------------------------------------- server → client
 
     /** Server bytes while lent; they go to the client unless they answer connguard's own commands. */
@@ -433,7 +375,6 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
 
     private void injected(ByteBuf packet) {
         int length = packet.readableBytes() - MySqlWire.HEADER_SIZE;
-        int first = length > 0 ? packet.getUnsignedByte(MySqlWire.HEADER_SIZE) : -1;
         if (injection == Injection.PREPARE) {
             switch (prepared.onInjectedPacket(packet, MySqlWire.HEADER_SIZE, length, deprecateEof, server.statements())) {
                 case MORE -> {
@@ -447,31 +388,13 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
             }
             return;
         }
-        if (first == MySqlWire.ERR && pendingError == null) {
-            pendingError = packet.retainedDuplicate();
-        } else if (first != MySqlWire.OK && first != MySqlWire.ERR) {
-            lose("unexpected answer 0x" + Integer.toHexString(first) + " to connguard's replay of the session state");
-            return;
-        }
-        if (--swallow == 0) {
-            replayed();
-        }
-    }
-
-    /** Every answer of the replay arrived: the connection now holds the client's state, unless one failed. */
-    private void replayed() {
-        MySqlSessionState held = server.state();
-        if (pendingError != null) {
-            server.collation(-1);                               // not known: set again at the next lend
-            resetNeeded = true;                                 // what it holds is not known either
-            return;
-        }
-        if (replayCharset) {
-            server.collation(collation);
-        }
-        MySqlSessionState.replayed(state, held);
-        if (replayLastInsertId) {
-            MySqlSessionState.lastInsertIdReplayed(state, held);
+        if (replay.answer(packet, state)) {
+            swallow = 0;
+            pendingError = replay.takeError();
+            if (pendingError != null) {
+                pins.needReset();                               // what the connection holds is not known
+            }
+            replay = null;
         }
     }
 
@@ -484,7 +407,7 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
             return;
         }
         server.state().ok(prefix, prefixLength);
-        followStatus(MySqlStatus.ok(prefix, prefixLength));
+        pins.followStatus(MySqlStatus.ok(prefix, prefixLength), state.ansiQuotes());
         MySqlOkCapture capture = server.okCapture();
         if (capture.begin(prefix, prefixLength, length)) {
             capture.accept(Unpooled.wrappedBuffer(prefix, 0, prefixLength), 0, prefixLength);
@@ -505,11 +428,11 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
             return;
         }
         MySqlSessionChanges changes = server.okCapture().finish();
-        String namesCollation = classifier.namesCollation();
+        String namesCollation = pins.namesCollation();
         state.apply(changes, namesCollation);
         server.state().apply(changes, namesCollation);
         if (changes == null || state.lost() || state.trackingChanged()) {
-            addPins(MySqlPin.UNKNOWN.bit());                    // the client's state is no longer known
+            pins.add(MySqlPin.UNKNOWN.bit());                   // the client's state is no longer known
         }
     }
 
@@ -539,54 +462,19 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
 
     @Override
     public void ended(boolean error) {
-        if (classifying) {
-            classifying = false;
-            int after = classifier.apply(pins, !error);
-            addPins(after & ~pins);                             // started ones were counted at the text's end
-            pins = after;
-        }
-    }
-
-    private void followStatus(int status) {
-        if (status != MySqlStatus.NONE) {
-            classifier.sqlMode((status & MySqlStatementClassifier.SERVER_STATUS_NO_BACKSLASH_ESCAPES) != 0,
-                    (status & MySqlStatementClassifier.SERVER_STATUS_ANSI_QUOTES) != 0 || state.ansiQuotes());
-        }
-    }
-
-    private void addPins(int bits) {
-        int fresh = bits & ~pins;
-        if (bits != 0) {
-            resetNeeded = true;
-        }
-        pins |= bits;
-        for (MySqlPin pin : MySqlPin.values()) {
-            if ((fresh & pin.bit()) != 0) {
-                context.pinned(pin.label());
-            }
-        }
+        pins.ended(error);
     }
 
     // ---------------------------------------------------------------- core's questions
 
     /** Why the client is pinned now, or null: the reasons' labels, comma-separated. */
     String pinReason() {
-        if (pins == 0) {
-            return null;
-        }
-        StringBuilder why = new StringBuilder();
-        for (MySqlPin pin : MySqlPin.of(pins)) {
-            if (!why.isEmpty()) {
-                why.append(',');
-            }
-            why.append(pin.label());
-        }
-        return why.toString();
+        return pins.reason();
     }
 
     /** When the client leaves holding an idle connection: whether what it left must be reset. */
     boolean needsReset() {
-        return pins != 0 || resetNeeded;
+        return pins.heldThisLend();
     }
 
     /** When the client leaves: whether the lent connection can serve another client. */
@@ -601,6 +489,10 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
         if (pendingError != null) {
             pendingError.release();
             pendingError = null;
+        }
+        if (replay != null) {
+            replay.release();
+            replay = null;
         }
         if (replacement != null) {
             replacement.release();
@@ -622,44 +514,11 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
         return MySqlServerStatements.closePacket(context.alloc(), serverId);
     }
 
-    private static void command(ByteBuf out, int command, String argument) {
-        int start = MySqlWire.startPacket(out, 0);
-        out.writeByte(command);
-        out.writeCharSequence(argument, StandardCharsets.UTF_8);
-        MySqlWire.finishPacket(out, start);
-    }
-
-    /** A COM_QUERY that makes the server answer with the error of {@code err} (a whole ERR packet; released). */
     private ByteBuf signal(ByteBuf err) {
-        try {
-            int p = err.readerIndex() + MySqlWire.HEADER_SIZE;
-            int end = err.writerIndex();
-            int code = err.getUnsignedShortLE(p + 1);
-            int message = p + 3;
-            String sqlState = "HY000";
-            if (message + 6 <= end && err.getByte(message) == '#') {
-                sqlState = err.toString(message + 1, 5, StandardCharsets.US_ASCII);
-                message += 6;
-            }
-            return signal(code, sqlState, err.toString(message, end - message, StandardCharsets.UTF_8));
-        } finally {
-            err.release();
-        }
+        return MySqlSignal.of(context.alloc(), err);
     }
 
     private ByteBuf signal(int code, String sqlState, String message) {
-        if (!sqlState.matches("[0-9A-Z]{5}") || sqlState.startsWith("00") || sqlState.startsWith("01")
-                || sqlState.startsWith("02")) {
-            sqlState = "HY000";                                 // SIGNAL raises no error for these classes
-        }
-        String text = message.length() > 128 ? message.substring(0, 128) : message;
-        String literal = MySqlSessionState.literal(text);
-        if (!literal.startsWith("'") && !literal.startsWith("X'")) {
-            literal = "'" + literal + "'";
-        }
-        ByteBuf out = context.alloc().buffer(96 + text.length() * 2);
-        command(out, MySqlCommand.COM_QUERY, "SIGNAL SQLSTATE '" + sqlState + "' SET MYSQL_ERRNO = " + code
-                + ", MESSAGE_TEXT = " + literal);
-        return out;
+        return MySqlSignal.of(context.alloc(), code, sqlState, message);
     }
 }
