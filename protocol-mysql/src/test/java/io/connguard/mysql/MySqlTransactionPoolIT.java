@@ -148,6 +148,22 @@ class MySqlTransactionPoolIT {
     }
 
     @Test
+    void thePoolsFirstClientCanLogANewServerConnectionInLater() throws Exception {
+        try (TestProxy proxy = proxy("mode: transaction\nsize: 2");
+             Connection first = connect(proxy); Connection second = connect(proxy)) {
+            // first gave its password to the pool's first login; second holds that connection in a transaction
+            second.setAutoCommit(false);
+            run(second, "SELECT 1 FROM cg_tx_rows LIMIT 1");
+            long started = System.nanoTime();
+            assertThat(text(first, "SELECT 'a new server connection'")).isEqualTo("a new server connection");
+            assertThat(java.util.concurrent.TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - started))
+                    .as("no wait for a password no one is asked for").isLessThan(5);
+            assertThat(serverThreads()).hasSize(2);
+            second.commit();
+        }
+    }
+
+    @Test
     void lastInsertIdFollowsTheClientToAnotherServerConnection() throws Exception {
         try (TestProxy proxy = proxy("mode: transaction\nsize: 1");
              Connection a = connect(proxy); Connection b = connect(proxy)) {

@@ -84,6 +84,9 @@ final class ServerBorrowing {
         if (loginWaiting != null) {
             ServerConnection c = loginWaiting;
             loginWaiting = null;
+            if (s.lease != null && s.lease.password() == null) {
+                s.lease.keepPassword(given); // a later borrow may have to log in again, with no one to ask
+            }
             c.password(given);
             java.util.Arrays.fill(given, '\0');
             return;
