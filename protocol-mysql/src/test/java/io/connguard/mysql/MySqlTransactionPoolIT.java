@@ -164,6 +164,37 @@ class MySqlTransactionPoolIT {
     }
 
     @Test
+    void capsCountServerConnectionsPerTransactionAndMaxClientConnectionsBoundsClients() throws Exception {
+        try (TestProxy proxy = MySqlIt.proxy("    pool:\n      mode: transaction\n      size: 4\n", """
+                    maxConnections: 1
+                    maxClientConnections: 2
+                    queueTimeout: 1s
+                    idleInTransactionTimeout: 0
+                    leakDetectionThreshold: 0
+                """);
+             Connection a = connect(proxy); Connection b = connect(proxy)) {
+            // a cap of one server connection serves two clients that take turns
+            for (int i = 0; i < 3; i++) {
+                assertThat(text(a, "SELECT " + i)).isEqualTo(String.valueOf(i));
+                assertThat(text(b, "SELECT " + i)).isEqualTo(String.valueOf(i));
+            }
+            org.assertj.core.api.Assertions.assertThatThrownBy(() -> connect(proxy).close())
+                    .as("a third client connection is over maxClientConnections")
+                    .isInstanceOfSatisfying(SQLException.class, e -> assertThat(e.getErrorCode()).isIn(1040, 1226));
+            a.setAutoCommit(false);
+            run(a, "SELECT 1 FROM cg_tx_rows LIMIT 1");
+            long started = System.nanoTime();
+            org.assertj.core.api.Assertions.assertThatThrownBy(() -> text(b, "SELECT 1"))
+                    .as("while a's transaction holds the one server connection b waits, then is refused")
+                    .isInstanceOfSatisfying(SQLException.class, e -> assertThat(e.getErrorCode()).isIn(1040, 1226));
+            assertThat(java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started))
+                    .as("it waited in the queue").isGreaterThanOrEqualTo(900);
+            a.commit();
+            assertThat(text(a, "SELECT 'a goes on'")).isEqualTo("a goes on");
+        }
+    }
+
+    @Test
     void lastInsertIdFollowsTheClientToAnotherServerConnection() throws Exception {
         try (TestProxy proxy = proxy("mode: transaction\nsize: 1");
              Connection a = connect(proxy); Connection b = connect(proxy)) {
