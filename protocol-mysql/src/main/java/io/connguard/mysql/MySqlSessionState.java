@@ -171,6 +171,11 @@ final class MySqlSessionState {
         return false;
     }
 
+    /** Whether {@code other} holds the same variables, schema and LAST_INSERT_ID (nothing to replay; allocates nothing). */
+    boolean sameAs(MySqlSessionState other) {
+        return lastInsertId == other.lastInsertId && schema().equals(other.schema()) && variables.equals(other.variables);
+    }
+
     /** The variables changed since the connection was fresh, with their values as the server reported them. */
     Map<String, String> variables() {
         return java.util.Collections.unmodifiableMap(variables);

@@ -40,6 +40,9 @@ final class MySqlStateReplay {
         MySqlSessionState held = connection.state();
         int answers = 0;
         boolean charset = connection.collation() != collation || held.loginVariablesChanged();
+        if (!charset && client.sameAs(held)) {
+            return null;                                        // the common case: one application's clients alike
+        }
         if (charset) {
             held.forgetLoginVariables();                        // set below as a login with the collation sets them
             command(out, MySqlCommand.COM_QUERY, MySqlServerConnection.charsetStatement(collation));

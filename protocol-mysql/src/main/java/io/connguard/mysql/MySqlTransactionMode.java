@@ -115,9 +115,17 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
         asked = false;
         pins.lendStarted();
         handshake.threadLent(connection.threadId());
-        ByteBuf out = context.alloc().buffer(256);
-        for (int id : connection.statements().takeCloses()) {
-            out.writeBytes(closePacket(id));
+        java.util.List<Integer> closes = connection.statements().takeCloses();
+        ByteBuf out = closes.isEmpty() && connection.collation() == collation && state.sameAs(connection.state())
+                && !connection.state().loginVariablesChanged() ? null : context.alloc().buffer(256);
+        if (out == null) {
+            resume();                                           // nothing to close or replay: no buffer either
+            return;
+        }
+        for (int id : closes) {
+            ByteBuf close = closePacket(id);
+            out.writeBytes(close);
+            close.release();
         }
         try {
             replay = MySqlStateReplay.write(out, state, connection, collation);

@@ -195,6 +195,33 @@ class MySqlTransactionPoolIT {
     }
 
     @Test
+    void moreStatementsThanAConnectionKeepsAreClosedOnTheServerAsTheyAreEvicted() throws Exception {
+        try (TestProxy proxy = proxy("mode: transaction\nsize: 1");
+             Connection a = MySqlIt.connect(MySqlIt.mysqlUrl(proxy, JDBC + "&useServerPrepStmts=true"), USER, PASSWORD);
+             Connection b = MySqlIt.connect(MySqlIt.mysqlUrl(proxy, JDBC + "&useServerPrepStmts=true"), USER, PASSWORD)) {
+            int count = MySqlServerConnection.SERVER_STATEMENTS + 30;
+            for (int n = 0; n < count; n++) {
+                Connection c = n % 2 == 0 ? a : b;
+                try (java.sql.PreparedStatement p = c.prepareStatement("SELECT ? + " + n)) {
+                    p.setInt(1, 1000);
+                    try (ResultSet rs = p.executeQuery()) {
+                        rs.next();
+                        assertThat(rs.getInt(1)).isEqualTo(1000 + n);
+                    }
+                }
+            }
+            try (java.sql.PreparedStatement p = a.prepareStatement("SELECT ? + 0")) {
+                p.setInt(1, 7);
+                try (ResultSet rs = p.executeQuery()) {
+                    rs.next();
+                    assertThat(rs.getInt(1)).as("an evicted text is prepared again").isEqualTo(7);
+                }
+            }
+            MySqlIt.assertTrackerInSync(proxy);
+        }
+    }
+
+    @Test
     void lastInsertIdFollowsTheClientToAnotherServerConnection() throws Exception {
         try (TestProxy proxy = proxy("mode: transaction\nsize: 1");
              Connection a = connect(proxy); Connection b = connect(proxy)) {
