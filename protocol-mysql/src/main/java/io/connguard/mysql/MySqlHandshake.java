@@ -465,9 +465,7 @@ final class MySqlHandshake {
         if (closed || (phase != Phase.AWAIT_ADMISSION && phase != Phase.AWAIT_SERVER)) {
             return;
         }
-        // Transaction mode opens server connections after the handshake, when the client can no longer be
-        // asked: it always gives its password, which core keeps for the connection's life.
-        if (phase == Phase.AWAIT_ADMISSION && !context.transactionPooled() && proven()) {
+        if (phase == Phase.AWAIT_ADMISSION && proven()) {
             phase = Phase.AWAIT_SERVER;
             context.passwordProven(); // a new server connection for it asks again: then the exchange follows
             return;

@@ -164,6 +164,22 @@ class MySqlTransactionPoolIT {
     }
 
     @Test
+    void aClientAdmittedByItsScrambleAnswerIsServedByANewServerConnectionToo() throws Exception {
+        try (TestProxy proxy = proxy("mode: transaction\nsize: 2");
+             Connection first = connect(proxy); Connection proven = connect(proxy)) {
+            // proven's answer to the greeting matched the pool's password: it never sent the password itself
+            first.setAutoCommit(false);
+            run(first, "SELECT 1 FROM cg_tx_rows LIMIT 1");
+            long started = System.nanoTime();
+            assertThat(text(proven, "SELECT 'served'")).isEqualTo("served");
+            assertThat(java.util.concurrent.TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - started))
+                    .as("the new login used the pool's password, no one was asked").isLessThan(5);
+            assertThat(serverThreads()).hasSize(2);
+            first.commit();
+        }
+    }
+
+    @Test
     void capsCountServerConnectionsPerTransactionAndMaxClientConnectionsBoundsClients() throws Exception {
         try (TestProxy proxy = MySqlIt.proxy("    pool:\n      mode: transaction\n      size: 4\n", """
                     maxConnections: 1

@@ -142,7 +142,9 @@ final class ServerBorrowing {
     /** Transaction mode: admitted for the next transaction, asks the pool for a server connection. */
     void checkoutForLease() {
         s.lease.checkout();
-        pool.checkout(s, s.identity, s.lease.password(), false, s.limits.queueTimeout().toNanos());
+        char[] given = s.lease.password();
+        pool.checkout(s, s.identity, given != null ? given : pool.transactionPassword(), false,
+                s.limits.queueTimeout().toNanos());
     }
 
     /** The pool lends a server connection (Lessee#lent): the session is CONNECTED on it. */
