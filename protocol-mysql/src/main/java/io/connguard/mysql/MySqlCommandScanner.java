@@ -35,6 +35,34 @@ final class MySqlCommandScanner {
 
         /** More than {@link #MAX_HELD_BACK} bytes arrived while stopped. */
         void overflow();
+
+        /**
+         * How many bytes from the start of a command packet ({@code length} its payload length, {@code command}
+         * its first byte) must be present before {@link #allows} sees it; -1 for the scanner's own rule.
+         */
+        default int needed(ByteBuf buf, int index, int end, int length, int command) {
+            return -1;
+        }
+
+        /** After {@link #allows} let a command pass: what goes upstream instead of its first bytes, or null. */
+        default ByteBuf takeReplacement() {
+            return null;
+        }
+
+        /** With a replacement: the rest of the command packet is dropped rather than forwarded. */
+        default boolean dropsRest() {
+            return false;
+        }
+    }
+
+    /** Reads the SQL text of COM_QUERY and COM_STMT_PREPARE as it passes (transaction mode's classifier). */
+    interface TextListener {
+        void textStart();
+
+        /** {@code length} bytes of the text at {@code index} of {@code buf}, not consumed. */
+        void text(ByteBuf buf, int index, int length);
+
+        void textEnd();
     }
 
     private static final int CHANGE_USER_MAX = 64 * 1024;
@@ -52,6 +80,11 @@ final class MySqlCommandScanner {
     private boolean continues;
     private boolean capturing;
     private Gate gate;
+    private TextListener textListener;
+    /** The text of the current command goes to {@link #textListener}. */
+    private boolean texting;
+    /** The rest of the current packet is dropped (its start was replaced by the gate). */
+    private boolean dropping;
     /** The client's bytes from the first stopped command on, while the gate is shut. */
     private java.util.ArrayDeque<ByteBuf> heldBack;
     private int heldBackBytes;
@@ -77,6 +110,16 @@ final class MySqlCommandScanner {
         this.gate = gate;
     }
 
+    /** Shows the text of every COM_QUERY and COM_STMT_PREPARE to {@code listener}. */
+    void textListener(TextListener listener) {
+        this.textListener = listener;
+    }
+
+    /** Bytes held back while the gate is shut. */
+    int heldBackBytes() {
+        return heldBackBytes;
+    }
+
     /** Whether commands are being held back, waiting for the slot. */
     boolean holdingBack() {
         return heldBack != null;
@@ -85,6 +128,11 @@ final class MySqlCommandScanner {
     /** The gate is lifted: what was held back goes upstream now, scanned as usual. */
     void open() {
         gate = null;
+        resume();
+    }
+
+    /** What was held back goes through the gate again, which stays (it may stop a later command). */
+    void resume() {
         java.util.ArrayDeque<ByteBuf> waiting = heldBack;
         heldBack = null;
         heldBackBytes = 0;
@@ -127,12 +175,27 @@ final class MySqlCommandScanner {
             while (i < end && !closed) {
                 if (remaining > 0) {
                     int n = Math.min(remaining, end - i);
+                    if (dropping) {
+                        forward(in, run, i);
+                        i += n;
+                        remaining -= n;
+                        run = i;
+                        dropping = remaining > 0;
+                        continue;
+                    }
                     if (capturing) {
                         capture.append(in, i, n);
+                    }
+                    if (texting) {
+                        textListener.text(in, i, n);
                     }
                     i += n;
                     remaining -= n;
                     capturing &= remaining > 0;
+                    if (texting && remaining == 0) {
+                        texting = false;
+                        textListener.textEnd();
+                    }
                     continue;
                 }
                 int need = needed(in, i, end);
@@ -220,6 +283,12 @@ final class MySqlCommandScanner {
             return MySqlWire.HEADER_SIZE + 1;
         }
         int whole = MySqlWire.HEADER_SIZE + length;
+        if (gate != null) {
+            int wanted = gate.needed(buf, i, end, length, buf.getUnsignedByte(i + MySqlWire.HEADER_SIZE));
+            if (wanted >= 0) {
+                return wanted;
+            }
+        }
         return switch (buf.getUnsignedByte(i + MySqlWire.HEADER_SIZE)) {
             case MySqlCommand.COM_QUERY -> length <= MySqlKillRewriter.MAX_QUERY_LENGTH + 1 ? whole : 5;
             case MySqlCommand.COM_PROCESS_KILL -> length == 5 ? whole : 5;
@@ -242,6 +311,11 @@ final class MySqlCommandScanner {
         continues = length == MySqlWire.MAX_PAYLOAD;
         remaining = length - (need - MySqlWire.HEADER_SIZE);
         capturing = false;
+        dropping = false;
+        if (texting) {
+            texting = false;
+            textListener.textEnd();
+        }
         if (!isCommand) {
             tracker.onClientPacket(sequenceId, length, continuation);
             return null;
@@ -254,6 +328,14 @@ final class MySqlCommandScanner {
                 capture.start();
                 capture.append(buf, payload + 1, need - MySqlWire.HEADER_SIZE - 1);
                 capturing = remaining > 0;
+                if (textListener != null) {
+                    textListener.textStart();
+                    textListener.text(buf, payload + 1, need - MySqlWire.HEADER_SIZE - 1);
+                    texting = remaining > 0;
+                    if (!texting) {
+                        textListener.textEnd();
+                    }
+                }
                 if (command == MySqlCommand.COM_QUERY && need == MySqlWire.HEADER_SIZE + length) {
                     replacement = killRewriter.rewriteQuery(alloc, buf, payload + 1, length - 1);
                 }
@@ -272,6 +354,14 @@ final class MySqlCommandScanner {
         }
         int executeFlags = command == MySqlCommand.COM_STMT_EXECUTE && length >= 6 ? buf.getUnsignedByte(payload + 5) : 0;
         tracker.onCommand(command, executeFlags);
+        ByteBuf instead = gate != null ? gate.takeReplacement() : null;
+        if (instead != null) {
+            if (replacement != null) {
+                replacement.release();
+            }
+            replacement = instead;
+            dropping = remaining > 0 && gate.dropsRest();
+        }
         return replacement;
     }
 

@@ -32,6 +32,18 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
 
     private static final int NO_STATUS = MySqlStatus.NONE;
 
+    /** What transaction mode learns from the responses (null in other modes). */
+    interface Pooling {
+        /** An OK packet (or the 0xFE OK that ends a result set under CLIENT_DEPRECATE_EOF) of {@code length} bytes. */
+        void ok(byte[] prefix, int prefixLength, int length);
+
+        /** The first packet of a COM_STMT_PREPARE response (PREPARE_OK or ERR). */
+        void prepareResponse(byte[] prefix, int prefixLength, int length);
+
+        /** A command's response ended; {@code error}: with an ERR. */
+        void ended(boolean error);
+    }
+
     private final SessionContext context;
     private boolean deprecateEof;
     private boolean metadataFlag;
@@ -49,10 +61,18 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
     private int nextSequenceId = 1;
     private ClientIdentity identity;
     private ClientIdentity changeUserIdentity;
+    private Pooling pooling;
+    /** The first byte of the last server packet (ERR: the response that ends with it failed). */
+    private int lastFirst;
 
     MySqlCommandTracker(SessionContext context, ClientIdentity identity) {
         this.context = context;
         this.identity = identity;
+    }
+
+    /** Transaction mode: reports OK packets, prepare responses and response ends to {@code pooling}. */
+    void pooling(Pooling pooling) {
+        this.pooling = pooling;
     }
 
     /** Authentication succeeded with these negotiated capabilities and the OK's status flags. */
@@ -118,6 +138,7 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
         if (first == MySqlWire.ERR && MySqlStatus.isProgress(prefix, prefixLength)) {
             return;
         }
+        lastFirst = first;
         switch (phase) {
             case FIRST -> onFirst(first, length, prefix, prefixLength);
             case COLUMN_DEFS -> {
@@ -160,6 +181,7 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
         switch (shape) {
             case MySqlCommand.SIMPLE -> {
                 if (first == MySqlWire.OK) {
+                    okSeen(prefix, prefixLength, length);
                     end(MySqlStatus.ok(prefix, prefixLength));
                 } else if (first == MySqlWire.EOF) {
                     end(MySqlStatus.terminator(prefix, prefixLength, deprecateEof));
@@ -187,7 +209,10 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
 
     private void onResultStart(int first, int length, byte[] prefix, int prefixLength) {
         switch (first) {
-            case MySqlWire.OK -> endOrNextResult(MySqlStatus.ok(prefix, prefixLength));
+            case MySqlWire.OK -> {
+                okSeen(prefix, prefixLength, length);
+                endOrNextResult(MySqlStatus.ok(prefix, prefixLength));
+            }
             case MySqlWire.ERR -> end(NO_STATUS);
             case MySqlWire.LOCAL_INFILE -> {
                 phase = Phase.INFILE;
@@ -226,6 +251,9 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
         if (first == MySqlWire.ERR) {
             end(NO_STATUS);
         } else if (first == MySqlWire.EOF && length < (deprecateEof ? MySqlWire.MAX_PAYLOAD : 9)) {
+            if (deprecateEof) {
+                okSeen(prefix, prefixLength, length);
+            }
             endOrNextResult(MySqlStatus.terminator(prefix, prefixLength, deprecateEof));
         } else {
             phase = Phase.ROWS;
@@ -233,6 +261,9 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
     }
 
     private void onPrepareOk(int first, int length, byte[] prefix, int prefixLength) {
+        if (pooling != null && (first == MySqlWire.ERR || first == MySqlWire.OK)) {
+            pooling.prepareResponse(prefix, prefixLength, length);
+        }
         if (first == MySqlWire.ERR) {
             end(NO_STATUS);
             return;
@@ -275,7 +306,16 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
         }
     }
 
+    private void okSeen(byte[] prefix, int prefixLength, int length) {
+        if (pooling != null) {
+            pooling.ok(prefix, prefixLength, length);
+        }
+    }
+
     private void end(int status) {
+        if (pooling != null) {
+            pooling.ended(lastFirst == MySqlWire.ERR);
+        }
         int shape = pending[head];
         head = (head + 1) % pending.length;
         count--;
@@ -352,6 +392,11 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
     /** The client has sent COM_QUIT: the server needs no goodbye of ours. */
     boolean quit() {
         return quit;
+    }
+
+    /** The last OK or EOF said the session is inside a transaction. */
+    boolean inTransaction() {
+        return inTransaction;
     }
 
     /** No response pending and the client stream is between commands. */

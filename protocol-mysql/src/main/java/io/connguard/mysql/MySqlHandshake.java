@@ -650,6 +650,16 @@ final class MySqlHandshake {
         context.passwordGiven(given);
     }
 
+    /** Transaction mode: a KILL of the client's id reaches thread {@code real} while it serves the client. */
+    void threadLent(long real) {
+        register(givenId, real);
+    }
+
+    /** Transaction mode: the client holds no server thread; a KILL of its id reaches none. */
+    void threadReturned() {
+        unregister();
+    }
+
     /** The sequence id the client expects next from connguard during the connection phase. */
     int nextSequenceId() {
         return nextClientSequence;

@@ -51,13 +51,16 @@ public final class MySqlModule implements ProtocolModule {
 
     @Override
     public ProtocolSession newSession(SessionContext context) {
+        if (context.listener().pooled()) {
+            ownRsaKey(); // made ahead of the first password exchange, which a server login may be waiting on
+        }
         return new MySqlSession(this, context);
     }
 
-    /** Session mode; transaction mode is not wired yet. */
+    /** Session and transaction mode. */
     @Override
     public java.util.Set<String> poolModes() {
-        return java.util.Set.of("session");
+        return java.util.Set.of("session", "transaction");
     }
 
     @Override

@@ -24,6 +24,14 @@ final class MySqlPacketScanner {
         void onPacket(int sequenceId, int length, boolean continuation, byte[] prefix, int prefixLength);
     }
 
+    /** Takes the rest of one packet's payload after its prefix (transaction mode reads session state from OKs). */
+    interface BodySink {
+        void body(ByteBuf buf, int index, int length);
+
+        /** The packet ended. */
+        void end();
+    }
+
     static final int PREFIX_SIZE = 32;
 
     private final byte[] prefix = new byte[PREFIX_SIZE];
@@ -36,11 +44,15 @@ final class MySqlPacketScanner {
     private int prefixLength;
     private boolean continuation;
     private boolean continues;
+    /** Where the current packet's payload starts in the buffer being scanned, or -1 (an earlier buffer). */
+    private int payloadIndex = -1;
+    private BodySink sink;
 
     /** Scans the readable bytes of {@code buf} (its indexes are left unchanged). */
     void scan(ByteBuf buf, Listener listener) {
         int i = buf.readerIndex();
         int end = buf.writerIndex();
+        payloadIndex = -1;
         while (i < end) {
             if (headerBytes < MySqlWire.HEADER_SIZE) {
                 if (headerBytes == 0 && end - i >= MySqlWire.HEADER_SIZE) {
@@ -51,6 +63,7 @@ final class MySqlPacketScanner {
                     header |= buf.getUnsignedByte(i++) << (8 * headerBytes++);
                 }
                 if (headerBytes == MySqlWire.HEADER_SIZE) {
+                    payloadIndex = i;
                     startPacket(listener);
                 }
                 continue;
@@ -65,6 +78,9 @@ final class MySqlPacketScanner {
                 }
             } else {
                 n = Math.min(remaining, end - i);
+                if (sink != null) {
+                    sink.body(buf, i, n);
+                }
             }
             i += n;
             remaining -= n;
@@ -91,6 +107,27 @@ final class MySqlPacketScanner {
     private void endPacket() {
         headerBytes = 0;
         header = 0;
+        if (sink != null) {
+            BodySink ended = sink;
+            sink = null;
+            ended.end();
+        }
+    }
+
+    /**
+     * Called from {@link Listener#onPacket}: the rest of this packet's payload (after the prefix) goes to
+     * {@code sink}, then {@link BodySink#end()}.
+     */
+    void captureBody(BodySink sink) {
+        this.sink = sink;
+    }
+
+    /**
+     * During {@link Listener#onPacket}: the index of the packet's payload in the buffer being scanned, or -1
+     * when its header came in an earlier buffer.
+     */
+    int payloadIndex() {
+        return payloadIndex;
     }
 
     /** True between logical packets: an inserted packet would not corrupt the stream here. */

@@ -68,7 +68,10 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
     private static final byte COM_INIT_DB = 0x02;
     private static final byte COM_RESET_CONNECTION = 0x1F;
 
-    private enum Phase { LOGIN, READY, RESET, CLOSED }
+    /** Statements kept prepared per server connection in transaction mode (least recently used closed beyond). */
+    static final int SERVER_STATEMENTS = 250;
+
+    private enum Phase { LOGIN, TRACKING, READY, RESET, CLOSED }
 
     private final ServerConnectionContext context;
     private final MySqlModule module;
@@ -94,8 +97,15 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
     private boolean charsetUnknown;
     /** The server's reset sets the login's character set again (MariaDB 10.5+): the reset need not. */
     private boolean resetKeepsCharset;
-    /** The value of {@code resetAnswers} at which the charset statement's answer comes; 0: not sent. */
-    private int charsetAnswer;
+    /** Reset: the index of the charset statement's answer ({@link #resetIndex}); -1: not sent. */
+    private int charsetIndex = -1;
+    /** Transaction mode: the connection follows each client's session state (null otherwise). */
+    private final boolean transactions;
+    private final MySqlSessionState state;
+    private final MySqlServerStatements statements;
+    private final MySqlOkCapture okCapture;
+    /** Reset: which answer comes next (0: COM_RESET_CONNECTION's). */
+    private int resetIndex;
 
     MySqlServerConnection(ServerConnectionContext context, ClientIdentity who, char[] password, Client client) {
         this(context, who, password, client, null);
@@ -112,6 +122,10 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
         this.loginCollation = client == null ? DEFAULT_COLLATION : client.collation() & 0xFF;
         this.collation = loginCollation;
         this.packets = new MySqlPacketAssembler(context.alloc(), MAX_PACKET);
+        this.transactions = context.transactionPooled();
+        this.state = transactions ? new MySqlSessionState(who.database()) : null;
+        this.statements = transactions ? new MySqlServerStatements(SERVER_STATEMENTS) : null;
+        this.okCapture = transactions ? new MySqlOkCapture() : null;
     }
 
     @Override
@@ -132,6 +146,7 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
                 switch (phase) {
                     case LOGIN -> loginPacket(packet);
                     case RESET -> resetPacket(packet);
+                    case TRACKING -> trackingPacket(packet);
                     default -> idlePacket(packet);
                 }
             }
@@ -171,7 +186,7 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
                 long wanted = client == null ? WITHOUT_CLIENT : client.capabilities();
                 byte[] attributes = client == null ? new byte[0] : client.attributes();
                 login = new MySqlServerLogin(new MySqlServerLogin.Credentials(who.user(), password, who.database(),
-                        loginCollation, attributes), wanted, false, false, null, context.alloc());
+                        loginCollation, attributes), wanted, transactions, false, null, context.alloc());
             }
             step(login.onPacket(packet, MySqlWire.HEADER_SIZE, packet.readableBytes() - MySqlWire.HEADER_SIZE,
                     packet.getUnsignedByte(3)));
@@ -195,6 +210,13 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
                     module.accepted(poolKey(), password);
                 }
                 wipe();
+                if (transactions) {
+                    phase = Phase.TRACKING; // the OK packets report each client's changes from now on
+                    ByteBuf out = context.alloc().buffer(128);
+                    command(out, (byte) MySqlCommand.COM_QUERY, MySqlSessionState.ENABLE_TRACKING);
+                    context.toServer(out);
+                    return;
+                }
                 phase = Phase.READY;
                 context.loggedIn(true); // MySQL checks a password for every account, an empty one too
             }
@@ -218,6 +240,22 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
         }
     }
 
+    /** Transaction mode: the answer to {@link MySqlSessionState#ENABLE_TRACKING} after the login. */
+    private void trackingPacket(ByteBuf packet) {
+        try {
+            int first = packet.readableBytes() > MySqlWire.HEADER_SIZE ? packet.getUnsignedByte(MySqlWire.HEADER_SIZE) : -1;
+            if (first != MySqlWire.OK) {
+                fail("the server refused session-state tracking, which transaction mode needs: " + describe(packet));
+                return;
+            }
+            status = MySqlHandshake.okStatus(packet);
+            phase = Phase.READY;
+            context.loggedIn(true);
+        } finally {
+            packet.release();
+        }
+    }
+
     /** A packet from an idle connection: the server ends it (a shutdown, a KILL from elsewhere). */
     private void idlePacket(ByteBuf packet) {
         String what = describe(packet);
@@ -232,19 +270,24 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
             return;
         }
         if (!full) {
-            collation = -1; // pool.reset: none; what the client set is not known
+            if (!transactions) {
+                collation = -1; // pool.reset: none; what the client set is not known
+            } // transaction mode: the state is known (state()), the next client's replay sets what differs
             context.resetDone();
             return;
         }
         phase = Phase.RESET;
-        ByteBuf out = context.alloc().buffer(128);
+        ByteBuf out = context.alloc().buffer(256);
         command(out, COM_RESET_CONNECTION, null);
-        resetAnswers = 2;
-        charsetAnswer = 0;
+        int answers = 1;
+        charsetIndex = -1;
         if (!resetKeepsCharset) {
             command(out, (byte) MySqlCommand.COM_QUERY, charsetStatement(loginCollation));
-            charsetAnswer = 2;
-            resetAnswers = 3;
+            charsetIndex = answers++;
+        }
+        if (transactions) {
+            command(out, (byte) MySqlCommand.COM_QUERY, MySqlSessionState.ENABLE_TRACKING); // the reset turned it off
+            answers++;
         }
         String schema = who.database() == null ? "" : who.database();
         schemaIsNone = schema.isEmpty();
@@ -253,6 +296,8 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
         } else {
             command(out, COM_INIT_DB, schema);
         }
+        resetAnswers = answers + 1;
+        resetIndex = 0;
         resultPacket = -1;
         charsetUnknown = false;
         context.toServer(out);
@@ -261,7 +306,7 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
     private void resetPacket(ByteBuf packet) {
         try {
             int first = packet.readableBytes() > MySqlWire.HEADER_SIZE ? packet.getUnsignedByte(MySqlWire.HEADER_SIZE) : -1;
-            if (resetAnswers == charsetAnswer && first == MySqlWire.ERR) {
+            if (resetIndex == charsetIndex && first == MySqlWire.ERR) {
                 charsetUnknown = true; // a collation id this server does not know: its login fell back to the default
                 answered();
                 return;
@@ -301,9 +346,14 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
     }
 
     private void answered() {
+        resetIndex++;
         if (--resetAnswers == 0) {
             phase = Phase.READY;
             collation = charsetUnknown ? -1 : loginCollation;
+            if (transactions) {
+                state.reset();
+                statements.forgetAll();
+            }
             context.resetDone();
         }
     }
@@ -328,8 +378,8 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
 
     /** Whether a client that sent {@code clientCapabilities} gets responses framed as it negotiated here. */
     boolean fits(long clientCapabilities) {
-        long wanted = MySqlServerLogin.capabilitiesFor(clientCapabilities, MySqlServerLogin.REQUIRED_UNTRACKED,
-                serverCapabilities);
+        long wanted = MySqlServerLogin.capabilitiesFor(clientCapabilities,
+                transactions ? MySqlServerLogin.REQUIRED : MySqlServerLogin.REQUIRED_UNTRACKED, serverCapabilities);
         return (wanted & ~NOT_COMPARED) == (capabilities & ~NOT_COMPARED);
     }
 
@@ -349,6 +399,29 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
     /** The client's own character set was set ({@code id}), or could not be ({@code -1}). */
     void collation(int id) {
         collation = id;
+        if (state != null) {
+            state.forgetLoginVariables(); // what a login with that collation has: no change to replay
+        }
+    }
+
+    /** Transaction mode: the session state this connection holds now (what its clients changed). */
+    MySqlSessionState state() {
+        return state;
+    }
+
+    /** Transaction mode: the statements prepared on this connection. */
+    MySqlServerStatements statements() {
+        return statements;
+    }
+
+    /** Transaction mode: reads the session state of this connection's OK packets. */
+    MySqlOkCapture okCapture() {
+        return okCapture;
+    }
+
+    /** The capabilities this connection logged in with (its response framing). */
+    long capabilities() {
+        return capabilities;
     }
 
     /**

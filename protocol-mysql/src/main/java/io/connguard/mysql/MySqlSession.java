@@ -36,6 +36,10 @@ final class MySqlSession implements ProtocolSession {
     private boolean closed;
     /** Pooled: the client's COM_QUIT was held back (the server connection goes back to the pool). */
     private boolean quitHeld;
+    /** Transaction mode: borrowing a server connection per transaction (null otherwise). */
+    private MySqlTransactionMode transactions;
+    /** Pooled: the server connection the handshake was answered on. */
+    private MySqlServerConnection firstServer;
 
     MySqlSession(MySqlModule module, SessionContext context) {
         this.module = module;
@@ -51,6 +55,9 @@ final class MySqlSession implements ProtocolSession {
             bytes.release();
         } else if (commands != null) {
             commands.scan(bytes);
+            if (transactions != null && !closed) {
+                transactions.checkRelease(); // a command without a response (COM_STMT_CLOSE) may end a lend
+            }
         } else {
             handshake.onClientBytes(bytes);
         }
@@ -60,6 +67,8 @@ final class MySqlSession implements ProtocolSession {
     public void onUpstreamBytes(ByteBuf bytes) {
         if (closed) {
             bytes.release();
+        } else if (transactions != null) {
+            transactions.serverBytes(bytes);
         } else if (responses != null) {
             responses.scan(bytes, tracker);
             context.toClient(bytes);
@@ -102,9 +111,12 @@ final class MySqlSession implements ProtocolSession {
         tracker = new MySqlCommandTracker(context, result.identity());
         responses = new MySqlPacketScanner();
         commands = new MySqlCommandScanner(context.alloc(), tracker, new MySqlKillRewriter(threadIds::resolve),
-                capture, this::rewriteChangeUser, context::toUpstream);
+                capture, this::rewriteChangeUser, this::toUpstream);
         if (probation) {
             commands.gate(new ProbationGate());
+        } else if (context.transactionPooled()) {
+            transactions = new MySqlTransactionMode(context, handshake, tracker, commands, responses, capabilities,
+                    charset, tracker.identity().database(), this::quit);
         } else if (context.listener().pooled()) {
             commands.gate(new PooledGate());
         }
@@ -112,9 +124,27 @@ final class MySqlSession implements ProtocolSession {
         if (result.serverLeftover() != null) {
             onUpstreamBytes(result.serverLeftover());
         }
+        if (transactions != null) {
+            transactions.started(firstServer, result.status()); // gives the connection back until the first command
+            firstServer = null;
+        }
         if (result.clientLeftover() != null) {
             commands.scan(result.clientLeftover());
         }
+    }
+
+    private void toUpstream(ByteBuf bytes) {
+        if (!bytes.isReadable()) {
+            bytes.release(); // a command transaction mode dropped
+            return;
+        }
+        context.toUpstream(bytes);
+    }
+
+    /** Transaction mode: the client's COM_QUIT ends the session without reaching a server connection. */
+    private void quit() {
+        quitHeld = true;
+        context.close();
     }
 
     /**
@@ -195,8 +225,14 @@ final class MySqlSession implements ProtocolSession {
 
     @Override
     public void onServerLent(ServerConnectionProtocol server) {
-        if (!closed) {
-            handshake.serverLent((MySqlServerConnection) server);
+        if (closed) {
+            return;
+        }
+        if (transactions != null) {
+            transactions.lent((MySqlServerConnection) server);
+        } else {
+            firstServer = (MySqlServerConnection) server;
+            handshake.serverLent(firstServer);
         }
     }
 
@@ -209,7 +245,23 @@ final class MySqlSession implements ProtocolSession {
     @Override
     public boolean serverReusable() {
         return tracker != null && !tracker.lost() && tracker.idle()
-                && responses.atBoundary() && commands.atBoundary();
+                && responses.atBoundary() && commands.atBoundary()
+                && (transactions == null || transactions.reusable());
+    }
+
+    @Override
+    public boolean serverNeedsReset() {
+        return transactions == null || transactions.needsReset();
+    }
+
+    @Override
+    public boolean holdingClientBytes() {
+        return transactions != null && transactions.holding();
+    }
+
+    @Override
+    public String pinReason() {
+        return transactions == null ? null : transactions.pinReason();
     }
 
     /** What a pooled server connection opened for this client logs in with. */
@@ -307,6 +359,9 @@ final class MySqlSession implements ProtocolSession {
         handshake.close();
         if (commands != null) {
             commands.close();
+        }
+        if (transactions != null) {
+            transactions.close();
         }
     }
 }

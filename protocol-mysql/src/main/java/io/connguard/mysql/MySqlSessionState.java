@@ -156,6 +156,26 @@ final class MySqlSessionState {
         lost = false;
     }
 
+    /** The character set variables are as a login with the session's collation leaves them: nothing to replay. */
+    void forgetLoginVariables() {
+        LOGIN_VARIABLES.forEach(variables::remove);
+    }
+
+    /** Whether a character set variable of the login was changed (SET NAMES, SET character_set_...). */
+    boolean loginVariablesChanged() {
+        for (String name : LOGIN_VARIABLES) {
+            if (variables.containsKey(name)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Whether {@code other} holds the same variables, schema and LAST_INSERT_ID (nothing to replay; allocates nothing). */
+    boolean sameAs(MySqlSessionState other) {
+        return lastInsertId == other.lastInsertId && schema().equals(other.schema()) && variables.equals(other.variables);
+    }
+
     /** The variables changed since the connection was fresh, with their values as the server reported them. */
     Map<String, String> variables() {
         return java.util.Collections.unmodifiableMap(variables);
@@ -227,10 +247,10 @@ final class MySqlSessionState {
                 if (fresh == null) {
                     assignments.add("SESSION " + name + " = DEFAULT");
                 } else if (!fresh.equals(now)) {
-                    assignments.add("SESSION " + name + " = " + literal(fresh));
+                    assignments.add("SESSION " + name + " = " + value(name, fresh));
                 }
             } else if (!wanted.equals(now)) {
-                assignments.add("SESSION " + name + " = " + literal(wanted));
+                assignments.add("SESSION " + name + " = " + value(name, wanted));
             }
         }
         String set = assignments.isEmpty() ? null : "SET " + String.join(", ", assignments);
@@ -254,6 +274,21 @@ final class MySqlSessionState {
         }
         return name.startsWith("collation") ? 1 : 2;
     }
+
+    /**
+     * The value of {@code name} as the replay writes it. The server reports a NULL value as an empty string;
+     * {@code character_set_results = NULL} (results not converted, what Connector/J sets) is the one a client
+     * sets, and '' is no character set.
+     */
+    private static String value(String name, String value) {
+        if (value.isEmpty() && NULLABLE.contains(name)) {
+            return "NULL";
+        }
+        return literal(value);
+    }
+
+    /** Variables whose empty reported value stands for NULL. */
+    private static final java.util.Set<String> NULLABLE = java.util.Set.of("character_set_results");
 
     static String literal(String value) {
         if (value.matches("-?[0-9]+(\\.[0-9]+)?")) {

@@ -42,6 +42,13 @@ class MySqlServerConnectionTest {
         final ByteArrayOutputStream toServer = new ByteArrayOutputStream();
         final List<String> reports = new ArrayList<>();
         byte[] refusal;
+        /** The pool lends per transaction. */
+        boolean transactions;
+
+        @Override
+        public boolean transactionPooled() {
+            return transactions;
+        }
 
         byte[] takeToServer() {
             byte[] bytes = toServer.toByteArray();

@@ -22,6 +22,14 @@ public interface ServerConnectionContext {
     /** Log lines about this server connection, tagged with its id and pool. */
     SessionLog log();
 
+    /**
+     * Whether the connection's pool lends per transaction ({@code pool.mode: transaction}): a protocol may then
+     * prepare it to follow each client's session state (MySQL: session-state tracking).
+     */
+    default boolean transactionPooled() {
+        return false;
+    }
+
     /** Queue bytes to the server and flush. */
     void toServer(ByteBuf bytes);
 

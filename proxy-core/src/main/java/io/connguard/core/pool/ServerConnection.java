@@ -195,6 +195,11 @@ public final class ServerConnection implements ServerConnectionContext {
     }
 
     @Override
+    public boolean transactionPooled() {
+        return pool.poolConfig().mode() == io.connguard.core.config.PoolConfig.Mode.TRANSACTION;
+    }
+
+    @Override
     public ByteBufAllocator alloc() {
         return channel.alloc();
     }

@@ -42,6 +42,9 @@ public final class ServerPool {
     /** Pinned connections by reason, for {@code /pools} (read from the admin thread). */
     private volatile java.util.Map<String, Integer> pins = java.util.Map.of();
 
+    /** Transaction mode: see {@link #transactionPassword()}. */
+    private char[] lentPassword;
+
     ServerPool(PoolKey key, Pools pools, EventLoop loop, PoolAuth auth) {
         this.key = key;
         this.pools = pools;
@@ -213,6 +216,10 @@ public final class ServerPool {
 
     void loggedIn(ServerConnection c, boolean asked, char[] password) {
         auth.loginSucceeded(asked, password);
+        if (password != null && pools.config().mode() == PoolConfig.Mode.TRANSACTION) {
+            clear(lentPassword);
+            lentPassword = password.clone();
+        }
         Lessee lessee = c.lessee();
         if (lessee != null) {
             c.lend(lessee);
@@ -233,6 +240,10 @@ public final class ServerPool {
     void loginRefused(ServerConnection c, ByteBuf clientError, boolean credentials, char[] password, String reason) {
         if (credentials) {
             auth.loginRefused(password);
+            if (lentPassword != null && password != null && java.util.Arrays.equals(lentPassword, password)) {
+                clear(lentPassword);
+                lentPassword = null;
+            }
         }
         Lessee lessee = c.lessee();
         c.openedFor(null);
@@ -381,7 +392,18 @@ public final class ServerPool {
     }
 
     /** Closes every connection (the proxy is stopping). */
+    /**
+     * Transaction mode: the password the pool's last accepted login used (in memory only, cleared when a login
+     * with it is refused or the pool closes), for a borrow whose client proved its password without giving it
+     * (MySQL's scramble answer): its next server login has no one to ask. Null when none; not to be changed.
+     */
+    public char[] transactionPassword() {
+        return lentPassword;
+    }
+
     void closeAll() {
+        clear(lentPassword);
+        lentPassword = null;
         for (Waiter w : waiters) {
             w.timer().cancel(false);
             clear(w.password());
@@ -431,6 +453,10 @@ public final class ServerPool {
 
     public PoolAuth auth() {
         return auth;
+    }
+
+    PoolConfig poolConfig() {
+        return pools.config();
     }
 
     Listener listener() {

@@ -84,6 +84,9 @@ final class ServerBorrowing {
         if (loginWaiting != null) {
             ServerConnection c = loginWaiting;
             loginWaiting = null;
+            if (s.lease != null && s.lease.password() == null) {
+                s.lease.keepPassword(given); // a later borrow may have to log in again, with no one to ask
+            }
             c.password(given);
             java.util.Arrays.fill(given, '\0');
             return;
@@ -147,7 +150,9 @@ final class ServerBorrowing {
     /** Transaction mode: admitted for the next transaction, asks the pool for a server connection. */
     void checkoutForLease() {
         s.lease.checkout();
-        pool.checkout(s, s.identity, s.lease.password(), false, s.limits.queueTimeout().toNanos());
+        char[] given = s.lease.password();
+        pool.checkout(s, s.identity, given != null ? given : pool.transactionPassword(), false,
+                s.limits.queueTimeout().toNanos());
     }
 
     /** The pool lends a server connection (Lessee#lent): the session is CONNECTED on it. */
