@@ -118,7 +118,8 @@ abstract class ChurnScenario {
             aborts.shutdown();
             assertThat(queries.get()).isPositive();
             assertThat(aborted.get()).as("some sessions ended abruptly").isPositive();
-            assertThat(unexpected.keySet()).as("errors other than the cap's rejection").isEmpty();
+            assertThat(unexpected.keySet()).as("errors other than the cap's rejection, with their causes: %s",
+                    unexpected.values().stream().map(ChurnScenario::causes).toList()).isEmpty();
 
             await().atMost(30, TimeUnit.SECONDS).untilAsserted(() -> {
                 assertThat(proxy.clients()).as("/clients after the churn").isEmpty();
@@ -143,5 +144,14 @@ abstract class ChurnScenario {
                 }
             }
         }
+    }
+
+    /** An exception and its causes, one message each, so a failure says what the driver met. */
+    private static String causes(Throwable e) {
+        StringBuilder out = new StringBuilder();
+        for (Throwable t = e; t != null; t = t.getCause() == t ? null : t.getCause()) {
+            out.append(out.length() == 0 ? "" : " <- ").append(t.getClass().getSimpleName()).append(": ").append(t.getMessage());
+        }
+        return out.toString();
     }
 }

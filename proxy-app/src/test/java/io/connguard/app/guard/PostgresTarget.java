@@ -38,8 +38,11 @@ public final class PostgresTarget implements GuardTarget {
     public String url(int port, String application) {
         // pgjdbc sends ApplicationName in the StartupMessage (where the proxy reads it) only when it may
         // assume a 9.0+ server; otherwise it sets it with a SET after connecting.
+        // sslmode=disable: the guard's listeners offer no TLS, and with the default (prefer) pgjdbc waits at
+        // most sslResponseTimeout (5 s) for the answer to its SSLRequest, a bound the churn scenario's 300
+        // threads exceed on a slow 2-core machine while connguard works through its accept queue.
         return db.jdbcUrl("127.0.0.1", port) + "?ApplicationName=" + application
-                + "&assumeMinServerVersion=9.0&connectTimeout=30";
+                + "&assumeMinServerVersion=9.0&connectTimeout=30&sslmode=disable";
     }
 
     @Override
