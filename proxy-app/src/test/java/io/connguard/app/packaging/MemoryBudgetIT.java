@@ -45,9 +45,12 @@ class MemoryBudgetIT {
 
     @Test
     void runningOutOfDirectMemoryClosesTheSessionsThatNeedItAndTheProxyServesOn() throws Exception {
-        long limit = 128 * MIB;
+        // The smallest limit the image's caps fit (docs/memory.md: 56 heap + 56 direct + 32 metaspace + 24 code
+        // cache + ~44 for the JVM itself = 212 MiB). Below it the caps add up to more than the limit: at 128 MiB
+        // the flood peaked at 114-128 MiB, a kernel OOM kill away.
+        long limit = 224 * MIB;
         try (FakePostgres db = FakePostgres.start();
-             Proxy proxy = Proxy.start(dir, db.address(), "-XX:MaxRAM=128m")) {
+             Proxy proxy = Proxy.start(dir, db.address(), "-XX:MaxRAM=" + limit / MIB + "m")) {
             assertThat(proxy.metric("netty_allocator_pooled_chunk_size", "PooledByteBufAllocator"))
                     .as("1 MiB allocator chunks (RuntimeDefaults)").isEqualTo(1048576);
             List<Socket> floods = new ArrayList<>();
@@ -55,8 +58,8 @@ class MemoryBudgetIT {
             try {
                 // Each session asks for an endless result and never reads it: the proxy holds up to a write
                 // buffer's worth of it (read-after-write backpressure), in direct memory, capped at the heap's
-                // size (32 MiB here).
-                for (int i = 0; i < 2000 && !proxy.log().contains("out of buffer memory"); i++) {
+                // size (56 MiB here).
+                for (int i = 0; i < 4000 && !proxy.log().contains("out of buffer memory"); i++) {
                     Socket session = proxy.session();
                     session.getOutputStream().write(query("flood"));
                     floods.add(session);
