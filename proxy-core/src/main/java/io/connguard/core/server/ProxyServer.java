@@ -157,11 +157,15 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
 
     private void bind(Listener listener) throws BindException {
         ListenerConfig lc = listener.config();
+        EventLoopGroup acceptor = loops;
         EventLoopGroup children = loops;
         if (lc.pool().pooled()) {
             // A pooled listener runs every client and server connection on one event loop, so its pools,
-            // idle lists and waiters are confined to one thread (as PgBouncer's are) and need no locks.
+            // idle lists and waiters are confined to one thread (as PgBouncer's are) and need no locks. It
+            // accepts on that loop too: a connection accepted elsewhere would be handed over as a task, with
+            // a wake-up of the loop, for every connect.
             EventLoop loop = loops.next();
+            acceptor = loop;
             children = loop;
             try {
                 listener.pools(new Pools(listener, this, loop,
@@ -171,7 +175,7 @@ public final class ProxyServer implements ProxyServices, AutoCloseable {
             }
         }
         ServerBootstrap bootstrap = new ServerBootstrap()
-                .group(loops, children)
+                .group(acceptor, children)
                 .channel(transport.serverChannel())
                 .option(ChannelOption.SO_BACKLOG, 4096)
                 .option(ChannelOption.SO_REUSEADDR, true)
