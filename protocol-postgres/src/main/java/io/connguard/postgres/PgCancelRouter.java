@@ -24,47 +24,43 @@ import java.util.concurrent.ConcurrentMap;
  */
 final class PgCancelRouter {
 
-    /** Where a key's cancel goes, and, for a key connguard minted (pooled listeners), the server's own key. */
-    private record Route(InetSocketAddress upstream, PgBackendKey serverKey, boolean between) {
-        Route(InetSocketAddress upstream, PgBackendKey serverKey) {
-            this(upstream, serverKey, false);
-        }
-    }
-
-    private final ConcurrentMap<PgBackendKey, Route> routes = new ConcurrentHashMap<>();
     /**
-     * The route of every idle transaction-mode client of an upstream is the same: one shared per upstream
-     * (a listener's) instead of one per idle client, made again at the end of each of its transactions.
+     * Where the cancels of one backend key go: the session that gave the key to its client. Its answers may be
+     * read from any event loop (the one that accepted the cancel request's connection).
      */
-    private final ConcurrentMap<InetSocketAddress, Route> idleRoutes = new ConcurrentHashMap<>();
+    interface Target {
+        /** The database the session's listener relays to. */
+        InetSocketAddress cancelUpstream();
 
-    void register(PgBackendKey key, InetSocketAddress upstream) {
-        routes.put(key, new Route(upstream, null));
-    }
+        /**
+         * The server's own key to send instead of the client's (a key connguard minted, on a pooled listener):
+         * in transaction mode the key of the connection serving the client at this moment, null between its
+         * transactions; null on a relayed session (the client's key is the server's).
+         */
+        PgBackendKey cancelServerKey();
 
-    /** A key connguard minted for a pooled client: its cancel goes to {@code serverKey}'s backend. */
-    void register(PgBackendKey key, InetSocketAddress upstream, PgBackendKey serverKey) {
-        routes.put(key, new Route(upstream, serverKey));
+        /** Transaction mode: a null {@link #cancelServerKey} means the client holds no server connection. */
+        boolean cancelsPerTransaction();
     }
 
     /**
-     * Transaction mode: the client with the minted {@code key} holds no server connection now; its cancel
-     * reaches nothing (the server would find no query of it to cancel either).
+     * Every live session's key. A session registers once when its client learns the key; transaction mode's
+     * lends and give-backs change what its target answers, not this map, so a transaction costs it nothing.
      */
-    void registerIdle(PgBackendKey key, InetSocketAddress upstream) {
-        routes.put(key, idleRoutes.computeIfAbsent(upstream, to -> new Route(to, null, true)));
+    private final ConcurrentMap<PgBackendKey, Target> routes = new ConcurrentHashMap<>();
+
+    void register(PgBackendKey key, Target target) {
+        routes.put(key, target);
     }
 
-    void remove(PgBackendKey key, InetSocketAddress upstream) {
-        Route route = routes.get(key);
-        if (route != null && route.upstream().equals(upstream)) {
-            routes.remove(key, route);
-        }
+    /** Forgets {@code key} if it is still {@code target}'s (another session's equal key stays). */
+    void remove(PgBackendKey key, Target target) {
+        routes.remove(key, target);
     }
 
     InetSocketAddress route(PgBackendKey key) {
-        Route route = routes.get(key);
-        return route == null ? null : route.upstream();
+        Target target = routes.get(key);
+        return target == null ? null : target.cancelUpstream();
     }
 
     int size() {
@@ -76,16 +72,16 @@ final class PgCancelRouter {
      * key just closes it, as the server does.
      */
     void forward(SessionContext context, PgBackendKey key, ByteBuf original) {
-        Route route = routes.get(key);
-        if (route != null && route.between()) {
+        Target target = routes.get(key);
+        PgBackendKey serverKey = target == null ? null : target.cancelServerKey();
+        if (target != null && serverKey == null && target.cancelsPerTransaction()) {
             original.release();
             context.log().debug("cancel request for a client between transactions: nothing to cancel");
             context.close();
             return;
         }
-        InetSocketAddress upstream = route == null ? null : route.upstream();
-        ByteBuf packet = route != null && route.serverKey() != null
-                ? rewrite(original, route.serverKey(), context) : original;
+        InetSocketAddress upstream = target == null ? null : target.cancelUpstream();
+        ByteBuf packet = serverKey != null ? rewrite(original, serverKey, context) : original;
         if (upstream == null) {
             packet.release();
             context.log().debug("cancel request for an unknown {}: closing", key);

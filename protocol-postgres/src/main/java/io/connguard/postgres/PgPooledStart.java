@@ -254,13 +254,7 @@ final class PgPooledStart {
             out.setInt(start + 1, out.writerIndex() - start - 1);
         }
         out.writeByte('R').writeInt(8).writeInt(0);
-        for (Map.Entry<String, String> p : server.parameters().entrySet()) {
-            int start = out.writerIndex();
-            out.writeByte('S').writeInt(0);
-            cString(out, p.getKey());
-            cString(out, p.getValue());
-            out.setInt(start + 1, out.writerIndex() - start - 1);
-        }
+        server.writeParameterStatus(out);
         out.writeByte('K').writeInt(8 + secret.length).writeInt(processId).writeBytes(secret);
         out.writeByte('Z').writeInt(5).writeByte('I');
         return out;

@@ -4,6 +4,8 @@ import io.connguard.core.api.ClientIdentity;
 import io.connguard.core.api.ServerConnectionContext;
 import io.connguard.core.api.ServerConnectionProtocol;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufUtil;
+import io.netty.buffer.Unpooled;
 
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
@@ -31,6 +33,11 @@ final class PgServerConnection implements ServerConnectionProtocol {
     private final PgMessageReader reader;
     /** What the server reports it is set to (ParameterStatus); names are case-insensitive, as GUC names are. */
     private final Map<String, String> parameters = new TreeMap<>(String.CASE_INSENSITIVE_ORDER);
+    /**
+     * {@link #parameters} as the ParameterStatus messages a client's start-up answer carries, encoded once
+     * and again only after a parameter changes: every pooled login sends them, and they rarely change.
+     */
+    private byte[] parameterStatus;
     /** What the server reported at login: the pool's defaults (transaction mode undoes other clients' values). */
     private Map<String, String> initial = Map.of();
     /** Transaction mode: parameters the server does not report that connguard set on it (for some client). */
@@ -86,6 +93,7 @@ final class PgServerConnection implements ServerConnectionProtocol {
         switch (status) {
             case READY -> {
                 parameters.putAll(login.serverParameters());
+                parameterStatus = null;
                 Map<String, String> defaults = new TreeMap<>(String.CASE_INSENSITIVE_ORDER);
                 defaults.putAll(parameters);
                 initial = Collections.unmodifiableMap(defaults);
@@ -129,6 +137,7 @@ final class PgServerConnection implements ServerConnectionProtocol {
                 String value = cString(body);
                 if (name != null && value != null) {
                     parameters.put(name, value);
+                    parameterStatus = null;
                     syncedTo = null;
                 }
             }
@@ -204,6 +213,24 @@ final class PgServerConnection implements ServerConnectionProtocol {
         return Collections.unmodifiableMap(parameters);
     }
 
+    /** Writes {@link #parameters()} to {@code out} as ParameterStatus messages, in order. */
+    void writeParameterStatus(ByteBuf out) {
+        if (parameterStatus == null) {
+            ByteBuf encoded = Unpooled.buffer(32 * parameters.size());
+            for (Map.Entry<String, String> p : parameters.entrySet()) {
+                int start = encoded.writerIndex();
+                encoded.writeByte('S').writeInt(0);
+                encoded.writeCharSequence(p.getKey(), StandardCharsets.UTF_8);
+                encoded.writeByte(0);
+                encoded.writeCharSequence(p.getValue(), StandardCharsets.UTF_8);
+                encoded.writeByte(0);
+                encoded.setInt(start + 1, encoded.writerIndex() - start - 1);
+            }
+            parameterStatus = ByteBufUtil.getBytes(encoded);
+        }
+        out.writeBytes(parameterStatus);
+    }
+
     /** Whether {@link #parameters()} can be trusted (a lend without reset may have changed them). */
     boolean parametersKnown() {
         return parametersKnown;
@@ -211,7 +238,9 @@ final class PgServerConnection implements ServerConnectionProtocol {
 
     /** The server reported a parameter while a client's start-up parameters were applied. */
     void parameter(String name, String value) {
-        parameters.put(name, value);
+        if (!value.equals(parameters.put(name, value))) {
+            parameterStatus = null;
+        }
     }
 
     /** What the server reported right after login: the values a client that asked for nothing expects. */

@@ -10,6 +10,8 @@ import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
 import io.netty.util.concurrent.Future;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.net.InetSocketAddress;
 import java.util.Locale;
 
@@ -23,7 +25,7 @@ import java.util.Locale;
  * @see <a href="https://www.postgresql.org/docs/current/protocol-flow.html">Message flow</a>,
  *     <a href="https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SSL">SSL session encryption</a>
  */
-final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTransactionMode.Client {
+final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTransactionMode.Client, PgCancelRouter.Target {
 
     private enum Phase {
         /** Reading SSLRequest / GSSENCRequest / CancelRequest / StartupMessage. */
@@ -47,6 +49,16 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
         /** Core was told of a violation or an unusable upstream and will ask for the error, then close. */
         FAILED,
         CLOSED
+    }
+
+    private static final VarHandle CANCEL_TO;
+
+    static {
+        try {
+            CANCEL_TO = MethodHandles.lookup().findVarHandle(PgSession.class, "cancelTo", PgBackendKey.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
     }
 
     private static final int SSL_REQUEST_LENGTH = 8;
@@ -79,6 +91,12 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
     /** The client's StartupMessage, held until the server is ready for it; released in {@link #close()}. */
     private ByteBuf startup;
     private PgBackendKey backendKey;
+    /**
+     * Pooled listeners: the key of the server connection a cancel with {@link #backendKey} reaches now (in
+     * transaction mode, null between transactions). Read by other event loops' cancel requests ({@link #CANCEL_TO}).
+     */
+    @SuppressWarnings("unused") // through CANCEL_TO
+    private PgBackendKey cancelTo;
     /** Who the StartupMessage named; a later application_name from the server re-keys the session. */
     private ClientIdentity identity;
     /** Pooled listeners: the start-up connguard answers itself, and the server connection lent. */
@@ -489,18 +507,14 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
     /** Transaction mode: cancel requests with the client's key now reach the lent connection's backend. */
     @Override
     public void serverLent() {
-        if (backendKey != null && server != null && server.backendKey() != null) {
-            router.register(backendKey, context.listener().upstream(), server.backendKey());
-        }
+        CANCEL_TO.setRelease(this, server == null ? null : server.backendKey());
     }
 
     /** Transaction mode: the connection went back; a cancel between transactions reaches nothing. */
     @Override
     public void serverReleased() {
         server = null;
-        if (backendKey != null) {
-            router.registerIdle(backendKey, context.listener().upstream());
-        }
+        CANCEL_TO.setRelease(this, null);
     }
 
     // ---------------------------------------------------------------- upstream
@@ -617,16 +631,29 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
 
     @Override
     public void registerBackendKey(PgBackendKey key) {
-        InetSocketAddress upstream = context.listener().upstream();
         if (backendKey != null) {
-            router.remove(backendKey, upstream);
+            router.remove(backendKey, this);
         }
         backendKey = key;
-        if (server != null && server.backendKey() != null) {
-            router.register(key, upstream, server.backendKey());
-        } else {
-            router.register(key, upstream);
-        }
+        CANCEL_TO.setRelease(this, server == null ? null : server.backendKey());
+        router.register(key, this);
+    }
+
+    // ---------------------------------------------------------------- PgCancelRouter.Target (any thread)
+
+    @Override
+    public InetSocketAddress cancelUpstream() {
+        return context.listener().upstream();
+    }
+
+    @Override
+    public PgBackendKey cancelServerKey() {
+        return (PgBackendKey) CANCEL_TO.getAcquire(this);
+    }
+
+    @Override
+    public boolean cancelsPerTransaction() {
+        return transactions != null;
     }
 
     // ---------------------------------------------------------------- core's questions
@@ -699,7 +726,7 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
             startup = null;
         }
         if (backendKey != null) {
-            router.remove(backendKey, context.listener().upstream());
+            router.remove(backendKey, this);
             backendKey = null;
         }
     }

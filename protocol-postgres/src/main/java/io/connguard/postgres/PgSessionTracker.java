@@ -94,6 +94,9 @@ final class PgSessionTracker {
         /** A ReadyForQuery with {@code status}; {@code settled}: nothing else is owed or open after it. */
         void ready(byte status, boolean settled);
 
+        /** Whether {@link #parameter} wants to hear ParameterStatus now (not during the start-up answer). */
+        boolean followsParameters();
+
         /** A ParameterStatus: the server reports {@code name} is now {@code value}. */
         void parameter(String name, String value);
 
@@ -409,7 +412,7 @@ final class PgSessionTracker {
         }
 
         private void parameterStatusEnd() {
-            if (pooling != null) {
+            if (pooling != null && pooling.followsParameters()) {
                 reportParameter();
             }
             boolean matched = nameMatched == APPLICATION_NAME.length;

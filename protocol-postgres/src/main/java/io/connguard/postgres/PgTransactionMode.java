@@ -479,6 +479,11 @@ final class PgTransactionMode implements PgSessionTracker.Pooling, PgPreparedSta
     }
 
     @Override
+    public boolean followsParameters() {
+        return started;
+    }
+
+    @Override
     public void parameter(String name, String value) {
         if (!started) {
             return;
