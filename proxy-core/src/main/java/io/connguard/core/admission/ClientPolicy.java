@@ -24,6 +24,19 @@ public record ClientPolicy(ClientsConfig config) {
         return config.defaults();
     }
 
+    /** Whether a client's address is part of its key or of a rule's match (else it need not be known). */
+    public boolean usesAddress() {
+        if (config.identity().contains(IdentityField.ADDRESS)) {
+            return true;
+        }
+        for (Rule rule : config.rules()) {
+            if (rule.match().address() != null) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     public List<IdentityField> identity() {
         return config.identity();
     }

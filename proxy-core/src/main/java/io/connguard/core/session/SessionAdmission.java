@@ -63,7 +63,7 @@ final class SessionAdmission {
         s.identity = who;
         s.cancelHandshakeTimer();
         ClientPolicy policy = s.services.policy();
-        String address = s.address();
+        String address = policy.usesAddress() ? s.address() : ""; // formatting it costs, at every connect
         s.key = policy.key(s.listener.name(), who, address);
         s.limits = policy.limits(s.listener.name(), who, address);
         s.series = s.services.metrics().acquire(s.key);
