@@ -221,9 +221,23 @@ class Connguard(_Process):
         raise TimeoutError("connguard not ready after %d s" % seconds)
 
 
+# The PgBouncer binary: PGBOUNCER=/opt/pgbouncer-1.24/bin/pgbouncer picks a build of a newer release than the
+# distribution's (bench/README.md, "Prerequisites").
+PGBOUNCER = os.environ.get("PGBOUNCER", "pgbouncer")
+
+
+def pgbouncer_version():
+    """(major, minor) of PGBOUNCER, (0, 0) when it does not say."""
+    out = subprocess.run([PGBOUNCER, "--version"], capture_output=True, text=True).stdout
+    m = re.search(r"PgBouncer (\d+)\.(\d+)", out)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
 class PgBouncer(_Process):
     """PgBouncer in session mode (PostgreSQL only), with its defaults except the limits, trust authentication;
-    with ``pool_size``, in transaction mode with that default_pool_size (``pgbouncer-tx``)."""
+    with ``pool_size``, in transaction mode with that default_pool_size (``pgbouncer-tx``). From 1.21 on, the
+    transaction mode tracks protocol-level prepared statements (max_prepared_statements, set to 200 here as
+    1.22's default is), which pgbench -M prepared needs; older releases fail that workload."""
 
     def __init__(self, pool_size=0):
         super().__init__()
@@ -253,14 +267,13 @@ class PgBouncer(_Process):
             "ignore_startup_parameters = extra_float_digits",
             "log_connections = 0",
             "log_disconnections = 0",
-            "",
-        ]))
+        ] + (["max_prepared_statements = 200"] if pgbouncer_version() >= (1, 21) else []) + [""]))
         os.chmod(workdir, 0o755)
         for f in workdir.iterdir():
             os.chmod(f, 0o644)
         # PgBouncer refuses to run as root; -u makes it switch to the postgres user.
         user = ["-u", "postgres"] if os.geteuid() == 0 else []
-        self._spawn(["pgbouncer", *user, str(ini)], workdir)
+        self._spawn([PGBOUNCER, *user, str(ini)], workdir)
         wait_port(self.pg_port, proc=self.proc)
         return self
 

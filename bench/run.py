@@ -267,7 +267,7 @@ def versions(javas):
         "jdk": [C.java_feature(j)[1][1] if len(C.java_feature(j)[1]) > 1 else C.java_feature(j)[1][0] for j in javas],
         "netty": netty_version,
         "connguard": run(["git", "-C", str(C.ROOT), "log", "-1", "--format=%h"]),
-        "pgbouncer": run(["pgbouncer", "--version"]).splitlines()[0],
+        "pgbouncer": run([C.PGBOUNCER, "--version"]).splitlines()[0],
         "haproxy": run(["haproxy", "-v"]).splitlines()[0],
         "postgresql": run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-Atc", "SELECT version()"]),
         "mariadb": run(["mariadb", "-h", "127.0.0.1", "-u", "root", "-N", "-e", "SELECT version()"]),
@@ -640,12 +640,12 @@ def main():
                         flags.append(token)
                 contenders.append(C.Connguard(javas[0], flags or jvm_flags, "connguard-" + label, j, env,
                                               max_ram_mib=args.memory_limit, **files))
-        elif name == "pgbouncer" and C.available("pgbouncer"):
+        elif name == "pgbouncer" and C.available(C.PGBOUNCER):
             contenders.append(C.PgBouncer())
         elif name == "connguard-tx":
             contenders.append(C.Connguard(javas[0], jvm_flags, "connguard-tx", 7, max_ram_mib=args.memory_limit,
                                           config=BENCH / "connguard-transaction.yaml"))
-        elif name == "pgbouncer-tx" and C.available("pgbouncer"):
+        elif name == "pgbouncer-tx" and C.available(C.PGBOUNCER):
             contenders.append(C.PgBouncer(pool_size=TRANSACTION_POOL_SIZE))
         elif name == "haproxy" and C.available("haproxy"):
             contenders.append(C.HAProxy())

@@ -14,7 +14,8 @@ import org.slf4j.LoggerFactory;
  * Gives every accepted client connection of a listener its {@link Session}: added to each accepted channel's
  * pipeline, it replaces itself with the session's {@link RelayHandler} once the channel is registered on its
  * event loop. (Netty's {@code ChannelInitializer} does the same, plus a concurrent set of the channels being
- * initialised, an insert and a removal for every connect.)
+ * initialised, an insert and a removal for every connect.) The handler is named: a generated name costs a
+ * search of the pipeline for a free one.
  */
 @ChannelHandler.Sharable
 public final class SessionAcceptor extends ChannelHandlerAdapter {
@@ -40,7 +41,7 @@ public final class SessionAcceptor extends ChannelHandlerAdapter {
         Channel channel = ctx.channel();
         try {
             services.channels().add(channel);
-            ctx.pipeline().replace(this, null, new RelayHandler(new Session(listener, services, channel), true));
+            ctx.pipeline().replace(this, "session", new RelayHandler(new Session(listener, services, channel), true));
         } catch (RuntimeException | Error e) {
             LOG.warn("could not start a session for {}: closing it", channel.remoteAddress(), e);
             channel.close();
