@@ -6,6 +6,7 @@ import io.connguard.core.api.ListenerInfo.ClientTlsMode;
 import io.connguard.core.api.ProxyError;
 import io.connguard.core.api.SessionContext;
 import io.netty.buffer.ByteBuf;
+import io.netty.util.concurrent.FastThreadLocal;
 
 import java.util.Arrays;
 import java.util.function.Consumer;
@@ -36,9 +37,16 @@ import static io.connguard.mysql.MySqlCapabilities.CLIENT_SSL;
  */
 final class MySqlHandshake {
 
-    /** What the command phase starts from; the leftovers (owned by the receiver) may be null. */
+    /**
+     * What the command phase starts from; the leftovers (owned by the receiver) may be null. The client's id
+     * {@code givenId} stands for thread {@code realId} (-1: none) in the listener's {@link MySqlThreadIds}; the
+     * receiver unregisters it. {@code clientCapabilities} and {@code attributes} (null: none) are the client's
+     * HandshakeResponse41 as it sent them, for the logins of pooled server connections opened for it later.
+     * {@code server} is the pooled server connection the client was answered on (null: relayed).
+     */
     record Result(long capabilities, int charset, int status, ClientIdentity identity, ByteBuf clientLeftover,
-                  ByteBuf serverLeftover) {
+                  ByteBuf serverLeftover, long givenId, long realId, long clientCapabilities, byte[] attributes,
+                  MySqlServerConnection server) {
     }
 
     private enum Phase {
@@ -52,6 +60,8 @@ final class MySqlHandshake {
     private enum PasswordStep { SWITCHED, FULL_AUTH, KEY_SENT }
 
     private static final int MAX_PACKET = 64 * 1024;
+    /** The last client identity made on this thread (see {@link #sharedIdentity}). */
+    private static final FastThreadLocal<ClientIdentity> LAST_IDENTITY = new FastThreadLocal<>();
 
     private final MySqlModule module;
     private final SessionContext context;
@@ -229,13 +239,26 @@ final class MySqlHandshake {
         if ((response.capabilities() & CLIENT_PLUGIN_AUTH) == 0) {
             throw new MalformedPacketException("clients without CLIENT_PLUGIN_AUTH are not supported");
         }
-        identity = new ClientIdentity(response.user(), response.database(), response.programName());
+        identity = sharedIdentity(new ClientIdentity(response.user(), response.database(), response.programName()));
         phase = Phase.AWAIT_ADMISSION;
         if (clientResponseSequence == 1 && context.listener().clientTls() == ClientTlsMode.REQUIRE) {
             context.plaintextRefused(identity); // core ends the session with ERR 3159 naming clientTls.mode: require
             return;
         }
         context.identified(identity); // with an early upstream, earlyUpstream() is called from inside
+    }
+
+    /**
+     * {@code made}, or the identity this thread made last when equal to it (the clients of one application's
+     * pool): their sessions share one record and its strings instead of keeping a copy each.
+     */
+    private static ClientIdentity sharedIdentity(ClientIdentity made) {
+        ClientIdentity last = LAST_IDENTITY.getIfExists();
+        if (made.equals(last)) {
+            return last;
+        }
+        LAST_IDENTITY.set(made);
+        return made;
     }
 
     private boolean offersTls() {
@@ -430,8 +453,7 @@ final class MySqlHandshake {
                 int status = okStatus(packet);
                 context.toClient(packet);
                 phase = Phase.DONE;
-                done.accept(new Result(capabilities, response.charset(), status, identity, clientPackets.takeRest(),
-                        serverPackets.takeRest()));
+                done.accept(result(status));
                 return;
             }
             context.toClient(packet);
@@ -719,8 +741,20 @@ final class MySqlHandshake {
         MySqlWire.finishPacket(ok, start);
         context.toClient(ok);
         phase = Phase.DONE;
-        done.accept(new Result(capabilities, response.charset(), status, identity, clientPackets.takeRest(),
-                serverPackets.takeRest()));
+        done.accept(result(status));
+    }
+
+    /**
+     * The handshake is done: what the command phase needs, the thread id registration handed over with it.
+     * The handshake is not used after this; the session drops it.
+     */
+    private Result result(int status) {
+        byte[] attributes = response.attributes();
+        Result result = new Result(capabilities, response.charset(), status, identity, clientPackets.takeRest(),
+                serverPackets.takeRest(), givenId, realId, response.capabilities(),
+                attributes == null || attributes.length == 0 ? null : attributes, lent);
+        realId = -1;                                            // the session unregisters it now
+        return result;
     }
 
     ByteBuf clientError(ProxyError error) {
