@@ -28,13 +28,26 @@ CLIENT_MULTI_STATEMENTS = 0x10000
 CLIENT_MULTI_RESULTS = 0x20000
 CLIENT_PS_MULTI_RESULTS = 0x40000
 CLIENT_PLUGIN_AUTH = 0x80000
+CLIENT_CONNECT_ATTRS = 0x100000
 # What libmariadb (the `mariadb` client, sysbench) asks for, without TLS, compression or session tracking.
 CAPABILITIES = (CLIENT_LONG_PASSWORD | CLIENT_LONG_FLAG | CLIENT_CONNECT_WITH_DB | CLIENT_PROTOCOL_41
                 | CLIENT_TRANSACTIONS | CLIENT_SECURE_CONNECTION | CLIENT_MULTI_STATEMENTS | CLIENT_MULTI_RESULTS
-                | CLIENT_PS_MULTI_RESULTS | CLIENT_PLUGIN_AUTH)
+                | CLIENT_PS_MULTI_RESULTS | CLIENT_PLUGIN_AUTH | CLIENT_CONNECT_ATTRS)
 UTF8MB4_GENERAL_CI = 45
 COM_QUIT = 1
 COM_QUERY = 3
+
+
+def _attributes():
+    """Connection attributes as libmariadb sends them (names and values of a few bytes each), the same on
+    every connection of this process."""
+    pairs = {"_client_name": "mywire", "_client_version": "1.0", "_os": "Linux", "_pid": str(os.getpid()),
+             "_platform": "x86_64", "program_name": "idle_heap"}
+    body = b"".join(bytes([len(k)]) + k.encode() + bytes([len(v)]) + v.encode() for k, v in pairs.items())
+    return bytes([len(body)]) + body
+
+
+ATTRIBUTES = _attributes()
 
 
 def packet(sequence_id, payload):
@@ -172,7 +185,7 @@ class Client:
         self.step = "auth"
         return self._reply(struct.pack("<IIB23x", CAPABILITIES, 1 << 24, UTF8MB4_GENERAL_CI)
                            + self.user.encode() + b"\0" + bytes([len(answer)]) + answer
-                           + self.database.encode() + b"\0" + b"mysql_native_password\0")
+                           + self.database.encode() + b"\0" + b"mysql_native_password\0" + ATTRIBUTES)
 
     def _auth(self, payload):
         kind = payload[0]

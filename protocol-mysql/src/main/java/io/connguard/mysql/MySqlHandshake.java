@@ -6,7 +6,6 @@ import io.connguard.core.api.ListenerInfo.ClientTlsMode;
 import io.connguard.core.api.ProxyError;
 import io.connguard.core.api.SessionContext;
 import io.netty.buffer.ByteBuf;
-import io.netty.util.concurrent.FastThreadLocal;
 
 import java.util.Arrays;
 import java.util.function.Consumer;
@@ -60,8 +59,6 @@ final class MySqlHandshake {
     private enum PasswordStep { SWITCHED, FULL_AUTH, KEY_SENT }
 
     private static final int MAX_PACKET = 64 * 1024;
-    /** The last client identity made on this thread (see {@link #sharedIdentity}). */
-    private static final FastThreadLocal<ClientIdentity> LAST_IDENTITY = new FastThreadLocal<>();
 
     private final MySqlModule module;
     private final SessionContext context;
@@ -239,26 +236,14 @@ final class MySqlHandshake {
         if ((response.capabilities() & CLIENT_PLUGIN_AUTH) == 0) {
             throw new MalformedPacketException("clients without CLIENT_PLUGIN_AUTH are not supported");
         }
-        identity = sharedIdentity(new ClientIdentity(response.user(), response.database(), response.programName()));
+        identity = MySqlClientShares.identity(new ClientIdentity(response.user(), response.database(),
+                response.programName()));
         phase = Phase.AWAIT_ADMISSION;
         if (clientResponseSequence == 1 && context.listener().clientTls() == ClientTlsMode.REQUIRE) {
             context.plaintextRefused(identity); // core ends the session with ERR 3159 naming clientTls.mode: require
             return;
         }
         context.identified(identity); // with an early upstream, earlyUpstream() is called from inside
-    }
-
-    /**
-     * {@code made}, or the identity this thread made last when equal to it (the clients of one application's
-     * pool): their sessions share one record and its strings instead of keeping a copy each.
-     */
-    private static ClientIdentity sharedIdentity(ClientIdentity made) {
-        ClientIdentity last = LAST_IDENTITY.getIfExists();
-        if (made.equals(last)) {
-            return last;
-        }
-        LAST_IDENTITY.set(made);
-        return made;
     }
 
     private boolean offersTls() {
@@ -752,7 +737,7 @@ final class MySqlHandshake {
         byte[] attributes = response.attributes();
         Result result = new Result(capabilities, response.charset(), status, identity, clientPackets.takeRest(),
                 serverPackets.takeRest(), givenId, realId, response.capabilities(),
-                attributes == null || attributes.length == 0 ? null : attributes, lent);
+                MySqlClientShares.attributes(attributes), lent);
         realId = -1;                                            // the session unregisters it now
         return result;
     }
