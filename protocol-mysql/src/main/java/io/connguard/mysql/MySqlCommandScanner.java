@@ -3,8 +3,6 @@ package io.connguard.mysql;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 
-import java.util.function.Consumer;
-
 /**
  * Finds command boundaries in the client's stream during the command phase and forwards the client's own
  * buffers, reading headers at their indexes. The few commands the proxy may rewrite (a short COM_QUERY
@@ -20,9 +18,13 @@ import java.util.function.Consumer;
  */
 final class MySqlCommandScanner {
 
-    /** Rewrites a whole COM_CHANGE_USER packet (at index, with header), or returns null to forward it. */
-    interface ChangeUserRewriter {
-        ByteBuf rewrite(ByteBuf buf, int payloadIndex, int payloadLength);
+    /** Where the client's commands go once scanned (the session). */
+    interface Output {
+        /** Takes the reference of {@code bytes}. */
+        void toUpstream(ByteBuf bytes);
+
+        /** Rewrites a whole COM_CHANGE_USER packet (at index, with header), or returns null to forward it. */
+        ByteBuf rewriteChangeUser(ByteBuf buf, int payloadIndex, int payloadLength);
     }
 
     /** Decides, for a connection on probation, which commands may go upstream before it has a slot. */
@@ -73,8 +75,7 @@ final class MySqlCommandScanner {
     private final MySqlCommandTracker tracker;
     private final MySqlKillRewriter killRewriter;
     private final MySqlStatementCapture capture;
-    private final ChangeUserRewriter changeUserRewriter;
-    private final Consumer<ByteBuf> upstream;
+    private final Output upstream;
     private ByteBuf held;
     private int remaining;
     private boolean continues;
@@ -95,13 +96,11 @@ final class MySqlCommandScanner {
     private boolean closed;
 
     MySqlCommandScanner(ByteBufAllocator alloc, MySqlCommandTracker tracker, MySqlKillRewriter killRewriter,
-                        MySqlStatementCapture capture, ChangeUserRewriter changeUserRewriter,
-                        Consumer<ByteBuf> upstream) {
+                        MySqlStatementCapture capture, Output upstream) {
         this.alloc = alloc;
         this.tracker = tracker;
         this.killRewriter = killRewriter;
         this.capture = capture;
-        this.changeUserRewriter = changeUserRewriter;
         this.upstream = upstream;
     }
 
@@ -214,7 +213,7 @@ final class MySqlCommandScanner {
                 ByteBuf replacement = start(in, i, need);
                 if (replacement != null) {
                     forward(in, run, i);
-                    upstream.accept(replacement);
+                    upstream.toUpstream(replacement);
                     run = i + need;
                 }
                 i += need;
@@ -241,9 +240,9 @@ final class MySqlCommandScanner {
                 ByteBuf replacement = start(packetStart, packetStart.readerIndex(), need);
                 if (replacement != null) {
                     packetStart.release();
-                    upstream.accept(replacement);
+                    upstream.toUpstream(replacement);
                 } else {
-                    upstream.accept(packetStart);
+                    upstream.toUpstream(packetStart);
                 }
                 return i;
             }
@@ -347,7 +346,7 @@ final class MySqlCommandScanner {
             }
             case MySqlCommand.COM_CHANGE_USER -> {
                 if (need == MySqlWire.HEADER_SIZE + length) {
-                    replacement = changeUserRewriter.rewrite(buf, payload, length);
+                    replacement = upstream.rewriteChangeUser(buf, payload, length);
                 }
             }
             default -> { }
@@ -367,7 +366,7 @@ final class MySqlCommandScanner {
 
     private void forward(ByteBuf in, int from, int to) {
         if (to > from) {
-            upstream.accept(from == in.readerIndex() && to == in.writerIndex() ? in.retain() : in.retainedSlice(from, to - from));
+            upstream.toUpstream(from == in.readerIndex() && to == in.writerIndex() ? in.retain() : in.retainedSlice(from, to - from));
         }
     }
 

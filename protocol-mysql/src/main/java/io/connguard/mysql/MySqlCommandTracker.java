@@ -47,11 +47,19 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
     private final SessionContext context;
     private boolean deprecateEof;
     private boolean metadataFlag;
-    private int[] pending = new int[16];
+    /** The shape of the oldest pending response (when {@code count > 0}). */
+    private int front;
+    /**
+     * The shapes of the responses pending behind it, a ring from {@code head}: made when the client pipelines
+     * commands (most clients wait for each response, and keep none).
+     */
+    private int[] behind;
     private int head;
+    /** Responses pending: the front one and {@code count - 1} behind it. */
     private int count;
     private Phase phase = Phase.FIRST;
-    private long defsRemaining;
+    /** Column or parameter definitions still to come (a server sends at most 4,096 columns, 65,535 parameters). */
+    private int defsRemaining;
     private int preparedColumns;
     private ClientMode clientMode = ClientMode.COMMANDS;
     private boolean inTransaction;
@@ -177,7 +185,7 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
     }
 
     private void onFirst(int first, int length, byte[] prefix, int prefixLength) {
-        int shape = pending[head];
+        int shape = front;
         switch (shape) {
             case MySqlCommand.SIMPLE -> {
                 if (first == MySqlWire.OK) {
@@ -226,7 +234,7 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
                 }
                 int size = MySqlWire.lenencSize(first);
                 boolean metadataFollows = !metadataFlag || length <= size || prefix[size] != 0;
-                defsRemaining = metadataFollows ? columns : 0;
+                defsRemaining = metadataFollows ? (int) Math.min(columns, Integer.MAX_VALUE) : 0;
                 phase = defsRemaining > 0 ? Phase.COLUMN_DEFS : deprecateEof ? Phase.ROWS : Phase.METADATA_EOF;
             }
         }
@@ -237,7 +245,7 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
             end(NO_STATUS);
         } else if (expectEof(first)) {
             int status = MySqlStatus.eof(prefix, prefixLength);
-            boolean cursorOpened = pending[head] == MySqlCommand.EXECUTE_CURSOR && status != NO_STATUS
+            boolean cursorOpened = front == MySqlCommand.EXECUTE_CURSOR && status != NO_STATUS
                     && (status & SERVER_STATUS_CURSOR_EXISTS) != 0;
             if (cursorOpened) {
                 end(status); // rows come later, through COM_STMT_FETCH
@@ -316,9 +324,12 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
         if (pooling != null) {
             pooling.ended(lastFirst == MySqlWire.ERR);
         }
-        int shape = pending[head];
-        head = (head + 1) % pending.length;
+        int shape = front;
         count--;
+        if (count > 0) {
+            front = behind[head];
+            head = (head + 1) % behind.length;
+        }
         phase = Phase.FIRST;
         defsRemaining = 0;
         if (status != NO_STATUS) {
@@ -338,15 +349,21 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
     }
 
     private void enqueue(int shape) {
-        if (count == pending.length) {
-            int[] grown = new int[pending.length * 2];
-            for (int i = 0; i < count; i++) {
-                grown[i] = pending[(head + i) % pending.length];
+        if (count == 0) {
+            front = shape;
+            count = 1;
+            return;
+        }
+        int queued = count - 1;
+        if (behind == null || queued == behind.length) {
+            int[] grown = new int[behind == null ? 4 : behind.length * 2];
+            for (int i = 0; i < queued; i++) {
+                grown[i] = behind[(head + i) % behind.length];
             }
-            pending = grown;
+            behind = grown;
             head = 0;
         }
-        pending[(head + count) % pending.length] = shape;
+        behind[(head + queued) % behind.length] = shape;
         count++;
     }
 

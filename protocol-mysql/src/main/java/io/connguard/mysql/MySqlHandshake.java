@@ -36,9 +36,16 @@ import static io.connguard.mysql.MySqlCapabilities.CLIENT_SSL;
  */
 final class MySqlHandshake {
 
-    /** What the command phase starts from; the leftovers (owned by the receiver) may be null. */
+    /**
+     * What the command phase starts from; the leftovers (owned by the receiver) may be null. The client's id
+     * {@code givenId} stands for thread {@code realId} (-1: none) in the listener's {@link MySqlThreadIds}; the
+     * receiver unregisters it. {@code clientCapabilities} and {@code attributes} (null: none) are the client's
+     * HandshakeResponse41 as it sent them, for the logins of pooled server connections opened for it later.
+     * {@code server} is the pooled server connection the client was answered on (null: relayed).
+     */
     record Result(long capabilities, int charset, int status, ClientIdentity identity, ByteBuf clientLeftover,
-                  ByteBuf serverLeftover) {
+                  ByteBuf serverLeftover, long givenId, long realId, long clientCapabilities, byte[] attributes,
+                  MySqlServerConnection server) {
     }
 
     private enum Phase {
@@ -229,7 +236,8 @@ final class MySqlHandshake {
         if ((response.capabilities() & CLIENT_PLUGIN_AUTH) == 0) {
             throw new MalformedPacketException("clients without CLIENT_PLUGIN_AUTH are not supported");
         }
-        identity = new ClientIdentity(response.user(), response.database(), response.programName());
+        identity = MySqlClientShares.identity(new ClientIdentity(response.user(), response.database(),
+                response.programName()));
         phase = Phase.AWAIT_ADMISSION;
         if (clientResponseSequence == 1 && context.listener().clientTls() == ClientTlsMode.REQUIRE) {
             context.plaintextRefused(identity); // core ends the session with ERR 3159 naming clientTls.mode: require
@@ -430,8 +438,7 @@ final class MySqlHandshake {
                 int status = okStatus(packet);
                 context.toClient(packet);
                 phase = Phase.DONE;
-                done.accept(new Result(capabilities, response.charset(), status, identity, clientPackets.takeRest(),
-                        serverPackets.takeRest()));
+                done.accept(result(status));
                 return;
             }
             context.toClient(packet);
@@ -719,8 +726,20 @@ final class MySqlHandshake {
         MySqlWire.finishPacket(ok, start);
         context.toClient(ok);
         phase = Phase.DONE;
-        done.accept(new Result(capabilities, response.charset(), status, identity, clientPackets.takeRest(),
-                serverPackets.takeRest()));
+        done.accept(result(status));
+    }
+
+    /**
+     * The handshake is done: what the command phase needs, the thread id registration handed over with it.
+     * The handshake is not used after this; the session drops it.
+     */
+    private Result result(int status) {
+        byte[] attributes = response.attributes();
+        Result result = new Result(capabilities, response.charset(), status, identity, clientPackets.takeRest(),
+                serverPackets.takeRest(), givenId, realId, response.capabilities(),
+                MySqlClientShares.attributes(attributes), lent);
+        realId = -1;                                            // the session unregisters it now
+        return result;
     }
 
     ByteBuf clientError(ProxyError error) {

@@ -1,6 +1,9 @@
 package io.connguard.mysql;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.util.concurrent.FastThreadLocal;
+
+import java.util.ArrayDeque;
 
 /**
  * Finds packet boundaries in one direction of a byte stream without consuming or copying bodies: it
@@ -33,6 +36,18 @@ final class MySqlPacketScanner {
     }
 
     static final int PREFIX_SIZE = 32;
+    /** Spares kept per event loop: about as many as its clients holding a server connection at once, at most this. */
+    private static final int MAX_SPARES = 64;
+    /**
+     * This event loop's scanners between packets: a transaction-mode client reads its server's stream only
+     * while it holds a connection, and takes a scanner for that time instead of keeping one.
+     */
+    private static final FastThreadLocal<ArrayDeque<MySqlPacketScanner>> SPARES = new FastThreadLocal<>() {
+        @Override
+        protected ArrayDeque<MySqlPacketScanner> initialValue() {
+            return new ArrayDeque<>();
+        }
+    };
 
     private final byte[] prefix = new byte[PREFIX_SIZE];
     private int headerBytes;
@@ -47,6 +62,24 @@ final class MySqlPacketScanner {
     /** Where the current packet's payload starts in the buffer being scanned, or -1 (an earlier buffer). */
     private int payloadIndex = -1;
     private BodySink sink;
+
+    /** This event loop's spare scanner, or a new one: between packets, as new. */
+    static MySqlPacketScanner take() {
+        MySqlPacketScanner spare = SPARES.get().poll();
+        return spare != null ? spare : new MySqlPacketScanner();
+    }
+
+    /** Done with a scanner {@link #atBoundary() between packets}: it becomes one of this event loop's spares. */
+    void giveBack() {
+        sequenceId = -1;
+        continuation = false;
+        payloadIndex = -1;
+        sink = null;
+        ArrayDeque<MySqlPacketScanner> spares = SPARES.get();
+        if (spares.size() < MAX_SPARES) {
+            spares.push(this);
+        }
+    }
 
     /** Scans the readable bytes of {@code buf} (its indexes are left unchanged). */
     void scan(ByteBuf buf, Listener listener) {

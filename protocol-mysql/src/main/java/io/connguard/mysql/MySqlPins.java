@@ -10,15 +10,28 @@ import io.netty.buffer.ByteBuf;
  * first: then its ends do not count). Each new reason is reported to core ({@link SessionContext#pinned}).
  * It also remembers whether a pin was held during the current lend: that connection is reset before
  * another client gets it.
+ *
+ * <p>The classifier is borrowed from the event loop's spare for each text and given back at its end, the
+ * outcome that counts when the response ends kept here (a few fields): an idle client holds none. A client
+ * whose classifier remembers names of temporary tables or SQL prepared statements keeps its own.
  */
 final class MySqlPins implements MySqlCommandScanner.TextListener {
 
     private final SessionContext context;
-    private final MySqlStatementClassifier classifier = new MySqlStatementClassifier();
+    /** While a text is read, or for good once it remembers names; null otherwise. */
+    private MySqlStatementClassifier classifier;
     private int pins;
-    /** The classifier read a command whose response has not ended yet. */
+    /** A command was read whose response has not ended yet: its outcome, to apply then. */
     private boolean classifying;
+    private int started;
+    private int ended;
+    private boolean consumedNext;
+    /** {@link MySqlStatementClassifier#namesCollation()} of that command. */
+    private String namesCollation;
     private boolean heldThisLend;
+    /** The client's sql_mode, for the classifier of its next text. */
+    private boolean noBackslashEscapes;
+    private boolean ansiQuotes;
 
     MySqlPins(SessionContext context) {
         this.context = context;
@@ -27,8 +40,11 @@ final class MySqlPins implements MySqlCommandScanner.TextListener {
     @Override
     public void textStart() {
         if (classifying) {                                      // pipelined: the earlier command's ends do not count
-            classifying = false;
-            pins = classifier.apply(pins, false);
+            apply(false);
+        }
+        namesCollation = null;
+        if (classifier == null) {
+            classifier = MySqlStatementClassifier.borrow(noBackslashEscapes, ansiQuotes);
         }
         classifier.begin();
     }
@@ -40,23 +56,38 @@ final class MySqlPins implements MySqlCommandScanner.TextListener {
 
     @Override
     public void textEnd() {
-        classifier.finish();
-        if (classifier.unknown()) {
+        MySqlStatementClassifier read = classifier;
+        read.finish();
+        if (read.unknown()) {
             context.log().debug("statement text connguard cannot be sure of pins the client: {}",
-                    classifier.unknownReason());
+                    read.unknownReason());
         }
-        add(classifier.pinsStarted());
+        add(read.pinsStarted());
         classifying = true;
+        started = read.pinsStarted();
+        ended = read.pinsEnded();
+        consumedNext = read.consumesNextStatementPins();
+        namesCollation = read.namesCollation();
+        if (read.names() == null) {
+            classifier = null;
+            read.giveBack();
+        }
     }
 
     /** A command's response ended ({@code error}: with ERR). */
     void ended(boolean error) {
         if (classifying) {
-            classifying = false;
-            int after = classifier.apply(pins, !error);
-            add(after & ~pins);                                 // started ones were counted at the text's end
-            pins = after;
+            int before = pins;
+            apply(!error);
+            add(pins & ~before);                                // started ones were counted at the text's end
         }
+    }
+
+    /** The pins after the command read last, {@code succeeded} or not; its names committed by its classifier. */
+    private void apply(boolean succeeded) {
+        classifying = false;
+        pins = classifier != null ? classifier.apply(pins, succeeded)
+                : MySqlStatementClassifier.pinsAfter(pins, succeeded, started, ended, consumedNext);
     }
 
     /** Pins {@code bits} of {@link MySqlPin}. */
@@ -76,14 +107,17 @@ final class MySqlPins implements MySqlCommandScanner.TextListener {
     /** Follows sql_mode from an OK or EOF's status flags (and, on MySQL, ANSI_QUOTES from the tracked state). */
     void followStatus(int status, boolean ansiQuotes) {
         if (status != MySqlStatus.NONE) {
-            classifier.sqlMode((status & MySqlStatementClassifier.SERVER_STATUS_NO_BACKSLASH_ESCAPES) != 0,
-                    (status & MySqlStatementClassifier.SERVER_STATUS_ANSI_QUOTES) != 0 || ansiQuotes);
+            noBackslashEscapes = (status & MySqlStatementClassifier.SERVER_STATUS_NO_BACKSLASH_ESCAPES) != 0;
+            this.ansiQuotes = (status & MySqlStatementClassifier.SERVER_STATUS_ANSI_QUOTES) != 0 || ansiQuotes;
+            if (classifier != null) {
+                classifier.sqlMode(noBackslashEscapes, this.ansiQuotes);
+            }
         }
     }
 
-    /** The collation of the last {@code SET NAMES .. COLLATE}, for the session state. */
+    /** The collation of the last text's {@code SET NAMES .. COLLATE} (null: none), for the session state. */
     String namesCollation() {
-        return classifier.namesCollation();
+        return namesCollation;
     }
 
     boolean any() {

@@ -17,20 +17,29 @@ import static io.connguard.mysql.MySqlCapabilities.CLIENT_PROTOCOL_41;
  *
  * @see <a href="https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_lifecycle.html">Connection lifecycle</a>
  */
-final class MySqlSession implements ProtocolSession {
+final class MySqlSession implements ProtocolSession, MySqlCommandScanner.Output {
 
     private static final byte[] COM_QUIT = {1, 0, 0, 0, MySqlCommand.COM_QUIT};
 
-    private final MySqlModule module;
     private final SessionContext context;
     private final MySqlThreadIds threadIds;
     private final MySqlStatementCapture capture = new MySqlStatementCapture();
-    private final MySqlHandshake handshake;
+    /** The connection phase; dropped when it is done (an idle client keeps none of it). */
+    private MySqlHandshake handshake;
     private MySqlCommandTracker tracker;
     private MySqlCommandScanner commands;
     private MySqlPacketScanner responses;
     private long capabilities;
     private int charset;
+    /** The client's HandshakeResponse41 as sent (after the handshake): its capabilities and attributes (or null). */
+    private long clientCapabilities;
+    private byte[] attributes;
+    /**
+     * The id the client was greeted with, and the thread registered for it in {@link MySqlThreadIds} (0: none,
+     * {@link MySqlThreadIds#NO_THREAD}); both unsigned 32-bit, as the protocol's connection ids are.
+     */
+    private int givenId;
+    private int realId;
     /** Authenticating or running cancels without a slot of its own: commands other than KILL wait for one. */
     private boolean probation;
     private boolean closed;
@@ -38,11 +47,8 @@ final class MySqlSession implements ProtocolSession {
     private boolean quitHeld;
     /** Transaction mode: borrowing a server connection per transaction (null otherwise). */
     private MySqlTransactionMode transactions;
-    /** Pooled: the server connection the handshake was answered on. */
-    private MySqlServerConnection firstServer;
 
     MySqlSession(MySqlModule module, SessionContext context) {
-        this.module = module;
         this.context = context;
         this.threadIds = module.threadIds(context.listener());
         this.handshake = new MySqlHandshake(module, context, this::authenticated);
@@ -58,8 +64,10 @@ final class MySqlSession implements ProtocolSession {
             if (transactions != null && !closed) {
                 transactions.checkRelease(); // a command without a response (COM_STMT_CLOSE) may end a lend
             }
-        } else {
+        } else if (handshake != null) {
             handshake.onClientBytes(bytes);
+        } else {
+            bytes.release();
         }
     }
 
@@ -72,21 +80,23 @@ final class MySqlSession implements ProtocolSession {
         } else if (responses != null) {
             responses.scan(bytes, tracker);
             context.toClient(bytes);
-        } else {
+        } else if (handshake != null) {
             handshake.onUpstreamBytes(bytes);
+        } else {
+            bytes.release();
         }
     }
 
     @Override
     public void onUpstreamConnected() {
-        if (!closed) {
+        if (!closed && handshake != null) {
             handshake.onUpstreamConnected();
         }
     }
 
     @Override
     public void earlyUpstream(EarlyUpstream outcome) {
-        if (!closed) {
+        if (!closed && handshake != null) {
             probation = outcome == EarlyUpstream.PROBATION;
             handshake.earlyUpstream(outcome);
         }
@@ -108,15 +118,21 @@ final class MySqlSession implements ProtocolSession {
     private void authenticated(MySqlHandshake.Result result) {
         capabilities = result.capabilities();
         charset = result.charset();
+        clientCapabilities = result.clientCapabilities();
+        attributes = result.attributes();
+        givenId = (int) result.givenId();
+        realId = result.realId() < 0 ? (int) MySqlThreadIds.NO_THREAD : (int) result.realId();
+        handshake.close();                                      // done: its buffers were handed over in the result
+        handshake = null;
         tracker = new MySqlCommandTracker(context, result.identity());
-        responses = new MySqlPacketScanner();
-        commands = new MySqlCommandScanner(context.alloc(), tracker, new MySqlKillRewriter(threadIds::resolve),
-                capture, this::rewriteChangeUser, this::toUpstream);
+        boolean transactionMode = !probation && context.transactionPooled();
+        responses = transactionMode ? null : new MySqlPacketScanner(); // transaction mode takes one per lend
+        commands = new MySqlCommandScanner(context.alloc(), tracker, threadIds.killRewriter(), capture, this);
         if (probation) {
             commands.gate(new ProbationGate());
-        } else if (context.transactionPooled()) {
-            transactions = new MySqlTransactionMode(context, handshake, tracker, commands, responses, capabilities,
-                    charset, tracker.identity().database(), this::quit);
+        } else if (transactionMode) {
+            transactions = new MySqlTransactionMode(context, this, tracker, commands, capabilities,
+                    tracker.identity().database());
         } else if (context.listener().pooled()) {
             commands.gate(new PooledGate());
         }
@@ -125,15 +141,15 @@ final class MySqlSession implements ProtocolSession {
             onUpstreamBytes(result.serverLeftover());
         }
         if (transactions != null) {
-            transactions.started(firstServer, result.status()); // gives the connection back until the first command
-            firstServer = null;
+            transactions.started(result.server(), result.status()); // gives the connection back until the first command
         }
         if (result.clientLeftover() != null) {
             commands.scan(result.clientLeftover());
         }
     }
 
-    private void toUpstream(ByteBuf bytes) {
+    @Override
+    public void toUpstream(ByteBuf bytes) {
         if (!bytes.isReadable()) {
             bytes.release(); // a command transaction mode dropped
             return;
@@ -141,10 +157,30 @@ final class MySqlSession implements ProtocolSession {
         context.toUpstream(bytes);
     }
 
+    /** The collation id of the client's handshake (its character set, which transaction mode replays). */
+    int collation() {
+        return charset & 0xFF;
+    }
+
     /** Transaction mode: the client's COM_QUIT ends the session without reaching a server connection. */
-    private void quit() {
+    void quit() {
         quitHeld = true;
         context.close();
+    }
+
+    /** Transaction mode: a KILL of the client's id reaches thread {@code real} while it serves the client. */
+    void threadLent(long real) {
+        threadReturned();
+        threadIds.register(Integer.toUnsignedLong(givenId), real);
+        realId = (int) real;
+    }
+
+    /** Transaction mode: the client holds no server thread; a KILL of its id reaches none. */
+    void threadReturned() {
+        if (realId != MySqlThreadIds.NO_THREAD) {
+            threadIds.unregister(Integer.toUnsignedLong(givenId), Integer.toUnsignedLong(realId));
+            realId = (int) MySqlThreadIds.NO_THREAD;
+        }
     }
 
     /**
@@ -218,7 +254,7 @@ final class MySqlSession implements ProtocolSession {
 
     @Override
     public void requestPassword() {
-        if (!closed) {
+        if (!closed && handshake != null) {
             handshake.requestPassword();
         }
     }
@@ -230,22 +266,25 @@ final class MySqlSession implements ProtocolSession {
         }
         if (transactions != null) {
             transactions.lent((MySqlServerConnection) server);
-        } else {
-            firstServer = (MySqlServerConnection) server;
-            handshake.serverLent(firstServer);
+        } else if (handshake != null) {
+            handshake.serverLent((MySqlServerConnection) server);
         }
     }
 
     @Override
     public boolean serverFits(ServerConnectionProtocol server) {
-        MySqlHandshakeResponse response = handshake.response();
-        return response != null && server instanceof MySqlServerConnection mysql && mysql.fits(response.capabilities());
+        MySqlHandshakeResponse response = handshake == null ? null : handshake.response();
+        if (handshake != null && response == null) {
+            return false;
+        }
+        return server instanceof MySqlServerConnection mysql
+                && mysql.fits(response != null ? response.capabilities() : clientCapabilities);
     }
 
     @Override
     public boolean serverReusable() {
         return tracker != null && !tracker.lost() && tracker.idle()
-                && responses.atBoundary() && commands.atBoundary()
+                && responsesAtBoundary() && commands.atBoundary()
                 && (transactions == null || transactions.reusable());
     }
 
@@ -264,33 +303,43 @@ final class MySqlSession implements ProtocolSession {
         return transactions == null ? null : transactions.pinReason();
     }
 
-    /** What a pooled server connection opened for this client logs in with. */
+    /**
+     * What a pooled server connection opened for this client logs in with: the client's HandshakeResponse41,
+     * from the handshake while it runs and from what the session kept of it afterwards.
+     */
     MySqlServerConnection.Client loginClient() {
         return new MySqlServerConnection.Client() {
             @Override
             public long capabilities() {
-                return handshake.response().capabilities();
+                return handshake != null ? handshake.response().capabilities() : clientCapabilities;
             }
 
             @Override
             public int collation() {
-                return handshake.response().charset();
+                return handshake != null ? handshake.response().charset() : charset;
             }
 
             @Override
             public byte[] attributes() {
-                byte[] attributes = handshake.response().attributes();
-                return attributes == null ? new byte[0] : attributes;
+                byte[] sent = handshake != null ? handshake.response().attributes() : attributes;
+                return sent == null ? new byte[0] : sent;
             }
 
             @Override
             public int nextSequenceId() {
-                return handshake.nextSequenceId();
+                return handshake != null ? handshake.nextSequenceId() : tracker.nextSequenceId();
             }
         };
     }
 
-    private ByteBuf rewriteChangeUser(ByteBuf buf, int payloadIndex, int payloadLength) {
+    /** Whether the server's stream stands between packets (transaction mode: the lent connection's, if any). */
+    private boolean responsesAtBoundary() {
+        return transactions != null ? transactions.responsesAtBoundary() : responses.atBoundary();
+    }
+
+    /** COM_CHANGE_USER on a relay listener: the switch the server gets, and the identity it will give the session. */
+    @Override
+    public ByteBuf rewriteChangeUser(ByteBuf buf, int payloadIndex, int payloadLength) {
         try {
             MySqlChangeUser changeUser = MySqlChangeUser.decode(buf, payloadIndex, payloadLength, capabilities);
             String application = changeUser.programName() != null ? changeUser.programName()
@@ -308,10 +357,10 @@ final class MySqlSession implements ProtocolSession {
         if (closed) {
             return null;
         }
-        if (responses == null) {
-            return handshake.clientError(error);
+        if (tracker == null) {
+            return handshake == null ? null : handshake.clientError(error);
         }
-        if (!responses.atBoundary()) {
+        if (!responsesAtBoundary()) {
             return null; // inside a server packet: an inserted ERR would corrupt what the client reads
         }
         return MySqlErrorWriter.write(context.alloc(), error, tracker.nextSequenceId(),
@@ -325,7 +374,7 @@ final class MySqlSession implements ProtocolSession {
      */
     @Override
     public ByteBuf errorForNextRequest(ProxyError error) {
-        if (closed || tracker == null || !tracker.idle() || !responses.atBoundary() || commands.holdingBack()) {
+        if (closed || tracker == null || !tracker.idle() || !responsesAtBoundary() || commands.holdingBack()) {
             return null; // a held-back command is answered by clientError's ERR itself
         }
         return MySqlErrorWriter.write(context.alloc(), error, 1, (capabilities & CLIENT_PROTOCOL_41) != 0);
@@ -356,7 +405,10 @@ final class MySqlSession implements ProtocolSession {
             return;
         }
         closed = true;
-        handshake.close();
+        if (handshake != null) {
+            handshake.close();
+        }
+        threadReturned();
         if (commands != null) {
             commands.close();
         }

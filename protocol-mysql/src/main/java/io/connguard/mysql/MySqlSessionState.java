@@ -56,7 +56,8 @@ final class MySqlSessionState {
 
     private final String baselineSchema;
     private final Map<String, String> baseline;
-    private final Map<String, String> variables = new LinkedHashMap<>();
+    /** The variables changed, in the order reported: the shared empty map until the first change. */
+    private Map<String, String> variables = Map.of();
     private String schema;
     private boolean trackingChanged;
     private boolean lost;
@@ -86,7 +87,7 @@ final class MySqlSessionState {
         apply(changes);
         if (changes != null && namesCollation != null && changes.variables().containsKey("character_set_connection")
                 && !changes.variables().containsKey("collation_connection")) {
-            variables.put("collation_connection", namesCollation);
+            writable().put("collation_connection", namesCollation);
         }
     }
 
@@ -105,7 +106,7 @@ final class MySqlSessionState {
             } else if (!validName(name)) {
                 lost = true;
             } else {
-                variables.put(name, e.getValue());
+                writable().put(name, e.getValue());
             }
         }
         if (changes.schema() != null) {
@@ -151,14 +152,16 @@ final class MySqlSessionState {
     /** The session was reset (COM_RESET_CONNECTION): back to the server's defaults and the same schema. */
     void reset() {
         lastInsertId = 0;
-        variables.clear();
+        variables = Map.of();
         trackingChanged = false;
         lost = false;
     }
 
     /** The character set variables are as a login with the session's collation leaves them: nothing to replay. */
     void forgetLoginVariables() {
-        LOGIN_VARIABLES.forEach(variables::remove);
+        if (!variables.isEmpty()) {
+            LOGIN_VARIABLES.forEach(variables::remove);
+        }
     }
 
     /** Whether a character set variable of the login was changed (SET NAMES, SET character_set_...). */
@@ -263,9 +266,21 @@ final class MySqlSessionState {
 
     /** After a successful replay, {@code current} holds what {@code target} holds. */
     static void replayed(MySqlSessionState target, MySqlSessionState current) {
-        current.variables.clear();
-        current.variables.putAll(target.variables);
+        if (target.variables.isEmpty()) {
+            current.variables = Map.of();
+        } else {
+            current.writable().clear();
+            current.variables.putAll(target.variables);
+        }
         current.schema = target.schema();
+    }
+
+    /** The variables, as a map of this state's own (a session that changed nothing keeps none). */
+    private Map<String, String> writable() {
+        if (!(variables instanceof LinkedHashMap)) {
+            variables = new LinkedHashMap<>();
+        }
+        return variables;
     }
 
     private static int rank(String name) {

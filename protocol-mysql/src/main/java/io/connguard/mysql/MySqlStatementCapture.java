@@ -4,16 +4,21 @@ import io.connguard.core.api.SqlFingerprint;
 import io.netty.buffer.ByteBuf;
 
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 
 /**
- * Keeps the first bytes of the last COM_QUERY / COM_STMT_PREPARE text in one array allocated per session,
- * and turns them into a fingerprint only when someone asks (a kill, a leak report, {@code /sessions}).
+ * Keeps the first bytes of the last COM_QUERY / COM_STMT_PREPARE text in one array of the session, and
+ * turns them into a fingerprint only when someone asks (a kill, a leak report, {@code /sessions}). The
+ * array is allocated at the first statement and grows only for a longer one, up to {@link #LIMIT}: a
+ * session of short statements keeps a short array, and none before its first.
  */
 final class MySqlStatementCapture {
 
     static final int LIMIT = 384;
 
-    private final byte[] text = new byte[LIMIT];
+    private static final byte[] NONE = new byte[0];
+
+    private byte[] text = NONE;
     private int length;
 
     void start() {
@@ -23,6 +28,9 @@ final class MySqlStatementCapture {
     void append(ByteBuf buf, int index, int count) {
         int n = Math.min(count, LIMIT - length);
         if (n > 0) {
+            if (length + n > text.length) {
+                text = Arrays.copyOf(text, Math.min(LIMIT, Math.max(length + n, text.length + (text.length >> 1))));
+            }
             buf.getBytes(index, text, length, n);
             length += n;
         }

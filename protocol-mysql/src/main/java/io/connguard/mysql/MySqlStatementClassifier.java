@@ -1,6 +1,7 @@
 package io.connguard.mysql;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.util.concurrent.FastThreadLocal;
 
 import java.util.Arrays;
 
@@ -14,10 +15,11 @@ import static io.connguard.mysql.MySqlSqlWords.NONE;
  * value of the previous statement. It is fed the text chunk by chunk as it crosses the proxy
  * ({@link MySqlSqlLexer}), never aggregated: a few fixed fields and a 64-byte buffer however long the text.
  * Several statements per command (multi-statements), comments, executable comments, literals, case and
- * white space anywhere are understood. One instance serves one client session (one event loop) and keeps
- * the names of the client's temporary tables and SQL prepared statements between commands
+ * white space anywhere are understood. One instance serves one client session (one event loop) at a time
+ * and keeps the names of the client's temporary tables and SQL prepared statements between commands
  * ({@link MySqlPinNames}, allocated only when such a statement is seen), so that their last drop ends the
- * pin.
+ * pin. A session that has no such names {@link #borrow}s one per command text from its event loop's spare
+ * and {@link #giveBack}s it when the text ends, so that an idle session keeps none.
  *
  * <p>Use per command: {@link #begin()}, {@link #accept} for each chunk of the text (the payload after the
  * command byte), {@link #finish()} at the end of the packet, read the outcome, then exactly once
@@ -80,6 +82,9 @@ import static io.connguard.mysql.MySqlSqlWords.NONE;
  */
 final class MySqlStatementClassifier extends MySqlTextOutcome implements MySqlSqlLexer.Tokens {
 
+    /** Each thread's spare instance: one suffices unless a text is split across reads. */
+    private static final FastThreadLocal<MySqlStatementClassifier> SPARE = new FastThreadLocal<>();
+
     /** Extra bits kept with a prepared statement's pins: what executing it reads. */
     private static final int READS_LAST_INSERT_ID = 1 << 30, READS_PREVIOUS = 1 << 29;
 
@@ -126,6 +131,31 @@ final class MySqlStatementClassifier extends MySqlTextOutcome implements MySqlSq
 
     private MySqlStatementClassifier(boolean nested) {
         this.nested = nested;
+    }
+
+    /**
+     * This thread's spare classifier, or a new one, set to the client's sql_mode: it reads one command's
+     * text, then goes back with {@link #giveBack} unless it remembers names ({@link #names()}).
+     */
+    static MySqlStatementClassifier borrow(boolean noBackslashEscapes, boolean ansiQuotes) {
+        MySqlStatementClassifier classifier = SPARE.getIfExists();
+        if (classifier == null) {
+            classifier = new MySqlStatementClassifier();
+        } else {
+            SPARE.set(null);
+        }
+        classifier.sqlMode(noBackslashEscapes, ansiQuotes);
+        return classifier;
+    }
+
+    /**
+     * Done with a borrowed classifier that remembers no names (its outcome was read): it becomes this
+     * thread's spare, if it has none.
+     */
+    void giveBack() {
+        if (names == null && SPARE.getIfExists() == null) {
+            SPARE.set(this);
+        }
     }
 
     /** OK / EOF status flag: sql_mode has NO_BACKSLASH_ESCAPES (MySQL and MariaDB). */
@@ -192,6 +222,14 @@ final class MySqlStatementClassifier extends MySqlTextOutcome implements MySqlSq
         if (names != null) {
             names.commit(succeeded);
         }
+        return pinsAfter(pins, succeeded, started, ended, consumedNext);
+    }
+
+    /**
+     * {@link #apply}'s rule, for an outcome read earlier: the pins held after a command that started
+     * {@code started}, ended {@code ended} and consumed next-statement pins or not.
+     */
+    static int pinsAfter(int pins, boolean succeeded, int started, int ended, boolean consumedNext) {
         if (!succeeded) {
             return pins | started;
         }

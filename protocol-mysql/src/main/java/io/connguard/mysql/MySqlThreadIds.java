@@ -18,6 +18,13 @@ final class MySqlThreadIds {
 
     private final Map<Long, Long> realByGiven = new ConcurrentHashMap<>();
     private final Set<Long> real = ConcurrentHashMap.newKeySet();
+    /** The listener's sessions share one: it keeps nothing of a session. */
+    private final MySqlKillRewriter killRewriter = new MySqlKillRewriter(this::resolve);
+
+    /** The KILL rewriter that resolves ids with this listener's sessions. */
+    MySqlKillRewriter killRewriter() {
+        return killRewriter;
+    }
 
     void register(long given, long realThreadId) {
         realByGiven.put(given, realThreadId);

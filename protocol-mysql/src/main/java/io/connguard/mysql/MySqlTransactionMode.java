@@ -43,16 +43,16 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
     private enum Injection { NONE, REPLAY, PREPARE }
 
     private final SessionContext context;
-    private final MySqlHandshake handshake;
+    private final MySqlSession session;
     private final MySqlCommandTracker tracker;
     private final MySqlCommandScanner commands;
-    private final MySqlPacketScanner responses;
-    private final Runnable quit;
-    private final int collation;
+    /** Reads the lent connection's stream: taken from the event loop's spares while a connection is lent. */
+    private MySqlPacketScanner responses;
     private final boolean deprecateEof;
     /** What the client changed of its session since it was fresh. */
     private final MySqlSessionState state;
-    private final MySqlPreparedStatements prepared;
+    /** The client's prepared statements: made at its first COM_STMT_* command (most idle clients have none). */
+    private MySqlPreparedStatements prepared;
     private final MySqlPins pins;
 
     private MySqlServerConnection server;
@@ -80,19 +80,14 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
     /** The server buffer being scanned (a PREPARE_OK's id is rewritten in it). */
     private ByteBuf scanning;
 
-    MySqlTransactionMode(SessionContext context, MySqlHandshake handshake, MySqlCommandTracker tracker,
-                         MySqlCommandScanner commands, MySqlPacketScanner responses, long capabilities,
-                         int collation, String database, Runnable quit) {
+    MySqlTransactionMode(SessionContext context, MySqlSession session, MySqlCommandTracker tracker,
+                         MySqlCommandScanner commands, long capabilities, String database) {
         this.context = context;
-        this.handshake = handshake;
+        this.session = session;
         this.tracker = tracker;
         this.commands = commands;
-        this.responses = responses;
-        this.quit = quit;
-        this.collation = collation & 0xFF;
         this.deprecateEof = (capabilities & MySqlCapabilities.CLIENT_DEPRECATE_EOF) != 0;
         this.state = new MySqlSessionState(database);
-        this.prepared = new MySqlPreparedStatements(CLIENT_STATEMENTS, context.alloc());
         tracker.pooling(this);
         this.pins = new MySqlPins(context);
         commands.textListener(pins);
@@ -104,6 +99,7 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
     /** The client has its handshake OK on {@code first}: it is given back at once, replayed at the next borrow. */
     void started(MySqlServerConnection first, int status) {
         server = first;
+        takeScanner();
         started = true;
         pins.followStatus(status, state.ansiQuotes());
         checkRelease();
@@ -112,10 +108,12 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
     /** A server connection was lent for the client's next command: the client's state is replayed first. */
     void lent(MySqlServerConnection connection) {
         server = connection;
+        takeScanner();
         asked = false;
         pins.lendStarted();
-        handshake.threadLent(connection.threadId());
+        session.threadLent(connection.threadId());
         java.util.List<Integer> closes = connection.statements().takeCloses();
+        int collation = session.collation();
         ByteBuf out = closes.isEmpty() && connection.collation() == collation && state.sameAs(connection.state())
                 && !connection.state().loginVariablesChanged() ? null : context.alloc().buffer(256);
         if (out == null) {
@@ -158,16 +156,18 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
         if (server == null || !started || swallow > 0 || lost || pins.any() || tracker.lost()) {
             return;
         }
-        if (!tracker.idle() || tracker.inTransaction() || !responses.atBoundary() || !commands.atBoundary()
-                || prepared.needsSameConnection()) {
+        if (!tracker.idle() || tracker.inTransaction() || !responsesAtBoundary() || !commands.atBoundary()
+                || prepared != null && prepared.needsSameConnection()) {
             return;
         }
         MySqlServerConnection done = server;
         server = null;
+        responses.giveBack();
+        responses = null;
         for (int id : done.statements().takeCloses()) {
             context.toUpstream(closePacket(id));
         }
-        handshake.threadReturned();
+        session.threadReturned();
         boolean reset = pins.heldThisLend();
         context.transactionServed();
         context.serverIdle(reset);
@@ -184,7 +184,7 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
                 if (length < 5 || end - index < header + 5) {
                     yield header + Math.min(length, 5);
                 }
-                yield header + Math.min(length, prepared.executeHeadLength(buf.getIntLE(index + header + 1)));
+                yield header + Math.min(length, prepared().executeHeadLength(buf.getIntLE(index + header + 1)));
             }
             case MySqlPreparedStatements.COM_STMT_SEND_LONG_DATA, MySqlPreparedStatements.COM_STMT_CLOSE,
                  MySqlPreparedStatements.COM_STMT_RESET, MySqlPreparedStatements.COM_STMT_FETCH,
@@ -207,7 +207,7 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
             return false;
         }
         if (command == MySqlPreparedStatements.COM_STMT_CLOSE && !lost) {
-            prepared.onCommand(buf, payload, need - MySqlWire.HEADER_SIZE, length, 0, null);
+            prepared().onCommand(buf, payload, need - MySqlWire.HEADER_SIZE, length, 0, null);
             drop();                                             // no response: no server connection needed
             return true;
         }
@@ -252,15 +252,15 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
             answeredPrepares++;
             return;
         }
-        if (prepared.onPrepare(buf, payload, length) == MySqlPreparedStatements.Route.ANSWER) {
-            answer(signal(prepared.takeOutput()));
+        if (prepared().onPrepare(buf, payload, length) == MySqlPreparedStatements.Route.ANSWER) {
+            answer(signal(prepared().takeOutput()));
             answeredPrepares++;
         }
     }
 
     private boolean routeStatement(ByteBuf buf, int index, int need, int length) {
         int payload = index + MySqlWire.HEADER_SIZE;
-        MySqlPreparedStatements.Route route = prepared.onCommand(buf, payload, need - MySqlWire.HEADER_SIZE, length,
+        MySqlPreparedStatements.Route route = prepared().onCommand(buf, payload, need - MySqlWire.HEADER_SIZE, length,
                 buf.getUnsignedByte(index + 3), server.statements());
         switch (route) {
             case FORWARD -> {
@@ -268,19 +268,19 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
             case PREPARE_FIRST -> {
                 injection = Injection.PREPARE;
                 swallow = 1;
-                context.toUpstream(prepared.injectedPrepare());
+                context.toUpstream(prepared().injectedPrepare());
                 return false;                                   // held until the prepare is answered
             }
             case REWRITE_HEAD -> {
-                ByteBuf head = prepared.takeOutput();
-                int replaced = prepared.replacedBytes();
+                ByteBuf head = prepared().takeOutput();
+                int replaced = prepared().replacedBytes();
                 CompositeByteBuf both = context.alloc().compositeBuffer(2);
                 both.addComponent(true, head);
                 both.addComponent(true, buf.retainedSlice(index + replaced, need - replaced));
                 replacement = both;
                 dropRest = false;
             }
-            case ANSWER -> answer(signal(prepared.takeOutput()));
+            case ANSWER -> answer(signal(prepared().takeOutput()));
             case DROP -> drop();
         }
         return true;
@@ -311,7 +311,7 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
     @Override
     public void stopped() {
         if (quitting) {
-            quit.run();
+            session.quit();
         } else if (changeUser) {
             context.violation("COM_CHANGE_USER is not supported on a pooled listener (pool.mode: transaction): "
                     + "connect as the other user instead");
@@ -349,6 +349,7 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
     }
 
     private void relay(ByteBuf bytes) {
+        takeScanner();                                          // bytes come only from a lent connection
         scanning = bytes;
         try {
             responses.scan(bytes, tracker);
@@ -384,13 +385,13 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
     private void injected(ByteBuf packet) {
         int length = packet.readableBytes() - MySqlWire.HEADER_SIZE;
         if (injection == Injection.PREPARE) {
-            switch (prepared.onInjectedPacket(packet, MySqlWire.HEADER_SIZE, length, deprecateEof, server.statements())) {
+            switch (prepared().onInjectedPacket(packet, MySqlWire.HEADER_SIZE, length, deprecateEof, server.statements())) {
                 case MORE -> {
                 }
                 case DONE -> swallow = 0;
                 case FAILED -> {
                     swallow = 0;
-                    pendingError = prepared.takeOutput();
+                    pendingError = prepared().takeOutput();
                     dropNext = pendingError == null;            // SEND_LONG_DATA: its EXECUTE gets the error
                 }
             }
@@ -453,7 +454,7 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
         }
         try {
             if (error) {
-                prepared.onPrepareResponse(Unpooled.wrappedBuffer(prefix, 0, prefixLength), 0, prefixLength,
+                prepared().onPrepareResponse(Unpooled.wrappedBuffer(prefix, 0, prefixLength), 0, prefixLength,
                         server.statements());
                 return;
             }
@@ -462,7 +463,7 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
                 lose("a PREPARE_OK split across reads of the server connection");
                 return;
             }
-            prepared.onPrepareResponse(scanning, at, length, server.statements());
+            prepared().onPrepareResponse(scanning, at, length, server.statements());
         } catch (IllegalStateException e) {
             lose(e.getMessage());
         }
@@ -485,9 +486,20 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
         return pins.heldThisLend();
     }
 
+    private void takeScanner() {
+        if (responses == null) {
+            responses = MySqlPacketScanner.take();
+        }
+    }
+
+    /** Whether the lent connection's stream stands between packets (true when none is lent). */
+    boolean responsesAtBoundary() {
+        return responses == null || responses.atBoundary();
+    }
+
     /** When the client leaves: whether the lent connection can serve another client. */
     boolean reusable() {
-        return server != null && !lost && swallow == 0 && !prepared.needsSameConnection();
+        return server != null && !lost && swallow == 0 && (prepared == null || !prepared.needsSameConnection());
     }
 
     void close() {
@@ -506,10 +518,19 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
             replacement.release();
             replacement = null;
         }
-        prepared.release();
+        if (prepared != null) {
+            prepared.release();
+        }
     }
 
     // ---------------------------------------------------------------- helpers
+
+    private MySqlPreparedStatements prepared() {
+        if (prepared == null) {
+            prepared = new MySqlPreparedStatements(CLIENT_STATEMENTS, context.alloc());
+        }
+        return prepared;
+    }
 
     private void lose(String reason) {
         if (!lost) {

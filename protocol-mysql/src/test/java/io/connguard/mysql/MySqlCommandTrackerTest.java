@@ -266,6 +266,36 @@ class MySqlCommandTrackerTest {
         conversation.finish();
     }
 
+    /** More commands pipelined than the tracker's first ring holds: responses of mixed shapes, in order. */
+    @Test
+    void manyPipelinedCommandsOfMixedShapesAreAnsweredInOrder() {
+        Conversation conversation = session(DEPRECATE);
+        byte[] commands = new byte[0];
+        byte[] responses = new byte[0];
+        for (int i = 0; i < 13; i++) {
+            if (i % 3 == 1) {
+                commands = concat(commands, query("SELECT " + i));
+                responses = concat(responses, columnCount(1, 1), columnDefinition(2, "c"), textRow(3, "x"),
+                        okEof(4, AUTOCOMMIT));
+            } else {
+                commands = concat(commands, query("DO " + i));
+                responses = concat(responses, ok(1, AUTOCOMMIT));
+            }
+        }
+        conversation.client(commands);
+        assertThat(conversation.state()).isEqualTo(ACTIVE);
+        int half = responses.length / 2;
+        conversation.server(java.util.Arrays.copyOfRange(responses, 0, half));
+        assertThat(conversation.state()).isEqualTo(ACTIVE);
+        conversation.server(java.util.Arrays.copyOfRange(responses, half, responses.length));
+        assertThat(conversation.context.recording.states).containsExactly(ACTIVE, IDLE);
+        assertThat(conversation.context.recording.lostSync).isEmpty();
+        conversation.client(query("DO 99"));
+        conversation.server(ok(1, AUTOCOMMIT));
+        assertThat(conversation.context.recording.states).containsExactly(ACTIVE, IDLE, ACTIVE, IDLE);
+        conversation.finish();
+    }
+
     @Test
     void changeUserIsRewrittenForAnAuthSwitchAndReKeysTheIdentityOnItsOk() {
         byte[] attributes = payload(12, "program_name", 7, "billing");

@@ -116,11 +116,19 @@ class MySqlTransactionGateTest {
             tracker.start(Conversation.CONNECTOR_J_CAPS, 2);
             ByteArrayOutputStream upstream = new ByteArrayOutputStream();
             MySqlCommandScanner scanner = new MySqlCommandScanner(context.alloc(), tracker,
-                    new MySqlKillRewriter(id -> id), new MySqlStatementCapture(), (buf, i, n) -> null, buf -> {
-                        byte[] bytes = new byte[buf.readableBytes()];
-                        buf.readBytes(bytes);
-                        buf.release();
-                        upstream.writeBytes(bytes);
+                    new MySqlKillRewriter(id -> id), new MySqlStatementCapture(), new MySqlCommandScanner.Output() {
+                        @Override
+                        public void toUpstream(ByteBuf buf) {
+                            byte[] bytes = new byte[buf.readableBytes()];
+                            buf.readBytes(bytes);
+                            buf.release();
+                            upstream.writeBytes(bytes);
+                        }
+
+                        @Override
+                        public ByteBuf rewriteChangeUser(ByteBuf buf, int payloadIndex, int payloadLength) {
+                            return null;
+                        }
                     });
             Gate gate = new Gate();
             Texts texts = new Texts();
