@@ -421,6 +421,11 @@ final class MySqlCommandTracker implements MySqlPacketScanner.Listener {
         return count == 0 && clientMode == ClientMode.COMMANDS;
     }
 
+    /** Whether the next server packet is the first of a COM_STMT_PREPARE's response (PREPARE_OK or ERR). */
+    boolean prepareResponseNext() {
+        return count > 0 && phase == Phase.FIRST && front == MySqlCommand.PREPARE;
+    }
+
     /** The sequence id the client expects next from the server. */
     int nextSequenceId() {
         return idle() ? 1 : nextSequenceId;

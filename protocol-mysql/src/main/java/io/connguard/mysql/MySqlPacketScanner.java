@@ -61,6 +61,8 @@ final class MySqlPacketScanner {
     private boolean continues;
     /** Where the current packet's payload starts in the buffer being scanned, or -1 (an earlier buffer). */
     private int payloadIndex = -1;
+    /** Where the current packet's header started in the buffer last scanned, or -1 (an earlier buffer). */
+    private int packetStart = -1;
     private BodySink sink;
 
     /** This event loop's spare scanner, or a new one: between packets, as new. */
@@ -86,8 +88,12 @@ final class MySqlPacketScanner {
         int i = buf.readerIndex();
         int end = buf.writerIndex();
         payloadIndex = -1;
+        packetStart = -1;
         while (i < end) {
             if (headerBytes < MySqlWire.HEADER_SIZE) {
+                if (headerBytes == 0) {
+                    packetStart = i;
+                }
                 if (headerBytes == 0 && end - i >= MySqlWire.HEADER_SIZE) {
                     header = buf.getIntLE(i);
                     headerBytes = MySqlWire.HEADER_SIZE;
@@ -161,6 +167,19 @@ final class MySqlPacketScanner {
      */
     int payloadIndex() {
         return payloadIndex;
+    }
+
+    /**
+     * After {@link #scan}: the buffer ended inside a packet's header or before its prefix was complete, so the
+     * listener has not heard of that packet yet.
+     */
+    boolean inPrefix() {
+        return headerBytes > 0 && (headerBytes < MySqlWire.HEADER_SIZE || prefixLength < prefixWanted);
+    }
+
+    /** After {@link #scan}: where the packet being read began in that buffer, or -1 (in an earlier one). */
+    int packetStart() {
+        return packetStart;
     }
 
     /** True between logical packets: an inserted packet would not corrupt the stream here. */

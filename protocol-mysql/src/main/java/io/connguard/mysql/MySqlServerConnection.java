@@ -104,6 +104,11 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
     private final MySqlSessionState state;
     private final MySqlServerStatements statements;
     private final MySqlOkCapture okCapture;
+    /**
+     * Transaction mode: the start of a COM_STMT_PREPARE response's first packet, held back from the client until
+     * its statement id has come whole (the lessee rewrites it); kept here, with the stream it belongs to.
+     */
+    private ByteBuf heldPrepare;
     /** Reset: which answer comes next (0: COM_RESET_CONNECTION's). */
     private int resetIndex;
 
@@ -366,6 +371,10 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
     @Override
     public void close() {
         phase = Phase.CLOSED;
+        if (heldPrepare != null) {
+            heldPrepare.release();
+            heldPrepare = null;
+        }
         wipe();
         packets.close();
         if (greeting != null) {
@@ -412,6 +421,16 @@ final class MySqlServerConnection implements ServerConnectionProtocol {
     /** Transaction mode: the statements prepared on this connection. */
     MySqlServerStatements statements() {
         return statements;
+    }
+
+    /** Transaction mode: the held start of a prepare response (see {@link #holdPrepare}), or null. */
+    ByteBuf heldPrepare() {
+        return heldPrepare;
+    }
+
+    /** Transaction mode: holds (or, with null, forgets without releasing) the start of a prepare response. */
+    void holdPrepare(ByteBuf bytes) {
+        heldPrepare = bytes;
     }
 
     /** Transaction mode: reads the session state of this connection's OK packets. */

@@ -5,6 +5,7 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.Unpooled;
 
+import java.util.Arrays;
 
 /**
  * One MySQL client in transaction mode ({@code pool.mode: transaction}): it holds a server connection only
@@ -35,6 +36,8 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
 
     /** Client bytes held while no server connection is lent, beyond which the client is not read. */
     static final int HOLD_LIMIT = 64 * 1024;
+    /** Room for a held prepare response's start: a header and the 12-byte PREPARE_OK (an ERR grows it). */
+    private static final int HELD_PREPARE = 16;
     /** Prepared statements kept per client connection: how many, and their text bytes. */
     static final MySqlPreparedStatements.Limits CLIENT_STATEMENTS = new MySqlPreparedStatements.Limits(2000, 8L << 20);
     private static final int COM_RESET_CONNECTION = 0x1F;
@@ -348,6 +351,11 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
         checkRelease();
     }
 
+    /**
+     * Scans and forwards server bytes. The statement id of a PREPARE_OK is rewritten on its way, so the first
+     * packet of a prepare response is held back while a read ends before its id (a server's bytes may be cut
+     * anywhere): the held bytes go out once the rest has come and the id is rewritten across both.
+     */
     private void relay(ByteBuf bytes) {
         takeScanner();                                          // bytes come only from a lent connection
         scanning = bytes;
@@ -356,7 +364,40 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
         } finally {
             scanning = null;
         }
-        context.toClient(bytes);
+        boolean holding = responses.inPrefix() && tracker.prepareResponseNext();
+        ByteBuf held = server.heldPrepare();
+        if (holding && held != null && responses.packetStart() < 0) {
+            held.writeBytes(bytes);                             // still short of the statement id
+            bytes.release();
+            return;
+        }
+        if (held != null) {
+            server.holdPrepare(null);
+            context.toClient(held);
+        }
+        if (holding) {
+            int from = Math.max(responses.packetStart(), bytes.readerIndex());
+            server.holdPrepare(context.alloc().heapBuffer(HELD_PREPARE).writeBytes(bytes, from, bytes.writerIndex() - from));
+            bytes.writerIndex(from);
+        }
+        if (bytes.isReadable()) {
+            context.toClient(bytes);
+        } else {
+            bytes.release();
+        }
+    }
+
+    /** Writes the client's statement id over the server's in a PREPARE_OK whose start is held (see {@link #relay}). */
+    private void rewriteAcross(ByteBuf held, int clientId) {
+        for (int i = 0; i < 4; i++) {
+            int at = MySqlWire.HEADER_SIZE + 1 + i;             // the id's bytes: after the header and the 0x00
+            byte b = (byte) (clientId >>> (8 * i));
+            if (at < held.readableBytes()) {
+                held.setByte(held.readerIndex() + at, b);
+            } else {
+                scanning.setByte(scanning.readerIndex() + at - held.readableBytes(), b);
+            }
+        }
     }
 
     private void drain() {
@@ -459,11 +500,15 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
                 return;
             }
             int at = responses.payloadIndex();
-            if (at < 0 || scanning == null || scanning.writerIndex() - at < 9) {
-                lose("a PREPARE_OK split across reads of the server connection");
-                return;
+            if (at >= 0 && scanning != null && scanning.writerIndex() - at >= 9) {
+                prepared().onPrepareResponse(scanning, at, length, server.statements());
+            } else if (server.heldPrepare() != null && scanning != null && prefixLength >= 9) {
+                byte[] head = Arrays.copyOf(prefix, prefixLength);
+                rewriteAcross(server.heldPrepare(),
+                        prepared().onPrepareResponse(Unpooled.wrappedBuffer(head), 0, length, server.statements()));
+            } else {
+                lose("a PREPARE_OK whose start was not held back");
             }
-            prepared().onPrepareResponse(scanning, at, length, server.statements());
         } catch (IllegalStateException e) {
             lose(e.getMessage());
         }
@@ -499,7 +544,8 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
 
     /** When the client leaves: whether the lent connection can serve another client. */
     boolean reusable() {
-        return server != null && !lost && swallow == 0 && (prepared == null || !prepared.needsSameConnection());
+        return server != null && !lost && swallow == 0 && server.heldPrepare() == null
+                && (prepared == null || !prepared.needsSameConnection());
     }
 
     void close() {

@@ -12,7 +12,10 @@ import static io.connguard.mysql.Packets.packet;
 import static io.connguard.mysql.Packets.payload;
 import static org.assertj.core.api.Assertions.assertThat;
 
-/** Transaction mode takes a response scanner from the event loop's spares per lend and gives it back after. */
+/**
+ * Transaction mode takes a response scanner from the event loop's spares per lend and gives it back after, and
+ * asks it after each buffer whether that buffer ended before a packet was reported (where the packet began).
+ */
 class MySqlPacketScannerSparesTest {
 
     @Test
@@ -36,6 +39,31 @@ class MySqlPacketScannerSparesTest {
         assertThat(seen).containsExactly("1:7:0x0");
         second.giveBack();
         third.giveBack();
+    }
+
+    @Test
+    void afterEachBufferTheScannerSaysWhetherAPacketIsUnreportedAndWhereItBegan() {
+        byte[] ok = packet(1, payload(0x00, 0, 0, 2, 0, 0, 0));
+        byte[] prepareOk = packet(1, payload(0x00, 1, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0));
+        byte[] stream = concat(ok, prepareOk);
+        for (int cut = 1; cut < stream.length; cut++) {
+            MySqlPacketScanner scanner = MySqlPacketScanner.take();
+            List<String> seen = new ArrayList<>();
+            scan(scanner, java.util.Arrays.copyOfRange(stream, 0, cut), seen);
+            boolean secondStarted = cut > ok.length;
+            boolean unreported = cut < ok.length ? cut < 4 + 7 : secondStarted && cut < stream.length;
+            assertThat(scanner.inPrefix()).as("cut at %d", cut).isEqualTo(unreported);
+            if (unreported) {
+                assertThat(scanner.packetStart()).as("cut at %d", cut).isEqualTo(secondStarted ? ok.length : 0);
+            }
+            scan(scanner, java.util.Arrays.copyOfRange(stream, cut, stream.length), seen);
+            assertThat(seen).as("cut at %d", cut).containsExactly("1:7:0x0", "1:12:0x0");
+            assertThat(scanner.inPrefix()).isFalse();
+            if (unreported && cut >= ok.length + 4) {
+                assertThat(scanner.packetStart()).as("the rest of a packet begun before").isEqualTo(-1);
+            }
+            scanner.giveBack();
+        }
     }
 
     private static void scan(MySqlPacketScanner scanner, byte[] bytes, List<String> seen) {

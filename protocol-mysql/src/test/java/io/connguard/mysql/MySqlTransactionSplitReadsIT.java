@@ -1,0 +1,79 @@
+package io.connguard.mysql;
+
+import io.connguard.core.testing.LeakGuard;
+import io.connguard.core.testing.TestProxy;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/**
+ * Transaction mode with every byte the server sends arriving in a read of its own ({@link ChoppingRelay}
+ * between connguard and the local MariaDB): the login, the tracking set-up, OKs with session-state changes,
+ * PREPARE_OKs (whose statement id connguard rewrites), result sets and the resets are all cut at every offset,
+ * and two clients sharing one server connection still get their own prepared statements and state.
+ */
+@ExtendWith(LeakGuard.class)
+class MySqlTransactionSplitReadsIT {
+
+    private static final String URL_PARAMETERS = MySqlTransactionPoolIT.JDBC + "&useServerPrepStmts=true";
+
+    @BeforeAll
+    static void account() throws SQLException {
+        MySqlTransactionPoolIT.account();
+    }
+
+    @Test
+    void preparedStatementsAndStateSurviveServerBytesSplitAtEveryOffset() throws Exception {
+        try (ChoppingRelay relay = ChoppingRelay.before(MySqlIt.database().hostPort());
+             TestProxy proxy = TestProxy.start("""
+                     listeners:
+                       - name: my
+                         protocol: mysql
+                         listen: 127.0.0.1:0
+                         upstream: %s
+                         handshakeTimeout: 30s
+                         pool:
+                           mode: transaction
+                           size: 1
+                     clients:
+                       defaults:
+                         maxConnections: 0
+                         queueTimeout: 30s
+                         idleInTransactionTimeout: 0
+                         leakDetectionThreshold: 0
+                     """.formatted(relay.hostPort()));
+             Connection a = MySqlIt.connect(MySqlIt.mysqlUrl(proxy, URL_PARAMETERS), MySqlTransactionPoolIT.USER,
+                     MySqlTransactionPoolIT.PASSWORD);
+             Connection b = MySqlIt.connect(MySqlIt.mysqlUrl(proxy, URL_PARAMETERS), MySqlTransactionPoolIT.USER,
+                     MySqlTransactionPoolIT.PASSWORD)) {
+            MySqlTransactionPoolIT.run(a, "SET time_zone = '+05:00'");
+            for (int round = 0; round < 3; round++) {
+                for (Connection c : new Connection[] {a, b}) {
+                    try (PreparedStatement p = c.prepareStatement("SELECT ? + " + round + ", @@SESSION.time_zone")) {
+                        p.setInt(1, 1000);
+                        try (ResultSet rs = p.executeQuery()) {
+                            assertThat(rs.next()).isTrue();
+                            assertThat(rs.getInt(1)).isEqualTo(1000 + round);
+                            assertThat(rs.getString(2)).as("each client's own time zone")
+                                    .isEqualTo(c == a ? "+05:00" : MySqlTransactionPoolIT.text(b, "SELECT @@GLOBAL.time_zone"));
+                        }
+                    }
+                }
+            }
+            try (PreparedStatement p = a.prepareStatement("SELECT no_such_column FROM cg_tx_rows")) {
+                assertThatThrownBy(p::executeQuery).as("a prepare the server refuses, its ERR cut up too")
+                        .isInstanceOfSatisfying(SQLException.class, e -> assertThat(e.getErrorCode()).isEqualTo(1054));
+            }
+            assertThat(MySqlTransactionPoolIT.text(a, "SELECT 'a goes on'")).isEqualTo("a goes on");
+            MySqlIt.assertTrackerInSync(proxy);
+        }
+    }
+}
