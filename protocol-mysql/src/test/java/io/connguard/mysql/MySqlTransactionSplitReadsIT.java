@@ -1,5 +1,6 @@
 package io.connguard.mysql;
 
+import io.connguard.core.testing.ChoppingRelay;
 import io.connguard.core.testing.LeakGuard;
 import io.connguard.core.testing.TestProxy;
 import org.junit.jupiter.api.BeforeAll;

@@ -1,4 +1,4 @@
-package io.connguard.mysql;
+package io.connguard.core.testing;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -14,10 +14,10 @@ import java.util.concurrent.locks.LockSupport;
 /**
  * A TCP relay for tests that hands the server's bytes on one at a time, each in its own segment with a
  * pause after it, so that whoever reads them (connguard's server connections) sees its input cut at every
- * offset: a packet header, a PREPARE_OK, an OK's session-state block split across reads. The other
- * direction is relayed as it comes.
+ * offset (a message header, a statement id connguard rewrites, a status block split across reads). The
+ * other direction is relayed as it comes.
  */
-final class ChoppingRelay implements AutoCloseable {
+public final class ChoppingRelay implements AutoCloseable {
 
     private static final long PAUSE_NANOS = 100_000;
 
@@ -26,7 +26,7 @@ final class ChoppingRelay implements AutoCloseable {
     private final List<Socket> sockets = new CopyOnWriteArrayList<>();
     private final Thread acceptor;
 
-    ChoppingRelay(String upstreamHost, int upstreamPort) throws IOException {
+    public ChoppingRelay(String upstreamHost, int upstreamPort) throws IOException {
         this.upstream = new InetSocketAddress(upstreamHost, upstreamPort);
         this.listener = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
         this.acceptor = new Thread(this::accept, "chopping-relay");
@@ -35,12 +35,12 @@ final class ChoppingRelay implements AutoCloseable {
     }
 
     /** A relay in front of {@code hostPort} (host:port). */
-    static ChoppingRelay before(String hostPort) throws IOException {
+    public static ChoppingRelay before(String hostPort) throws IOException {
         int colon = hostPort.lastIndexOf(':');
         return new ChoppingRelay(hostPort.substring(0, colon), Integer.parseInt(hostPort.substring(colon + 1)));
     }
 
-    String hostPort() {
+    public String hostPort() {
         return "127.0.0.1:" + listener.getLocalPort();
     }
 
