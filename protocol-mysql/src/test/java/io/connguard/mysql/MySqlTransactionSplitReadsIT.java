@@ -16,10 +16,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 /**
- * Transaction mode with every byte the server sends arriving in a read of its own ({@link ChoppingRelay}
- * between connguard and the local MariaDB): the login, the tracking set-up, OKs with session-state changes,
- * PREPARE_OKs (whose statement id connguard rewrites), result sets and the resets are all cut at every offset,
- * and two clients sharing one server connection still get their own prepared statements and state.
+ * Transaction mode with every byte arriving in a read of its own, both ways on both legs ({@link ChoppingRelay}s
+ * between the clients and connguard and between connguard and the local MariaDB): the login, the tracking
+ * set-up, commands, OKs with session-state changes, PREPARE_OKs and EXECUTEs (whose statement ids connguard
+ * rewrites), result sets and the resets are all cut at every offset, and two clients sharing one server
+ * connection still get their own prepared statements and state.
  */
 @ExtendWith(LeakGuard.class)
 class MySqlTransactionSplitReadsIT {
@@ -51,10 +52,9 @@ class MySqlTransactionSplitReadsIT {
                          idleInTransactionTimeout: 0
                          leakDetectionThreshold: 0
                      """.formatted(relay.hostPort()));
-             Connection a = MySqlIt.connect(MySqlIt.mysqlUrl(proxy, URL_PARAMETERS), MySqlTransactionPoolIT.USER,
-                     MySqlTransactionPoolIT.PASSWORD);
-             Connection b = MySqlIt.connect(MySqlIt.mysqlUrl(proxy, URL_PARAMETERS), MySqlTransactionPoolIT.USER,
-                     MySqlTransactionPoolIT.PASSWORD)) {
+             ChoppingRelay front = ChoppingRelay.both("127.0.0.1:" + proxy.port("my"));
+             Connection a = MySqlIt.connect(url(front), MySqlTransactionPoolIT.USER, MySqlTransactionPoolIT.PASSWORD);
+             Connection b = MySqlIt.connect(url(front), MySqlTransactionPoolIT.USER, MySqlTransactionPoolIT.PASSWORD)) {
             MySqlTransactionPoolIT.run(a, "SET time_zone = '+05:00'");
             for (int round = 0; round < 3; round++) {
                 for (Connection c : new Connection[] {a, b}) {
@@ -76,5 +76,10 @@ class MySqlTransactionSplitReadsIT {
             assertThat(MySqlTransactionPoolIT.text(a, "SELECT 'a goes on'")).isEqualTo("a goes on");
             MySqlIt.assertTrackerInSync(proxy);
         }
+    }
+
+    /** Through {@code front}, which cuts up what the client sends and what it reads as well. */
+    private static String url(ChoppingRelay front) {
+        return MySqlIt.database().jdbcUrl("127.0.0.1", front.port()) + "?" + URL_PARAMETERS;
     }
 }

@@ -18,10 +18,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 /**
- * Transaction mode with every byte the server sends arriving in a read of its own ({@link ChoppingRelay}
- * between connguard and the local PostgreSQL): the login, ParameterStatus, ParseComplete and the results of
- * prepared statements connguard renames, errors and ReadyForQuery are all cut at every offset, and two
- * clients taking turns on one server connection still get their own statements and results.
+ * Transaction mode with every byte arriving in a read of its own, both ways on both legs ({@link ChoppingRelay}s
+ * between the clients and connguard and between connguard and the local PostgreSQL): the start-up, Parse,
+ * Bind and Execute of the prepared statements connguard renames, ParameterStatus, the results, errors and
+ * ReadyForQuery are all cut at every offset, and two clients taking turns on one server connection still
+ * get their own statements and results.
  */
 @ExtendWith(LeakGuard.class)
 class PgTransactionSplitReadsIT {
@@ -45,8 +46,9 @@ class PgTransactionSplitReadsIT {
                          maxConnections: 0
                          queueTimeout: 30s
                      """.formatted(relay.hostPort()));
-             Connection a = DriverManager.getConnection(PgIt.jdbcUrl(proxy), PgIt.props(unique("split_a"), "prepareThreshold", "1"));
-             Connection b = DriverManager.getConnection(PgIt.jdbcUrl(proxy), PgIt.props(unique("split_b"), "prepareThreshold", "1"))) {
+             ChoppingRelay front = ChoppingRelay.both("127.0.0.1:" + proxy.port("pg"));
+             Connection a = DriverManager.getConnection(url(front), PgIt.props(unique("split_a"), "prepareThreshold", "1"));
+             Connection b = DriverManager.getConnection(url(front), PgIt.props(unique("split_b"), "prepareThreshold", "1"))) {
             for (int round = 0; round < 3; round++) {
                 for (Connection c : new Connection[] {a, b}) {
                     try (PreparedStatement p = c.prepareStatement("SELECT ?::int + " + round + ", current_setting('application_name')")) {
@@ -84,5 +86,10 @@ class PgTransactionSplitReadsIT {
                 assertThat(rs.getString(1)).isEqualTo("a goes on");
             }
         }
+    }
+
+    /** Through {@code front}, which cuts up what the client sends and what it reads as well. */
+    private static String url(ChoppingRelay front) {
+        return PgIt.db().jdbcUrl("127.0.0.1", front.port());
     }
 }

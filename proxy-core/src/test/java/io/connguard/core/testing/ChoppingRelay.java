@@ -15,7 +15,8 @@ import java.util.concurrent.locks.LockSupport;
  * A TCP relay for tests that hands the server's bytes on one at a time, each in its own segment with a
  * pause after it, so that whoever reads them (connguard's server connections) sees its input cut at every
  * offset (a message header, a statement id connguard rewrites, a status block split across reads). The
- * other direction is relayed as it comes.
+ * other direction is relayed as it comes, or, with {@link #both}, cut up the same way (in front of
+ * connguard: what its client connections read).
  */
 public final class ChoppingRelay implements AutoCloseable {
 
@@ -25,8 +26,14 @@ public final class ChoppingRelay implements AutoCloseable {
     private final InetSocketAddress upstream;
     private final List<Socket> sockets = new CopyOnWriteArrayList<>();
     private final Thread acceptor;
+    private final boolean both;
 
     public ChoppingRelay(String upstreamHost, int upstreamPort) throws IOException {
+        this(upstreamHost, upstreamPort, false);
+    }
+
+    private ChoppingRelay(String upstreamHost, int upstreamPort, boolean both) throws IOException {
+        this.both = both;
         this.upstream = new InetSocketAddress(upstreamHost, upstreamPort);
         this.listener = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
         this.acceptor = new Thread(this::accept, "chopping-relay");
@@ -38,6 +45,16 @@ public final class ChoppingRelay implements AutoCloseable {
     public static ChoppingRelay before(String hostPort) throws IOException {
         int colon = hostPort.lastIndexOf(':');
         return new ChoppingRelay(hostPort.substring(0, colon), Integer.parseInt(hostPort.substring(colon + 1)));
+    }
+
+    /** A relay in front of {@code hostPort} that cuts up the bytes of both directions. */
+    public static ChoppingRelay both(String hostPort) throws IOException {
+        int colon = hostPort.lastIndexOf(':');
+        return new ChoppingRelay(hostPort.substring(0, colon), Integer.parseInt(hostPort.substring(colon + 1)), true);
+    }
+
+    public int port() {
+        return listener.getLocalPort();
     }
 
     public String hostPort() {
@@ -54,7 +71,7 @@ public final class ChoppingRelay implements AutoCloseable {
                 server.setTcpNoDelay(true);
                 sockets.add(client);
                 sockets.add(server);
-                pump(client, server, false);
+                pump(client, server, both);
                 pump(server, client, true);
             } catch (IOException e) {
                 return; // closed
