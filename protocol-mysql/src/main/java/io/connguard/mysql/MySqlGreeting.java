@@ -1,9 +1,8 @@
 package io.connguard.mysql;
 
+import io.connguard.core.auth.Randomness;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
-
-import java.util.concurrent.ThreadLocalRandom;
 
 import static io.connguard.mysql.MySqlCapabilities.CLIENT_MYSQL;
 import static io.connguard.mysql.MySqlCapabilities.CLIENT_PLUGIN_AUTH;
@@ -115,13 +114,20 @@ record MySqlGreeting(String serverVersion, long connectionId, long capabilities,
      * hides; CLIENT_SSL is offered when connguard terminates TLS from clients itself.
      */
     MySqlGreeting forClient(long proxyConnectionId, boolean offerTls) {
-        byte[] fresh = new byte[SCRAMBLE_LENGTH];
-        ThreadLocalRandom random = ThreadLocalRandom.current();
-        for (int i = 0; i < fresh.length; i++) {
-            fresh[i] = (byte) random.nextInt(0x21, 0x7F); // printable, never NUL: part 2 is NUL-terminated
-        }
         return new MySqlGreeting(serverVersion, proxyConnectionId, clientCapabilities(offerTls),
-                charset, status, authPluginName, fresh);
+                charset, status, authPluginName, freshScramble());
+    }
+
+    /**
+     * A new 20-byte challenge, printable and never NUL (the greeting's part 2 is NUL-terminated), from
+     * connguard's cryptographic generator: a password hash answers it, so it must not be predictable.
+     */
+    static byte[] freshScramble() {
+        byte[] fresh = Randomness.bytes(SCRAMBLE_LENGTH);
+        for (int i = 0; i < fresh.length; i++) {
+            fresh[i] = (byte) (0x21 + (fresh[i] & 0xFF) % (0x7F - 0x21));
+        }
+        return fresh;
     }
 
     /** The server's own greeting as the proxy relays it: its thread id and scramble, minus what it hides. */

@@ -488,11 +488,7 @@ final class MySqlHandshake {
             return;
         }
         String plugin = tlsLeg ? MySqlAuthPlugins.CLEAR : MySqlAuthPlugins.CACHING_SHA2;
-        passwordScramble = new byte[20];
-        java.util.concurrent.ThreadLocalRandom random = java.util.concurrent.ThreadLocalRandom.current();
-        for (int i = 0; i < passwordScramble.length; i++) {
-            passwordScramble[i] = (byte) random.nextInt(0x21, 0x7F);
-        }
+        passwordScramble = MySqlGreeting.freshScramble();
         ByteBuf out = context.alloc().buffer(64);
         int start = MySqlWire.startPacket(out, nextClientSequence);
         out.writeByte(MySqlWire.EOF);

@@ -33,6 +33,19 @@ class MySqlGreetingTest {
     }
 
     @Test
+    void freshScramblesArePrintableNeverNulAndDoNotRepeat() {
+        java.util.Set<String> seen = new java.util.HashSet<>();
+        for (int n = 0; n < 1000; n++) {
+            byte[] scramble = MySqlGreeting.freshScramble();
+            assertThat(scramble).hasSize(20);
+            for (byte b : scramble) {
+                assertThat(b & 0xFF).isBetween(0x21, 0x7E);
+            }
+            assertThat(seen.add(new String(scramble, java.nio.charset.StandardCharsets.US_ASCII))).isTrue();
+        }
+    }
+
+    @Test
     void aMySqlGreetingKeepsItsStyle() {
         MySqlGreeting server = decode(MYSQL_8);
         assertThat(server.serverVersion()).isEqualTo("8.0.36");
