@@ -3,6 +3,9 @@ package io.connguard.mysql;
 import io.connguard.core.auth.Randomness;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import io.netty.util.concurrent.FastThreadLocal;
+
+import java.nio.charset.StandardCharsets;
 
 import static io.connguard.mysql.MySqlCapabilities.CLIENT_MYSQL;
 import static io.connguard.mysql.MySqlCapabilities.CLIENT_PLUGIN_AUTH;
@@ -144,7 +147,7 @@ record MySqlGreeting(String serverVersion, long connectionId, long capabilities,
         ByteBuf out = alloc.buffer(128);
         int start = MySqlWire.startPacket(out, sequenceId);
         out.writeByte(PROTOCOL_VERSION);
-        MySqlWire.writeNulTerminatedString(out, serverVersion);
+        out.writeBytes(Encoded.of(serverVersion)).writeByte(0);
         out.writeIntLE((int) connectionId);
         out.writeBytes(scramble, 0, 8).writeByte(0);
         out.writeShortLE((int) capabilities);
@@ -157,9 +160,41 @@ record MySqlGreeting(String serverVersion, long connectionId, long capabilities,
             out.writeBytes(scramble, 8, scramble.length - 8).writeZero(Math.max(13, scramble.length - 7) - (scramble.length - 8));
         }
         if ((capabilities & CLIENT_PLUGIN_AUTH) != 0) {
-            MySqlWire.writeNulTerminatedString(out, authPluginName);
+            out.writeBytes(Encoded.of(authPluginName)).writeByte(0);
         }
         MySqlWire.finishPacket(out, start);
         return out;
+    }
+
+    /**
+     * The UTF-8 bytes of the greeting's two strings (server version, auth plugin), which every greeting of a
+     * listener repeats (the clients' copies share the server's String instances): encoded once per thread and
+     * string, not at every connect. Two entries, looked up by identity; a miss replaces the older one.
+     */
+    private static final class Encoded {
+        private static final FastThreadLocal<Encoded> OF_THREAD = new FastThreadLocal<>() {
+            @Override
+            protected Encoded initialValue() {
+                return new Encoded();
+            }
+        };
+
+        private final String[] strings = new String[2];
+        private final byte[][] bytes = new byte[2][];
+        private int older;
+
+        static byte[] of(String value) {
+            Encoded e = OF_THREAD.get();
+            for (int i = 0; i < 2; i++) {
+                if (e.strings[i] == value) {
+                    return e.bytes[i];
+                }
+            }
+            byte[] encoded = value.getBytes(StandardCharsets.UTF_8);
+            e.strings[e.older] = value;
+            e.bytes[e.older] = encoded;
+            e.older ^= 1;
+            return encoded;
+        }
     }
 }
