@@ -1,6 +1,6 @@
 package io.connguard.mysql;
 
-import io.connguard.core.testing.ChoppingRelay;
+import io.connguard.core.testing.FaultRelay;
 import io.connguard.core.testing.LeakGuard;
 import io.connguard.core.testing.TestProxy;
 import org.junit.jupiter.api.BeforeAll;
@@ -11,16 +11,17 @@ import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
+import java.time.Duration;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 /**
- * Transaction mode with every byte arriving in a read of its own, both ways on both legs ({@link ChoppingRelay}s
- * between the clients and connguard and between connguard and the local MariaDB): the login, the tracking
- * set-up, commands, OKs with session-state changes, PREPARE_OKs and EXECUTEs (whose statement ids connguard
- * rewrites), result sets and the resets are all cut at every offset, and two clients sharing one server
- * connection still get their own prepared statements and state.
+ * Transaction mode with every byte arriving in a read of its own, both ways on both legs ({@link FaultRelay}s
+ * forwarding {@link FaultRelay#byteAtATime} between the clients and connguard and between connguard and the
+ * local MariaDB): the login, the tracking set-up, commands, OKs with session-state changes, PREPARE_OKs and
+ * EXECUTEs (whose statement ids connguard rewrites), result sets and the resets are all cut at every offset,
+ * and two clients sharing one server connection still get their own prepared statements and state.
  */
 @ExtendWith(LeakGuard.class)
 class MySqlTransactionSplitReadsIT {
@@ -34,7 +35,7 @@ class MySqlTransactionSplitReadsIT {
 
     @Test
     void preparedStatementsAndStateSurviveServerBytesSplitAtEveryOffset() throws Exception {
-        try (ChoppingRelay relay = ChoppingRelay.before(MySqlIt.database().hostPort());
+        try (FaultRelay relay = splitting(MySqlIt.database().hostPort());
              TestProxy proxy = TestProxy.start("""
                      listeners:
                        - name: my
@@ -52,7 +53,7 @@ class MySqlTransactionSplitReadsIT {
                          idleInTransactionTimeout: 0
                          leakDetectionThreshold: 0
                      """.formatted(relay.hostPort()));
-             ChoppingRelay front = ChoppingRelay.both("127.0.0.1:" + proxy.port("my"));
+             FaultRelay front = splitting("127.0.0.1:" + proxy.port("my"));
              Connection a = MySqlIt.connect(url(front), MySqlTransactionPoolIT.USER, MySqlTransactionPoolIT.PASSWORD);
              Connection b = MySqlIt.connect(url(front), MySqlTransactionPoolIT.USER, MySqlTransactionPoolIT.PASSWORD)) {
             MySqlTransactionPoolIT.run(a, "SET time_zone = '+05:00'");
@@ -79,7 +80,12 @@ class MySqlTransactionSplitReadsIT {
     }
 
     /** Through {@code front}, which cuts up what the client sends and what it reads as well. */
-    private static String url(ChoppingRelay front) {
+    private static String url(FaultRelay front) {
         return MySqlIt.database().jdbcUrl("127.0.0.1", front.port()) + "?" + URL_PARAMETERS;
+    }
+
+    /** A relay to {@code hostPort} that forwards every byte, both ways, as a write of its own, 0.1 ms apart. */
+    private static FaultRelay splitting(String hostPort) {
+        return FaultRelay.to(hostPort).byteAtATime(Duration.ofNanos(100_000));
     }
 }

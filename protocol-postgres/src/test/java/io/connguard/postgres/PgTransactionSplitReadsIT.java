@@ -1,6 +1,6 @@
 package io.connguard.postgres;
 
-import io.connguard.core.testing.ChoppingRelay;
+import io.connguard.core.testing.FaultRelay;
 import io.connguard.core.testing.LeakGuard;
 import io.connguard.core.testing.TestProxy;
 import org.junit.jupiter.api.Test;
@@ -12,24 +12,25 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.time.Duration;
 
 import static io.connguard.postgres.PgIt.unique;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 /**
- * Transaction mode with every byte arriving in a read of its own, both ways on both legs ({@link ChoppingRelay}s
- * between the clients and connguard and between connguard and the local PostgreSQL): the start-up, Parse,
- * Bind and Execute of the prepared statements connguard renames, ParameterStatus, the results, errors and
- * ReadyForQuery are all cut at every offset, and two clients taking turns on one server connection still
- * get their own statements and results.
+ * Transaction mode with every byte arriving in a read of its own, both ways on both legs ({@link FaultRelay}s
+ * forwarding {@link FaultRelay#byteAtATime} between the clients and connguard and between connguard and the
+ * local PostgreSQL): the start-up, Parse, Bind and Execute of the prepared statements connguard renames,
+ * ParameterStatus, the results, errors and ReadyForQuery are all cut at every offset, and two clients taking
+ * turns on one server connection still get their own statements and results.
  */
 @ExtendWith(LeakGuard.class)
 class PgTransactionSplitReadsIT {
 
     @Test
     void preparedStatementsErrorsAndTransactionsSurviveServerBytesSplitAtEveryOffset() throws Exception {
-        try (ChoppingRelay relay = ChoppingRelay.before(PgIt.db().hostPort());
+        try (FaultRelay relay = splitting(PgIt.db().hostPort());
              TestProxy proxy = TestProxy.start("""
                      listeners:
                        - name: pg
@@ -46,7 +47,7 @@ class PgTransactionSplitReadsIT {
                          maxConnections: 0
                          queueTimeout: 30s
                      """.formatted(relay.hostPort()));
-             ChoppingRelay front = ChoppingRelay.both("127.0.0.1:" + proxy.port("pg"));
+             FaultRelay front = splitting("127.0.0.1:" + proxy.port("pg"));
              Connection a = DriverManager.getConnection(url(front), PgIt.props(unique("split_a"), "prepareThreshold", "1"));
              Connection b = DriverManager.getConnection(url(front), PgIt.props(unique("split_b"), "prepareThreshold", "1"))) {
             for (int round = 0; round < 3; round++) {
@@ -89,7 +90,12 @@ class PgTransactionSplitReadsIT {
     }
 
     /** Through {@code front}, which cuts up what the client sends and what it reads as well. */
-    private static String url(ChoppingRelay front) {
+    private static String url(FaultRelay front) {
         return PgIt.db().jdbcUrl("127.0.0.1", front.port());
+    }
+
+    /** A relay to {@code hostPort} that forwards every byte, both ways, as a write of its own, 0.1 ms apart. */
+    private static FaultRelay splitting(String hostPort) {
+        return FaultRelay.to(hostPort).byteAtATime(Duration.ofNanos(100_000));
     }
 }

@@ -77,6 +77,12 @@ public final class FaultRelay implements AutoCloseable {
         return to(new InetSocketAddress(host, port));
     }
 
+    /** A relay to {@code hostPort} ({@code host:port}, as {@code Database.hostPort()} gives it). */
+    public static FaultRelay to(String hostPort) {
+        int colon = hostPort.lastIndexOf(':');
+        return to(hostPort.substring(0, colon), Integer.parseInt(hostPort.substring(colon + 1)));
+    }
+
     public int port() {
         return port;
     }
