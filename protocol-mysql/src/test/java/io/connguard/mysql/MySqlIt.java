@@ -93,7 +93,11 @@ final class MySqlIt {
      * replace the client defaults (indented 4; empty: no caps, no timers).
      */
     static TestProxy proxy(String listenerExtra, String defaults) {
-        Database db = database();
+        return proxyTo(database().hostPort(), listenerExtra, defaults);
+    }
+
+    /** As {@link #proxy(String, String)}, with the listener's upstream at {@code upstream} (host:port). */
+    static TestProxy proxyTo(String upstream, String listenerExtra, String defaults) {
         String clientDefaults = defaults.isEmpty()
                 ? "    maxConnections: 0\n    idleInTransactionTimeout: 0\n    leakDetectionThreshold: 0\n" : defaults;
         return TestProxy.start("""
@@ -107,7 +111,7 @@ final class MySqlIt {
                 clients:
                   defaults:
                 %s
-                """.formatted(db.hostPort(), listenerExtra, clientDefaults));
+                """.formatted(upstream, listenerExtra, clientDefaults));
     }
 
     static String mysqlUrl(TestProxy proxy, String parameters) {

@@ -36,23 +36,12 @@ class MySqlTransactionSplitReadsIT {
     @Test
     void preparedStatementsAndStateSurviveServerBytesSplitAtEveryOffset() throws Exception {
         try (FaultRelay relay = splitting(MySqlIt.database().hostPort());
-             TestProxy proxy = TestProxy.start("""
-                     listeners:
-                       - name: my
-                         protocol: mysql
-                         listen: 127.0.0.1:0
-                         upstream: %s
-                         handshakeTimeout: 30s
-                         pool:
-                           mode: transaction
-                           size: 1
-                     clients:
-                       defaults:
+             TestProxy proxy = MySqlIt.proxyTo(relay.hostPort(), "    pool:\n" + "mode: transaction\nsize: 1".indent(6), """
                          maxConnections: 0
                          queueTimeout: 30s
                          idleInTransactionTimeout: 0
                          leakDetectionThreshold: 0
-                     """.formatted(relay.hostPort()));
+                     """);
              FaultRelay front = splitting("127.0.0.1:" + proxy.port("my"));
              Connection a = MySqlIt.connect(url(front), MySqlTransactionPoolIT.USER, MySqlTransactionPoolIT.PASSWORD);
              Connection b = MySqlIt.connect(url(front), MySqlTransactionPoolIT.USER, MySqlTransactionPoolIT.PASSWORD)) {
