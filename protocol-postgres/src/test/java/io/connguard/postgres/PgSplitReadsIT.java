@@ -3,7 +3,8 @@ package io.connguard.postgres;
 import io.connguard.core.testing.FaultRelay;
 import io.connguard.core.testing.LeakGuard;
 import io.connguard.core.testing.TestProxy;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.extension.ExtendWith;
 
 import java.sql.Connection;
@@ -19,17 +20,23 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 /**
- * Transaction mode with every byte arriving in a read of its own, both ways on both legs ({@link FaultRelay}s
+ * Relay, session and transaction mode with every byte arriving in a read of its own, both ways on both legs ({@link FaultRelay}s
  * forwarding {@link FaultRelay#byteAtATime} between the clients and connguard and between connguard and the
  * local PostgreSQL): the start-up, Parse, Bind and Execute of the prepared statements connguard renames,
- * ParameterStatus, the results, errors and ReadyForQuery are all cut at every offset, and two clients taking
- * turns on one server connection still get their own statements and results.
+ * ParameterStatus, the results, errors and ReadyForQuery are all cut at every offset, and two clients (in
+ * transaction mode taking turns on one server connection) still get their own statements and results.
  */
 @ExtendWith(LeakGuard.class)
-class PgTransactionSplitReadsIT {
+class PgSplitReadsIT {
 
-    @Test
-    void preparedStatementsErrorsAndTransactionsSurviveServerBytesSplitAtEveryOffset() throws Exception {
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"relay", "session", "transaction"})
+    void preparedStatementsErrorsAndTransactionsSurviveBytesSplitAtEveryOffset(String mode) throws Exception {
+        String pool = switch (mode) {
+            case "session" -> "pool:\n  mode: session\n  size: 2";
+            case "transaction" -> "pool:\n  mode: transaction\n  size: 1";   // a and b share one connection
+            default -> "";
+        };
         try (FaultRelay relay = splitting(PgIt.db().hostPort());
              TestProxy proxy = TestProxy.start("""
                      listeners:
@@ -38,15 +45,13 @@ class PgTransactionSplitReadsIT {
                          listen: 127.0.0.1:0
                          upstream: %s
                          handshakeTimeout: 30s
-                         pool:
-                           mode: transaction
-                           size: 1
+                     %s
                      clients:
                        identity: [user, database]
                        defaults:
                          maxConnections: 0
                          queueTimeout: 30s
-                     """.formatted(relay.hostPort()));
+                     """.formatted(relay.hostPort(), pool.indent(4).stripTrailing()));
              FaultRelay front = splitting("127.0.0.1:" + proxy.port("pg"));
              Connection a = DriverManager.getConnection(url(front), PgIt.props(unique("split_a"), "prepareThreshold", "1"));
              Connection b = DriverManager.getConnection(url(front), PgIt.props(unique("split_b"), "prepareThreshold", "1"))) {
@@ -80,7 +85,7 @@ class PgTransactionSplitReadsIT {
             a.setAutoCommit(true);
             try (Statement s = b.createStatement(); ResultSet rs = s.executeQuery("SHOW statement_timeout")) {
                 rs.next();
-                assertThat(rs.getString(1)).as("nothing of a's transaction is left on the shared connection").isNotEqualTo("7s");
+                assertThat(rs.getString(1)).as("nothing of a's transaction is left (on the shared connection in transaction mode)").isNotEqualTo("7s");
             }
             try (Statement s = a.createStatement(); ResultSet rs = s.executeQuery("SELECT 'a goes on'")) {
                 rs.next();

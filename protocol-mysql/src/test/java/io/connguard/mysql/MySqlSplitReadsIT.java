@@ -4,7 +4,8 @@ import io.connguard.core.testing.FaultRelay;
 import io.connguard.core.testing.LeakGuard;
 import io.connguard.core.testing.TestProxy;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.extension.ExtendWith;
 
 import java.sql.Connection;
@@ -17,14 +18,15 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 /**
- * Transaction mode with every byte arriving in a read of its own, both ways on both legs ({@link FaultRelay}s
+ * Relay, session and transaction mode with every byte arriving in a read of its own, both ways on both legs ({@link FaultRelay}s
  * forwarding {@link FaultRelay#byteAtATime} between the clients and connguard and between connguard and the
  * local MariaDB): the login, the tracking set-up, commands, OKs with session-state changes, PREPARE_OKs and
  * EXECUTEs (whose statement ids connguard rewrites), result sets and the resets are all cut at every offset,
- * and two clients sharing one server connection still get their own prepared statements and state.
+ * and two clients (in transaction mode sharing one server connection) still get their own prepared statements
+ * and state.
  */
 @ExtendWith(LeakGuard.class)
-class MySqlTransactionSplitReadsIT {
+class MySqlSplitReadsIT {
 
     private static final String URL_PARAMETERS = MySqlTransactionPoolIT.JDBC + "&useServerPrepStmts=true";
 
@@ -33,10 +35,16 @@ class MySqlTransactionSplitReadsIT {
         MySqlTransactionPoolIT.account();
     }
 
-    @Test
-    void preparedStatementsAndStateSurviveServerBytesSplitAtEveryOffset() throws Exception {
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"relay", "session", "transaction"})
+    void preparedStatementsAndStateSurviveBytesSplitAtEveryOffset(String mode) throws Exception {
+        String pool = switch (mode) {
+            case "session" -> "mode: session\nsize: 2";
+            case "transaction" -> "mode: transaction\nsize: 1";   // a and b share one connection
+            default -> "";
+        };
         try (FaultRelay relay = splitting(MySqlIt.database().hostPort());
-             TestProxy proxy = MySqlIt.proxyTo(relay.hostPort(), "    pool:\n" + "mode: transaction\nsize: 1".indent(6), """
+             TestProxy proxy = MySqlIt.proxyTo(relay.hostPort(), pool.isEmpty() ? "" : "    pool:\n" + pool.indent(6), """
                          maxConnections: 0
                          queueTimeout: 30s
                          idleInTransactionTimeout: 0
