@@ -375,8 +375,8 @@ final class MySqlTransactionMode implements MySqlCommandScanner.Gate, MySqlComma
             server.holdPrepare(null);
             context.toClient(held);
         }
-        if (holding) {
-            int from = Math.max(responses.packetStart(), bytes.readerIndex());
+        if (holding && responses.packetStart() >= 0) {           // held from the packet's first byte, always
+            int from = responses.packetStart();
             server.holdPrepare(context.alloc().heapBuffer(HELD_PREPARE).writeBytes(bytes, from, bytes.writerIndex() - from));
             bytes.writerIndex(from);
         }
