@@ -7,22 +7,20 @@ import io.connguard.core.api.ProxyError;
 import io.connguard.core.api.SessionContext;
 import io.netty.buffer.ByteBuf;
 
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
 import java.net.InetSocketAddress;
 
 /**
  * The PostgreSQL half of one client session: it reads the start-up packets (encryption requests go to
  * {@link PgClientEncryption}), names the client to core from its StartupMessage before any upstream
- * connection exists, forwards cancel requests, has TLS negotiated with the server when the listener asks
- * for it ({@link PgUpstreamTls}), answers the start-up itself on pooled listeners ({@link PgPooledStart},
- * {@link PgTransactionMode}), and then relays both streams buffer by buffer while {@link PgSessionTracker}
- * watches the message headers.
+ * connection exists, forwards cancel requests (its own route is {@link PgCancelTarget}'s), has TLS
+ * negotiated with the server when the listener asks for it ({@link PgUpstreamTls}), answers the start-up
+ * itself on pooled listeners ({@link PgPooledStart}, {@link PgTransactionMode}), and then relays both
+ * streams buffer by buffer while {@link PgSessionTracker} watches the message headers.
  *
  * @see <a href="https://www.postgresql.org/docs/current/protocol-flow.html">Message flow</a>,
  *     <a href="https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SSL">SSL session encryption</a>
  */
-final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTransactionMode.Client, PgCancelRouter.Target {
+final class PgSession extends PgCancelTarget implements ProtocolSession, PgSessionTracker.Owner, PgTransactionMode.Client {
 
     private enum Phase {
         /** Reading SSLRequest / GSSENCRequest / CancelRequest / StartupMessage. */
@@ -48,18 +46,7 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
         CLOSED
     }
 
-    private static final VarHandle CANCEL_TO;
-
-    static {
-        try {
-            CANCEL_TO = MethodHandles.lookup().findVarHandle(PgSession.class, "cancelTo", PgBackendKey.class);
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
-        }
-    }
-
     private final SessionContext context;
-    private final PgCancelRouter router;
     /** Reads the start-up packets and keeps early bytes; dropped when the relay starts (null from then on). */
     private PgStartupParser startupParser;
     private final PgSessionTracker tracker;
@@ -78,13 +65,6 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
     private boolean endedByCore;
     /** The client's StartupMessage, held until the server is ready for it; released in {@link #close()}. */
     private ByteBuf startup;
-    private PgBackendKey backendKey;
-    /**
-     * Pooled listeners: the key of the server connection a cancel with {@link #backendKey} reaches now (in
-     * transaction mode, null between transactions). Read by other event loops' cancel requests ({@link #CANCEL_TO}).
-     */
-    @SuppressWarnings("unused") // through CANCEL_TO
-    private PgBackendKey cancelTo;
     /** Who the StartupMessage named; a later application_name from the server re-keys the session. */
     private ClientIdentity identity;
     /** Pooled listeners: the start-up connguard answers itself, and the server connection lent. */
@@ -96,8 +76,8 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
     private PgTransactionMode transactions;
 
     PgSession(SessionContext context, PgCancelRouter router) {
+        super(router);
         this.context = context;
-        this.router = router;
         this.startupParser = new PgStartupParser(context.alloc());
         this.tracker = new PgSessionTracker(context, new PgStatementCapture(), this);
     }
@@ -393,14 +373,14 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
     /** Transaction mode: cancel requests with the client's key now reach the lent connection's backend. */
     @Override
     public void serverLent() {
-        CANCEL_TO.setRelease(this, server == null ? null : server.backendKey());
+        cancelTo(server == null ? null : server.backendKey());
     }
 
     /** Transaction mode: the connection went back; a cancel between transactions reaches nothing. */
     @Override
     public void serverReleased() {
         server = null;
-        CANCEL_TO.setRelease(this, null);
+        cancelTo(null);
     }
 
     // ---------------------------------------------------------------- upstream
@@ -494,12 +474,7 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
 
     @Override
     public void registerBackendKey(PgBackendKey key) {
-        if (backendKey != null) {
-            router.remove(backendKey, this);
-        }
-        backendKey = key;
-        CANCEL_TO.setRelease(this, server == null ? null : server.backendKey());
-        router.register(key, this);
+        routeCancels(key, server == null ? null : server.backendKey());
     }
 
     // ---------------------------------------------------------------- PgCancelRouter.Target (any thread)
@@ -507,11 +482,6 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
     @Override
     public InetSocketAddress cancelUpstream() {
         return context.listener().upstream();
-    }
-
-    @Override
-    public PgBackendKey cancelServerKey() {
-        return (PgBackendKey) CANCEL_TO.getAcquire(this);
     }
 
     @Override
@@ -588,9 +558,6 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
             startup.release();
             startup = null;
         }
-        if (backendKey != null) {
-            router.remove(backendKey, this);
-            backendKey = null;
-        }
+        removeCancelRoute();
     }
 }
