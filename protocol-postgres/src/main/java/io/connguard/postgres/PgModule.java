@@ -35,7 +35,7 @@ public final class PgModule implements ProtocolModule {
     /** Direct TLS ({@code sslnegotiation=direct}) must ask for this ALPN name, as PostgreSQL 17 requires. */
     @Override
     public List<String> tlsApplicationProtocols() {
-        return List.of(PgSession.ALPN);
+        return List.of(PgClientEncryption.ALPN);
     }
 
     /** Session pooling, and transaction pooling ({@link PgTransactionMode}). */

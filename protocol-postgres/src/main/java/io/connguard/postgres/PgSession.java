@@ -1,31 +1,26 @@
 package io.connguard.postgres;
 
 import io.connguard.core.api.ClientIdentity;
-import io.connguard.core.api.ClientTlsSession;
 import io.connguard.core.api.ListenerInfo.ClientTlsMode;
 import io.connguard.core.api.ProtocolSession;
 import io.connguard.core.api.ProxyError;
 import io.connguard.core.api.SessionContext;
 import io.netty.buffer.ByteBuf;
-import io.netty.channel.Channel;
-import io.netty.util.concurrent.Future;
 
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
 import java.net.InetSocketAddress;
-import java.util.Locale;
 
 /**
- * The PostgreSQL half of one client session: it answers the client's encryption requests (TLS through
- * core when the listener's {@code clientTls} offers it, by SSLRequest or direct TLS), reads the
- * StartupMessage and names the client to core before any upstream connection exists, forwards cancel
- * requests, negotiates TLS with the server when the listener asks for it, and then relays both streams
- * buffer by buffer while {@link PgSessionTracker} watches the message headers.
+ * The PostgreSQL half of one client session: it reads the start-up packets (encryption requests go to
+ * {@link PgClientEncryption}), names the client to core from its StartupMessage before any upstream
+ * connection exists, forwards cancel requests (its own route is {@link PgCancelTarget}'s), has TLS
+ * negotiated with the server when the listener asks for it ({@link PgUpstreamTls}), answers the start-up
+ * itself on pooled listeners ({@link PgPooledStart}, {@link PgTransactionMode}), and then relays both
+ * streams buffer by buffer while {@link PgSessionTracker} watches the message headers.
  *
  * @see <a href="https://www.postgresql.org/docs/current/protocol-flow.html">Message flow</a>,
  *     <a href="https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SSL">SSL session encryption</a>
  */
-final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTransactionMode.Client, PgCancelRouter.Target {
+final class PgSession extends PgCancelTarget implements ProtocolSession, PgSessionTracker.Owner, PgTransactionMode.Client {
 
     private enum Phase {
         /** Reading SSLRequest / GSSENCRequest / CancelRequest / StartupMessage. */
@@ -51,23 +46,7 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
         CLOSED
     }
 
-    private static final VarHandle CANCEL_TO;
-
-    static {
-        try {
-            CANCEL_TO = MethodHandles.lookup().findVarHandle(PgSession.class, "cancelTo", PgBackendKey.class);
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
-        }
-    }
-
-    private static final int SSL_REQUEST_LENGTH = 8;
-    private static final byte[] SCRAM_PLUS = "SCRAM-SHA-256-PLUS\0".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
-    /** The ALPN protocol name of PostgreSQL over TLS. */
-    static final String ALPN = "postgresql";
-
     private final SessionContext context;
-    private final PgCancelRouter router;
     /** Reads the start-up packets and keeps early bytes; dropped when the relay starts (null from then on). */
     private PgStartupParser startupParser;
     private final PgSessionTracker tracker;
@@ -75,28 +54,17 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
     // repeated here, nor the statement capture, which the tracker holds too (8 bytes of every session).
 
     private Phase phase = Phase.STARTUP;
-    private boolean sslAnswered;
-    private boolean gssAnswered;
-    /** TLS with the client has started (by SSLRequest or directly): what follows is decrypted. */
-    private boolean encrypted;
-    private boolean directTls;
-    /** Both legs are TLS: the client's first password message is looked at for a channel-binding choice. */
-    private boolean watchSaslChoice;
-    /** The SSLRequest was answered 'N' ({@code clientTls: disable}). */
-    private boolean sslRefused;
+    /**
+     * The client's encryption requests and TLS: made at the first request, dropped when the relay starts (or
+     * in it after the client's first message, when both legs are TLS and its SASL choice is watched).
+     */
+    private PgClientEncryption encryption;
     /** A start-up packet refused as the server refuses it; {@link #clientError} then gives the server's reply. */
     private PgInvalidPacket refused;
     /** Core ended the session before the StartupMessage (and logged why). */
     private boolean endedByCore;
     /** The client's StartupMessage, held until the server is ready for it; released in {@link #close()}. */
     private ByteBuf startup;
-    private PgBackendKey backendKey;
-    /**
-     * Pooled listeners: the key of the server connection a cancel with {@link #backendKey} reaches now (in
-     * transaction mode, null between transactions). Read by other event loops' cancel requests ({@link #CANCEL_TO}).
-     */
-    @SuppressWarnings("unused") // through CANCEL_TO
-    private PgBackendKey cancelTo;
     /** Who the StartupMessage named; a later application_name from the server re-keys the session. */
     private ClientIdentity identity;
     /** Pooled listeners: the start-up connguard answers itself, and the server connection lent. */
@@ -108,8 +76,8 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
     private PgTransactionMode transactions;
 
     PgSession(SessionContext context, PgCancelRouter router) {
+        super(router);
         this.context = context;
-        this.router = router;
         this.startupParser = new PgStartupParser(context.alloc());
         this.tracker = new PgSessionTracker(context, new PgStatementCapture(), this);
     }
@@ -120,8 +88,8 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
     public void onClientBytes(ByteBuf bytes) {
         switch (phase) {
             case RELAY -> {
-                if (watchSaslChoice) {
-                    checkSaslChoice(bytes);
+                if (encryption != null && !encryption.checkSaslChoice(bytes)) {
+                    encryption = null;
                 }
                 tracker.clientScanner.scan(bytes);
                 if (transactions != null) {
@@ -172,17 +140,17 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
             if (packet == null) {
                 return;
             }
-            if (packet == PgNegotiationRequest.SSL_REQUEST) {
-                answerSslRequest();
-            } else if (packet == PgNegotiationRequest.GSSENC_REQUEST) {
-                refuseGssEncryption();
-            } else if (packet == PgNegotiationRequest.DIRECT_TLS) {
-                directTls();
+            if (packet instanceof PgNegotiationRequest request) {
+                if (encryption == null) {
+                    encryption = new PgClientEncryption(this, context);
+                }
+                encryption.answer(request, startupParser);
             } else if (packet instanceof PgCancelRequest cancel) {
                 phase = Phase.CANCEL;
                 router.forward(context, cancel.key(), startupParser.lastPacketBytes());
             } else if (packet instanceof PgStartupMessage message) {
-                if (!encrypted && context.listener().clientTls() == ClientTlsMode.REQUIRE) {
+                if ((encryption == null || !encryption.encrypted())
+                        && context.listener().clientTls() == ClientTlsMode.REQUIRE) {
                     phase = Phase.FAILED;
                     context.plaintextRefused(message.identity());
                     return;
@@ -211,146 +179,43 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
      * Ends the session as the server ends a connection whose start-up packet it refuses: with its FATAL
      * error, or (bad lengths, incomplete packets) without a word. Core logs and counts it as a protocol error.
      */
-    private void refuse(PgInvalidPacket invalid) {
+    void refuse(PgInvalidPacket invalid) {
         refused = invalid;
         fail(invalid.reason());
     }
 
-    /**
-     * Answers SSLRequest: 'S' and TLS through core when the listener offers it, else 'N' (the proxy then
-     * cannot see through encryption on the client leg, so {@code sslmode=prefer} clients continue in
-     * plaintext and {@code require} clients stop with their own error). It is answered once (the parser
-     * reads a second one as a StartupMessage of protocol 1234.5679, which the server refuses), and not over
-     * direct TLS. Bytes the client sent after it, before the answer, were sent in plaintext and could have
-     * been injected: refused as PostgreSQL refuses them (CVE-2021-23214, CVE-2021-23222).
-     */
-    private void answerSslRequest() {
-        if (encrypted) {
-            fail("SSLRequest over an encrypted connection");
-            return;
-        }
-        sslAnswered = true;
-        if (!context.listener().clientTls().enabled()) {
-            sslRefused = true;
-            context.toClient(context.alloc().buffer(1).writeByte('N'));
-            refuseEarlyBytes("received unencrypted data after SSL request");
-            return;
-        }
-        context.toClient(context.alloc().buffer(1).writeByte('S'));
-        if (startupParser.buffered() > 0) {
-            fail("received unencrypted data after SSL request");
-            return;
-        }
-        startClientTls(null);
-    }
-
-    /** GSSENCRequest is always answered 'N' (the proxy speaks no GSSAPI); once (as above), and not over TLS. */
-    private void refuseGssEncryption() {
-        if (encrypted && sslAnswered) {
-            // After TLS by SSLRequest the server takes no second encryption request and reads it as a version.
-            refuse(PgStartupMessage.unsupportedVersion(PgStartupParser.GSSENC_REQUEST_CODE));
-            return;
-        }
-        if (encrypted) {
-            fail("GSSENCRequest over an encrypted connection");
-            return;
-        }
-        gssAnswered = true;
-        context.toClient(context.alloc().buffer(1).writeByte('N'));
-        refuseEarlyBytes("received unencrypted data after GSSAPI encryption request");
-    }
-
-    /** After an 'N': what came with the request, before its answer, gets the server's FATAL error. */
-    private void refuseEarlyBytes(String message) {
-        if (startupParser.buffered() > 0) {
-            refuse(PgInvalidPacket.fatal(new PgStartupReply("08P01", message,
-                    "This could be either a client-software bug or evidence of an attempted man-in-the-middle attack.",
-                    null, false)));
-        }
-    }
-
-    /**
-     * The client opened with a TLS ClientHello (PostgreSQL 17's {@code sslnegotiation=direct}): TLS through
-     * core when the listener offers it, as the very first bytes only; the handshake must then agree on ALPN
-     * {@code postgresql} (checked in {@link #clientTlsDone}).
-     */
-    private void directTls() {
-        if (encrypted || sslAnswered || gssAnswered) {
-            // Only the very first byte may open TLS; later the server reads 0x16... as a length, and closes.
-            refuse(PgInvalidPacket.silent(PgInvalidPacket.INVALID_LENGTH));
-            return;
-        }
-        if (!context.listener().clientTls().enabled()) {
-            context.clientTlsRefused(null, "a direct TLS handshake, sslnegotiation=direct");
-            context.log().debug("client opened with a TLS handshake (sslnegotiation=direct) but this listener "
-                    + "does not accept TLS from clients (clientTls: disable); closing. Connect with "
-                    + "sslmode=disable or prefer and the default sslnegotiation=postgres");
-            phase = Phase.CLOSED;
-            context.close();
-            return;
-        }
-        directTls = true;
-        startClientTls(startupParser.takeRemainder());
-    }
-
-    private void startClientTls(ByteBuf alreadyRead) {
-        phase = Phase.CLIENT_TLS;
-        encrypted = true;
-        context.startClientTls(alreadyRead).addListener(this::clientTlsDone);
-    }
-
-    /** The handshake is over (on failure core has ended the session): read the decrypted start-up packets. */
-    private void clientTlsDone(Future<? super ClientTlsSession> handshake) {
-        if (!handshake.isSuccess() || phase != Phase.CLIENT_TLS) {
-            return;
-        }
-        ClientTlsSession tls = (ClientTlsSession) handshake.getNow();
-        if (directTls && !ALPN.equals(tls.applicationProtocol())) {
-            // PostgreSQL 17 refuses the same way, over the established TLS connection.
-            fail("received direct SSL connection request without ALPN protocol negotiation extension "
-                    + "(a client using sslnegotiation=direct must offer ALPN \"postgresql\")");
-            return;
-        }
-        phase = Phase.STARTUP;
-        readStartupPackets();
-    }
-
-    /**
-     * With TLS on both legs the server offers SCRAM-SHA-256-PLUS, and a client that takes it binds its
-     * login to connguard's certificate, which the server refuses ("SCRAM channel binding check failed").
-     * The proxy cannot repair that (channel binding exists to detect a party in the middle), so it says
-     * what to change. Looks only at the client's first password message (SASLInitialResponse), if whole
-     * in one read.
-     */
-    private void checkSaslChoice(ByteBuf bytes) {
-        int at = bytes.readerIndex();
-        if (!bytes.isReadable()) {
-            return;
-        }
-        if (bytes.getByte(at) != 'p') {
-            watchSaslChoice = false; // the client's first message is not a password message: no SCRAM
-            return;
-        }
-        if (bytes.readableBytes() < 5 + SCRAM_PLUS.length) {
-            return; // split: the check is a hint, not a rule; the next read may hold the rest
-        }
-        watchSaslChoice = false;
-        for (int i = 0; i < SCRAM_PLUS.length; i++) {
-            if (bytes.getByte(at + 5 + i) != SCRAM_PLUS[i]) {
-                return;
-            }
-        }
-        context.log().warn("the client chose SCRAM-SHA-256-PLUS (channel binding), which fails through connguard "
-                + "when both legs are TLS: the server binds the login to its own certificate, the client to "
-                + "connguard's. Set channel_binding=disable (libpq) or channelBinding=disable (pgjdbc) on the client");
-    }
-
-    private void fail(String reason) {
+    /** Malformed or unsupported client input: core sends the error ({@link #clientError}) and closes. */
+    void fail(String reason) {
         phase = Phase.FAILED;
         context.violation(reason);
     }
 
-    private void upstreamFailed(String reason) {
+    // ---------------------------------------------------------------- PgClientEncryption's calls
+
+    /** Core runs the TLS handshake with the client; what the client sends meanwhile is held. */
+    void clientTlsStarted() {
+        phase = Phase.CLIENT_TLS;
+    }
+
+    /** The session still waits for the client's TLS handshake (it did not fail or close meanwhile). */
+    boolean inClientTls() {
+        return phase == Phase.CLIENT_TLS;
+    }
+
+    /** The client's TLS handshake succeeded: the start-up packets are read again, decrypted. */
+    void clientTlsReady() {
+        phase = Phase.STARTUP;
+        readStartupPackets();
+    }
+
+    /** Closes without a word (a direct TLS hello on a listener without {@code clientTls}). */
+    void closeNow() {
+        phase = Phase.CLOSED;
+        context.close();
+    }
+
+    /** The upstream is unusable: core counts it, sends the client 08006 ({@link #clientError}) and closes. */
+    void upstreamFailed(String reason) {
         phase = Phase.FAILED;
         context.upstreamFailed(reason);
     }
@@ -363,12 +228,7 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
      * connection is then closed instead of reused.
      */
     private void withoutTerminate(ByteBuf bytes) {
-        int end = bytes.writerIndex();
-        if (bytes.readableBytes() >= 5 && bytes.getByte(end - 5) == 'X' && bytes.getInt(end - 4) == 4) {
-            bytes.writerIndex(end - 5);
-        } else {
-            terminateLeaked = true;
-        }
+        cutTerminate(bytes);
         if (bytes.isReadable()) {
             context.toUpstream(bytes);
         } else {
@@ -382,18 +242,23 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
      */
     private void transactionBytes(ByteBuf bytes) {
         if (tracker.terminated()) {
-            int end = bytes.writerIndex();
-            if (bytes.readableBytes() >= 5 && bytes.getByte(end - 5) == 'X' && bytes.getInt(end - 4) == 4) {
-                bytes.writerIndex(end - 5);
-            } else {
-                terminateLeaked = true;
-            }
+            cutTerminate(bytes);
         }
         if (!bytes.isReadable() || terminateLeaked) {
             bytes.release();
             return;
         }
         transactions.clientBytes(bytes);
+    }
+
+    /** Cuts the client's Terminate off the end of {@code bytes}, or notes that it was split across reads. */
+    private void cutTerminate(ByteBuf bytes) {
+        int end = bytes.writerIndex();
+        if (bytes.readableBytes() >= 5 && bytes.getByte(end - 5) == 'X' && bytes.getInt(end - 4) == 4) {
+            bytes.writerIndex(end - 5);
+        } else {
+            terminateLeaked = true;
+        }
     }
 
     @Override
@@ -435,6 +300,7 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
     /** Tells the client what the server would have after its StartupMessage, and relays from then on. */
     private void answerStartup() {
         phase = Phase.RELAY;
+        encryption = null; // connguard asked for the password itself: no SASL choice to watch
         ByteBuf answer = pooled.loginAnswer(server, PgPooledStart.mintProcessId(), PgPooledStart.mintSecret());
         pooled.release();
         if (transactions != null) {
@@ -507,14 +373,14 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
     /** Transaction mode: cancel requests with the client's key now reach the lent connection's backend. */
     @Override
     public void serverLent() {
-        CANCEL_TO.setRelease(this, server == null ? null : server.backendKey());
+        cancelTo(server == null ? null : server.backendKey());
     }
 
     /** Transaction mode: the connection went back; a cancel between transactions reaches nothing. */
     @Override
     public void serverReleased() {
         server = null;
-        CANCEL_TO.setRelease(this, null);
+        cancelTo(null);
     }
 
     // ---------------------------------------------------------------- upstream
@@ -526,8 +392,7 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
         }
         if (context.listener().upstreamTls().enabled()) {
             phase = Phase.UPSTREAM_SSL_REQUEST;
-            context.toUpstream(context.alloc().buffer(SSL_REQUEST_LENGTH)
-                    .writeInt(SSL_REQUEST_LENGTH).writeInt(PgStartupParser.SSL_REQUEST_CODE));
+            context.toUpstream(PgUpstreamTls.sslRequest(context.alloc()));
         } else {
             startRelay();
         }
@@ -543,7 +408,9 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
     /** Sends the held StartupMessage, then whatever the client sent early, and relays from then on. */
     private void startRelay() {
         phase = Phase.RELAY;
-        watchSaslChoice = encrypted && context.listener().upstreamTls().enabled();
+        if (encryption != null && !encryption.watchSaslChoice(context.listener().upstreamTls().enabled())) {
+            encryption = null;
+        }
         ByteBuf message = startup;
         startup = null;
         context.toUpstream(message);
@@ -568,7 +435,7 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
                 tracker.serverScanner.scan(bytes);
                 context.toClient(bytes);
             }
-            case UPSTREAM_SSL_REQUEST -> answerToSslRequest(bytes);
+            case UPSTREAM_SSL_REQUEST -> PgUpstreamTls.answer(this, context, bytes);
             case APPLYING -> applyReply(bytes);
             case UPSTREAM_TLS_HANDSHAKE -> {
                 bytes.release();
@@ -578,40 +445,16 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
         }
     }
 
-    /**
-     * The server's one-byte answer to our SSLRequest. Bytes after an 'S' would have been sent in plaintext
-     * before the handshake: refused, as libpq refuses them (CVE-2021-23222).
-     */
-    private void answerToSslRequest(ByteBuf bytes) {
-        if (!bytes.isReadable()) {
-            bytes.release();
-            return;
-        }
-        byte answer = bytes.getByte(bytes.readerIndex());
-        int extra = bytes.readableBytes() - 1;
-        bytes.release();
-        if (answer == 'S' && extra == 0) {
-            phase = Phase.UPSTREAM_TLS_HANDSHAKE;
-            context.startUpstreamTls().addListener(this::tlsHandshakeDone);
-            return;
-        }
-        if (answer == 'S') {
-            upstreamFailed("server sent unencrypted data after accepting TLS");
-        } else if (answer == 'N') {
-            upstreamFailed("server does not support TLS (it answered the SSLRequest with N) but upstreamTls.mode is "
-                    + context.listener().upstreamTls().name().toLowerCase(Locale.ROOT).replace('_', '-'));
-        } else {
-            upstreamFailed(String.format("unexpected answer 0x%02x to SSLRequest", answer & 0xFF));
-        }
+    // ---------------------------------------------------------------- PgUpstreamTls's calls
+
+    /** The server accepted TLS and core runs the handshake; server bytes meanwhile fail the session. */
+    void upstreamTlsStarted() {
+        phase = Phase.UPSTREAM_TLS_HANDSHAKE;
     }
 
-    private void tlsHandshakeDone(Future<? super Channel> handshake) {
-        if (!context.eventLoop().inEventLoop()) {
-            context.eventLoop().execute(() -> tlsHandshakeDone(handshake));
-            return;
-        }
-        // On failure core has ended the session already.
-        if (handshake.isSuccess() && phase == Phase.UPSTREAM_TLS_HANDSHAKE) {
+    /** The upstream TLS handshake succeeded: the StartupMessage goes to the server, encrypted. */
+    void upstreamTlsReady() {
+        if (phase == Phase.UPSTREAM_TLS_HANDSHAKE) {
             startRelay();
         }
     }
@@ -631,12 +474,7 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
 
     @Override
     public void registerBackendKey(PgBackendKey key) {
-        if (backendKey != null) {
-            router.remove(backendKey, this);
-        }
-        backendKey = key;
-        CANCEL_TO.setRelease(this, server == null ? null : server.backendKey());
-        router.register(key, this);
+        routeCancels(key, server == null ? null : server.backendKey());
     }
 
     // ---------------------------------------------------------------- PgCancelRouter.Target (any thread)
@@ -644,11 +482,6 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
     @Override
     public InetSocketAddress cancelUpstream() {
         return context.listener().upstream();
-    }
-
-    @Override
-    public PgBackendKey cancelServerKey() {
-        return (PgBackendKey) CANCEL_TO.getAcquire(this);
     }
 
     @Override
@@ -707,7 +540,7 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
             context.log().info("incomplete startup packet: the connection ended after {} bytes of it",
                     startupParser.buffered());
         }
-        if (sslRefused && phase == Phase.STARTUP && startupParser != null && startupParser.buffered() == 0) {
+        if (encryption != null && encryption.sslRefused() && phase == Phase.STARTUP && startupParser != null && startupParser.buffered() == 0) {
             // It hung up after the 'N' instead of going on in plaintext: it wanted TLS (sslmode=require).
             context.clientTlsRefused(null, "SSLRequest, answered N");
         }
@@ -725,9 +558,6 @@ final class PgSession implements ProtocolSession, PgSessionTracker.Owner, PgTran
             startup.release();
             startup = null;
         }
-        if (backendKey != null) {
-            router.remove(backendKey, this);
-            backendKey = null;
-        }
+        removeCancelRoute();
     }
 }
